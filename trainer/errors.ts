@@ -1,0 +1,41 @@
+/**
+ * The one error type the trainer throws for bad input. It names the file and the field, so the CLI,
+ * the JSON event stream and the extension can all show the user where to look.
+ */
+export class LoraStudioError extends Error {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'LoraStudioError';
+  }
+
+  /** One line for people: `file: field: message`. */
+  describe(): string {
+    const where = [this.file, this.field].filter(Boolean).join(': ');
+    return where ? `${where}: ${this.message}` : this.message;
+  }
+}
+
+/** Close names first, for "did you mean" hints. Levenshtein distance; inputs are short (field and module names). */
+export function closestNames(wanted: string, candidates: Iterable<string>, limit = 3): string[] {
+  const scored: Array<[number, string]> = [];
+  for (const c of candidates) scored.push([editDistance(wanted, c), c]);
+  scored.sort((a, b) => a[0] - b[0] || a[1].localeCompare(b[1]));
+  const cutoff = Math.max(2, Math.ceil(wanted.length / 2));
+  return scored.filter(([d]) => d <= cutoff).slice(0, limit).map(([, c]) => c);
+}
+
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}

@@ -1,0 +1,227 @@
+/**
+ * safetensors, both directions: an 8-byte little-endian header length, a JSON header of
+ * `{name: {dtype, shape, data_offsets}}` plus optional `__metadata__`, then the raw bytes.
+ * The reader trusts nothing in the header: every offset, size and dtype is checked against the file.
+ * Float weights are decoded to Float32 (we compute in F32); F16/BF16 are encoded back with round-to-nearest-even.
+ */
+import * as fs from 'node:fs';
+import { LoraStudioError } from '../errors';
+import { writeFileAtomic } from './atomic';
+
+export type FloatDType = 'F32' | 'F16' | 'BF16';
+const ITEM_SIZE: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, U16: 2, U32: 4, U64: 8,
+  F8_E4M3: 1, F8_E5M2: 1,
+};
+/** Headers above this are not weights files (the Rust reference caps it at 100 MB too). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export interface TensorEntry {
+  dtype: string;
+  shape: number[];
+  /** byte range inside the data section */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsFile {
+  path: string;
+  metadata: Record<string, string>;
+  entries: Map<string, TensorEntry>;
+  /** the data section (after the header) */
+  data: Buffer;
+}
+
+/** A host-side tensor: always F32 values, with the dtype it was stored as (kept for writing back). */
+export interface HostTensor {
+  shape: number[];
+  data: Float32Array;
+  dtype: FloatDType;
+}
+
+const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+export function readSafetensors(file: string): SafetensorsFile {
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new LoraStudioError(`cannot read: ${(e as Error).message}`, file);
+  }
+  return parseSafetensors(buf, file);
+}
+
+/** Reads only the header (for shapes and dtypes) without loading the tensors. */
+export function readSafetensorsHeader(file: string): Omit<SafetensorsFile, 'data'> {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const lenBuf = Buffer.alloc(8);
+    if (size < 8 || fs.readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new LoraStudioError(`file is ${size} bytes, too short for a safetensors header`, file, 'header');
+    const n = checkHeaderLength(lenBuf.readBigUInt64LE(0), size, file);
+    const head = Buffer.alloc(n);
+    fs.readSync(fd, head, 0, n, 8);
+    return parseHeader(head, size - 8 - n, file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function checkHeaderLength(n: bigint, fileSize: number, file: string): number {
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new LoraStudioError(`header length ${n} is absurd (limit ${MAX_HEADER_BYTES} bytes); not a safetensors file?`, file, 'header');
+  if (n > BigInt(fileSize - 8)) throw new LoraStudioError(`header length ${n} runs past the end of the ${fileSize}-byte file`, file, 'header');
+  return Number(n);
+}
+
+export function parseSafetensors(buf: Buffer, file: string): SafetensorsFile {
+  if (buf.length < 8) throw new LoraStudioError(`file is ${buf.length} bytes, too short for a safetensors header`, file, 'header');
+  const n = checkHeaderLength(buf.readBigUInt64LE(0), buf.length, file);
+  const parsed = parseHeader(buf.subarray(8, 8 + n), buf.length - 8 - n, file);
+  return { ...parsed, data: buf.subarray(8 + n) };
+}
+
+function parseHeader(head: Buffer, dataSize: number, file: string): Omit<SafetensorsFile, 'data'> {
+  let json: unknown;
+  try {
+    json = JSON.parse(head.toString('utf8'));
+  } catch (e) {
+    throw new LoraStudioError(`header is not valid JSON (${(e as Error).message})`, file, 'header');
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new LoraStudioError('header is not a JSON object', file, 'header');
+  const metadata: Record<string, string> = {};
+  const entries = new Map<string, TensorEntry>();
+  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (!raw || typeof raw !== 'object') throw new LoraStudioError('__metadata__ must be an object of strings', file, '__metadata__');
+      for (const [k, v] of Object.entries(raw)) {
+        if (typeof v !== 'string') throw new LoraStudioError(`__metadata__.${k} must be a string`, file, '__metadata__');
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e?.dtype !== 'string' || !(e.dtype in ITEM_SIZE)) throw new LoraStudioError(`unknown dtype ${JSON.stringify(e?.dtype)}`, file, `${name}.dtype`);
+    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new LoraStudioError('shape must be a list of non-negative integers', file, `${name}.shape`);
+    const off = e.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
+      throw new LoraStudioError('data_offsets must be [begin, end] with 0 <= begin <= end', file, `${name}.data_offsets`);
+    }
+    const [begin, end] = off as [number, number];
+    if (end > dataSize) throw new LoraStudioError(`data_offsets [${begin}, ${end}] run past the ${dataSize}-byte data section`, file, `${name}.data_offsets`);
+    const want = numel(e.shape as number[]) * ITEM_SIZE[e.dtype];
+    if (end - begin !== want) throw new LoraStudioError(`data_offsets cover ${end - begin} bytes but ${e.dtype}${JSON.stringify(e.shape)} needs ${want}`, file, `${name}.data_offsets`);
+    entries.set(name, { dtype: e.dtype, shape: e.shape as number[], begin, end });
+  }
+  const spans = [...entries.entries()].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i][1].begin < spans[i - 1][1].end) throw new LoraStudioError(`tensor bytes overlap ${spans[i - 1][0]}`, file, `${spans[i][0]}.data_offsets`);
+  }
+  return { path: file, metadata, entries };
+}
+
+/** Decodes one tensor to F32. Only float dtypes are weights; anything else is an error naming the tensor. */
+export function tensorToF32(st: SafetensorsFile, name: string): HostTensor {
+  const e = st.entries.get(name);
+  if (!e) throw new LoraStudioError('tensor is missing', st.path, name);
+  const bytes = st.data.subarray(e.begin, e.end);
+  const n = numel(e.shape);
+  const out = new Float32Array(n);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  switch (e.dtype) {
+    case 'F32':
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
+      return { shape: e.shape, data: out, dtype: 'F32' };
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
+      return { shape: e.shape, data: out, dtype: 'F16' };
+    case 'BF16': {
+      const u32 = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u32[i] = dv.getUint16(i * 2, true) << 16;
+      return { shape: e.shape, data: out, dtype: 'BF16' };
+    }
+    default:
+      throw new LoraStudioError(`dtype ${e.dtype} is not a float weight type (F32, F16, BF16)`, st.path, `${name}.dtype`);
+  }
+}
+
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** F32 → F16 bits, round to nearest even, with subnormals, overflow to Inf and NaN kept. */
+export function f32ToF16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let r = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    if (rem > half || (rem === half && r & 1)) r++;
+    return sign | r;
+  }
+  let r = mant >>> 13;
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && r & 1)) {
+    r++;
+    if (r === 0x400) { r = 0; e++; if (e >= 0x1f) return sign | 0x7c00; }
+  }
+  return sign | (e << 10) | r;
+}
+
+/** F32 → BF16 bits, round to nearest even, NaN kept. */
+export function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function encodeTensor(t: HostTensor): Buffer {
+  const n = t.data.length;
+  if (t.dtype === 'F32') return Buffer.from(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + n * 4));
+  const out = Buffer.alloc(n * 2);
+  const enc = t.dtype === 'F16' ? f32ToF16 : f32ToBf16;
+  for (let i = 0; i < n; i++) out.writeUInt16LE(enc(t.data[i]), i * 2);
+  return out;
+}
+
+/** Serialises tensors (in the given order) with optional metadata; the header is padded to 8 bytes as the Python writer does. */
+export function serializeSafetensors(tensors: Map<string, HostTensor>, metadata?: Record<string, string>): Buffer[] {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    if (numel(t.shape) !== t.data.length) throw new Error(`${name}: shape ${JSON.stringify(t.shape)} does not hold ${t.data.length} values`);
+    const bytes = encodeTensor(t);
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
+  return [len, Buffer.from(json, 'utf8'), ...chunks];
+}
+
+export function writeSafetensors(file: string, tensors: Map<string, HostTensor>, metadata?: Record<string, string>): void {
+  writeFileAtomic(file, serializeSafetensors(tensors, metadata));
+}
