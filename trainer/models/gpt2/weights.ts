@@ -37,3 +37,8 @@ export function gpt2WeightShapes(c: GPT2Config, task: Task, numLabels = 2): Map<
   if (task === 'seq-cls') m.set('score.weight', [numLabels, C]);
   return m;
 }
+
+/** GPT-2's blocks use Conv1D (weight [in, out]); the heads lm_head and score are nn.Linear (weight [out, in]). */
+export function isConv1D(moduleName: string): boolean {
+  return /(^|\.)h\.\d+\.(attn|mlp)\.(c_attn|c_proj|c_fc)$/.test(moduleName);
+}

@@ -1,0 +1,52 @@
+/**
+ * Examples → padded batches: dynamic padding to the longest example in the batch (right padding),
+ * with an attention mask. Truncation happens earlier, when examples are tokenized.
+ */
+export interface Example {
+  input_ids: number[];
+  /** seq-cls: the class id */
+  label?: number;
+}
+
+export interface Batch {
+  batch_size: number;
+  seq_len: number;
+  /** [batch_size * seq_len], row-major, right-padded with pad_token_id */
+  input_ids: Int32Array;
+  /** [batch_size * seq_len]: 1 for real tokens, 0 for padding */
+  attention_mask: Int32Array;
+  /** seq-cls: [batch_size] */
+  labels?: Int32Array;
+  /** number of real tokens in the batch */
+  num_tokens: number;
+}
+
+export function collate(examples: Example[], padTokenId: number): Batch {
+  if (examples.length === 0) throw new Error('collate: empty batch');
+  const B = examples.length;
+  const T = Math.max(1, ...examples.map((e) => e.input_ids.length));
+  const input_ids = new Int32Array(B * T).fill(padTokenId);
+  const attention_mask = new Int32Array(B * T);
+  let num_tokens = 0;
+  examples.forEach((e, b) => {
+    input_ids.set(e.input_ids, b * T);
+    attention_mask.fill(1, b * T, b * T + e.input_ids.length);
+    num_tokens += e.input_ids.length;
+  });
+  const hasLabels = examples.every((e) => e.label !== undefined);
+  return {
+    batch_size: B,
+    seq_len: T,
+    input_ids,
+    attention_mask,
+    labels: hasLabels ? Int32Array.from(examples.map((e) => e.label!)) : undefined,
+    num_tokens,
+  };
+}
+
+/** Splits examples into consecutive batches of at most `size`. */
+export function batches<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
