@@ -9,7 +9,7 @@ import type { Task } from './config';
 export type ModuleType =
   | 'GPT2LMHeadModel' | 'GPT2ForSequenceClassification' | 'GPT2Model' | 'ModuleList' | 'GPT2Block'
   | 'GPT2Attention' | 'GPT2MLP' | 'Conv1D' | 'Linear' | 'Embedding' | 'LayerNorm' | 'Dropout' | 'NewGELUActivation'
-  | 'GELUActivation' | 'ReLU';
+  | 'GELUActivation' | 'GELUTanh' | 'ReLU';
 
 export interface ModuleInfo {
   /** exactly as PyTorch's model.named_modules() prints it; the root is '' */
@@ -70,6 +70,11 @@ export interface AdapterWeights {
    * `score.weight`, and biases trained with bias='all' / 'lora_only', e.g. `transformer.h.0.attn.c_attn.bias`.
    */
   extra: Map<string, HostTensor>;
+  /**
+   * The safetensors `__metadata__` beside `format: "pt"`: the seq-cls head's `id2label` / `label2id` as JSON
+   * strings. PEFT and transformers ignore metadata keys they do not know.
+   */
+  metadata?: Record<string, string>;
 }
 
 export type { Task };

@@ -1,0 +1,255 @@
+/**
+ * Hugging Face GPT-2 model folders, both directions: loads config.json plus model.safetensors (or the shards
+ * listed by model.safetensors.index.json) into canonical, checked F32 host tensors, and writes a complete new
+ * folder (config, weights in the input's key layout and dtypes, tokenizer files) without ever touching the source.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LoraStudioError, closestNames } from '../errors';
+import { type GPT2Config, configNumLabels, readConfig } from '../models/gpt2/config';
+import { IGNORED_BUFFER, PREFIX, gpt2WeightShapes } from '../models/gpt2/weights';
+import type { Task } from '../lora/config';
+import { Rng } from '../util/rng';
+import { type HostTensor, type SafetensorsFile, readSafetensors, tensorToF32, writeSafetensors } from './safetensors';
+import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './atomic';
+
+export const WEIGHTS_FILE = 'model.safetensors';
+export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
+/** The files besides the weights that make a folder usable by `from_pretrained`; copied as they are. */
+export const TOKENIZER_FILES = [
+  'tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'special_tokens_map.json', 'added_tokens.json',
+  'generation_config.json',
+];
+
+export interface LoadedModel {
+  dir: string;
+  config: GPT2Config;
+  task: Task;
+  num_labels: number;
+  /** canonical keys of gpt2WeightShapes (`transformer.` prefix; `score.weight` bare), values in F32, dtype as stored */
+  weights: Map<string, HostTensor>;
+  /** whether the input's keys carried `transformer.` (transformers' layout) or not (the original gpt2 checkpoint) */
+  layout: 'prefixed' | 'bare';
+  sharded: boolean;
+  /** names (not paths) of the TOKENIZER_FILES present in the folder */
+  tokenizerFiles: string[];
+  warnings: string[];
+}
+
+export interface LoadModelOptions {
+  task?: Task;
+  num_labels?: number;
+  /** seed for a newly initialised score.weight (default 42) */
+  seed?: number;
+}
+
+const SEQ_CLS_ARCH = 'GPT2ForSequenceClassification';
+
+/** The task a config was saved for: GPT2ForSequenceClassification → seq-cls, anything else → causal-lm. */
+export function taskFromConfig(config: GPT2Config): Task {
+  return Array.isArray(config.architectures) && config.architectures.includes(SEQ_CLS_ARCH) ? 'seq-cls' : 'causal-lm';
+}
+
+export function loadModelFolder(dir: string, opts: LoadModelOptions = {}): LoadedModel {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraStudioError('not a folder: a Hugging Face model folder was expected', dir);
+  const config = readConfig(dir);
+  const task = opts.task ?? taskFromConfig(config);
+  const num_labels = task === 'seq-cls' ? (opts.num_labels ?? configNumLabels(config)) : configNumLabels(config);
+  if (!Number.isInteger(num_labels) || num_labels < 1) {
+    throw new LoraStudioError(`num_labels must be a positive integer, got ${JSON.stringify(num_labels)}`, path.join(dir, 'config.json'), 'num_labels');
+  }
+  const warnings: string[] = [];
+  const raw = readRawTensors(dir);
+  const expected = gpt2WeightShapes(config, task, num_labels);
+  const weights = new Map<string, HostTensor>();
+  let prefixed = 0;
+  let bare = 0;
+  const unexpected: string[] = [];
+  let lmHead: { key: string; file: string; t: HostTensor } | undefined;
+  let droppedScore = false;
+
+  for (const [key, file] of raw.where) {
+    if (IGNORED_BUFFER.test(key)) continue;
+    if (key === 'lm_head.weight') {
+      lmHead = { key, file, t: decode(raw, key) };
+      continue;
+    }
+    if (key === 'score.weight' && task === 'causal-lm') {
+      droppedScore = true;
+      continue;
+    }
+    let canonical: string;
+    if (key === 'score.weight') canonical = key;
+    else if (key.startsWith(PREFIX) && expected.has(key)) { canonical = key; prefixed++; }
+    else if (expected.has(PREFIX + key)) { canonical = PREFIX + key; bare++; }
+    else { unexpected.push(key); continue; }
+    if (weights.has(canonical)) throw new LoraStudioError(`holds ${canonical} twice (with and without the "${PREFIX}" prefix)`, file, key);
+    const shape = expected.get(canonical)!;
+    const entry = raw.files.get(file)!.entries.get(key)!;
+    if (!sameShape(entry.shape, shape)) {
+      const hint = canonical === 'score.weight' ? ` (a head for ${entry.shape[0]} labels, but num_labels is ${num_labels})` : '';
+      throw new LoraStudioError(`shape ${JSON.stringify(entry.shape)} does not fit this config, which needs ${JSON.stringify(shape)}${hint}`, file, key);
+    }
+    weights.set(canonical, decode(raw, key));
+  }
+  const layout: LoadedModel['layout'] = prefixed >= bare ? 'prefixed' : 'bare';
+  const mainFile = raw.sharded ? path.join(dir, WEIGHTS_INDEX_FILE) : path.join(dir, WEIGHTS_FILE);
+
+  if (unexpected.length) {
+    const shown = unexpected.slice(0, 5).join(', ') + (unexpected.length > 5 ? `, … (${unexpected.length} in all)` : '');
+    throw new LoraStudioError(
+      `holds tensors that a GPT-2 model does not have: ${shown}. Is this a model of another architecture?`,
+      raw.where.get(unexpected[0]) ?? mainFile,
+      unexpected[0],
+    );
+  }
+  for (const [key, shape] of expected) {
+    if (weights.has(key)) continue;
+    if (key === 'score.weight') {
+      weights.set(key, initScore(shape, config, opts.seed ?? 42, weights.get(`${PREFIX}wte.weight`)?.dtype ?? 'F32'));
+      warnings.push(`Some weights of ${SEQ_CLS_ARCH} were not initialized from the model checkpoint at ${dir} and are newly initialized: ['score.weight']. Train them before using the model for predictions.`);
+      continue;
+    }
+    const asStored = layout === 'bare' ? key.slice(PREFIX.length) : key;
+    throw new LoraStudioError(`missing tensor ${asStored}, which a GPT-2 model with this config needs`, mainFile, asStored);
+  }
+  if (lmHead) {
+    const want = [config.vocab_size, config.n_embd];
+    if (!sameShape(lmHead.t.shape, want)) {
+      throw new LoraStudioError(`shape ${JSON.stringify(lmHead.t.shape)} does not match wte ${JSON.stringify(want)}, to which GPT-2 ties it`, lmHead.file, lmHead.key);
+    }
+    const wte = weights.get(`${PREFIX}wte.weight`)!.data;
+    if (!sameValues(wte, lmHead.t.data)) warnings.push(`lm_head.weight differs from wte.weight; GPT-2 ties them, so wte.weight is used for both`);
+  }
+  if (droppedScore) warnings.push(`Some weights of the model checkpoint at ${dir} were not used when loading it for causal-lm: ['score.weight']`);
+  const tokenizerFiles = TOKENIZER_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
+  return { dir, config, task, num_labels, weights, layout, sharded: raw.sharded, tokenizerFiles, warnings };
+}
+
+interface RawTensors {
+  sharded: boolean;
+  /** key → the file that holds it (absolute path) */
+  where: Map<string, string>;
+  files: Map<string, SafetensorsFile>;
+}
+
+function readRawTensors(dir: string): RawTensors {
+  const single = path.join(dir, WEIGHTS_FILE);
+  const index = path.join(dir, WEIGHTS_INDEX_FILE);
+  const files = new Map<string, SafetensorsFile>();
+  const where = new Map<string, string>();
+  if (fs.existsSync(single)) {
+    const st = readSafetensors(single);
+    files.set(single, st);
+    for (const key of st.entries.keys()) where.set(key, single);
+    return { sharded: false, where, files };
+  }
+  if (!fs.existsSync(index)) {
+    const bin = ['pytorch_model.bin', 'pytorch_model.bin.index.json'].find((f) => fs.existsSync(path.join(dir, f)));
+    const note = bin ? ` It has ${bin}: PyTorch pickles are not supported (they can run code); convert it to safetensors first (e.g. save_pretrained(..., safe_serialization=True)).` : '';
+    throw new LoraStudioError(`no weights: expected ${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE} with its shards.${note}`, dir);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(index, 'utf8'));
+  } catch (e) {
+    throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, index);
+  }
+  const map = (json as { weight_map?: unknown } | null)?.weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new LoraStudioError('must be an object of tensor name → shard file', index, 'weight_map');
+  const root = path.resolve(dir);
+  for (const [key, shard] of Object.entries(map as Record<string, unknown>)) {
+    if (typeof shard !== 'string' || !shard) throw new LoraStudioError('shard file name must be a string', index, `weight_map.${key}`);
+    const file = path.resolve(root, shard);
+    if (path.dirname(file) !== root) throw new LoraStudioError(`shard ${JSON.stringify(shard)} must be a file in the model folder`, index, `weight_map.${key}`);
+    if (!files.has(file)) {
+      if (!fs.existsSync(file)) throw new LoraStudioError(`shard ${shard} is missing from the folder`, index, `weight_map.${key}`);
+      files.set(file, readSafetensors(file));
+    }
+    if (!files.get(file)!.entries.has(key)) throw new LoraStudioError(`${WEIGHTS_INDEX_FILE} puts this tensor here, but it is not in the file`, file, key);
+    where.set(key, file);
+  }
+  return { sharded: true, where, files };
+}
+
+function decode(raw: RawTensors, key: string): HostTensor {
+  return tensorToF32(raw.files.get(raw.where.get(key)!)!, key);
+}
+
+function initScore(shape: number[], config: GPT2Config, seed: number, dtype: HostTensor['dtype']): HostTensor {
+  const std = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
+  const rng = new Rng(seed);
+  const data = new Float32Array(shape[0] * shape[1]);
+  for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
+  return { shape: [...shape], data, dtype };
+}
+
+const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+function sameValues(a: Float32Array, b: Float32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
+  return true;
+}
+
+/** Real path of `p`, resolving the deepest part that exists (the rest need not exist yet). */
+function realPathLoose(p: string): string {
+  const abs = path.resolve(p);
+  let head = abs;
+  const tail: string[] = [];
+  while (!fs.existsSync(head)) {
+    const parent = path.dirname(head);
+    if (parent === head) break;
+    tail.unshift(path.basename(head));
+    head = parent;
+  }
+  return path.join(fs.existsSync(head) ? fs.realpathSync(head) : head, ...tail);
+}
+
+/**
+ * Refuses an output folder that exists already, or that is the source folder or lies inside it:
+ * we never write in place. Cheap, so callers run it before any heavy work.
+ */
+export function assertNewOutDir(outDir: string, srcDir: string): void {
+  if (fs.existsSync(outDir)) throw new LoraStudioError('already exists; choose a new output folder (we never overwrite or write in place)', outDir);
+  const src = realPathLoose(srcDir);
+  const out = realPathLoose(outDir);
+  const rel = path.relative(src, out);
+  if (rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel))) {
+    throw new LoraStudioError(`must not be the model folder ${srcDir} or lie inside it; choose a new folder elsewhere`, outDir);
+  }
+}
+
+/**
+ * Writes a complete Hugging Face folder into the NEW directory `outDir` (built under a temporary name, then
+ * renamed): config.json as in `src.config`, model.safetensors with `src.layout`'s keys and each tensor's dtype,
+ * and byte copies of src's tokenizer files. `weights` uses canonical keys and must match the config exactly.
+ */
+export function writeModelFolder(outDir: string, src: LoadedModel, weights: Map<string, HostTensor>): void {
+  assertNewOutDir(outDir, src.dir);
+  const expected = gpt2WeightShapes(src.config, src.task, src.num_labels);
+  for (const key of weights.keys()) {
+    if (!expected.has(key)) {
+      throw new LoraStudioError(`not a weight of this GPT-2 model${hint(key, expected.keys())}`, path.join(outDir, WEIGHTS_FILE), key);
+    }
+  }
+  for (const [key, shape] of expected) {
+    const t = weights.get(key);
+    if (!t) throw new LoraStudioError('missing tensor; refusing to write an incomplete model', path.join(outDir, WEIGHTS_FILE), key);
+    if (!sameShape(t.shape, shape)) throw new LoraStudioError(`shape ${JSON.stringify(t.shape)} but the config needs ${JSON.stringify(shape)}`, path.join(outDir, WEIGHTS_FILE), key);
+  }
+  const named = new Map<string, HostTensor>();
+  for (const key of expected.keys()) {
+    named.set(src.layout === 'bare' && key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key, weights.get(key)!);
+  }
+  writeDirAtomic(outDir, (tmp) => {
+    writeJsonAtomic(path.join(tmp, 'config.json'), src.config);
+    writeSafetensors(path.join(tmp, WEIGHTS_FILE), named, { format: 'pt' });
+    for (const f of src.tokenizerFiles) writeFileAtomic(path.join(tmp, f), fs.readFileSync(path.join(src.dir, f)));
+  });
+}
+
+function hint(key: string, names: Iterable<string>): string {
+  const close = closestNames(key, names);
+  return close.length ? ` (did you mean ${close.join(', ')}?)` : '';
+}

@@ -1,0 +1,276 @@
+/**
+ * PEFT's on-disk LoRA adapter, both directions: adapter_config.json + adapter_model.safetensors with keys
+ * `base_model.model.<module>.lora_A.weight` [r, in] / `….lora_B.weight` [out, r] and other saved tensors
+ * (modules_to_save, biases). Also builds the config PEFT would write, and checks an adapter against a GPT-2 model.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LoraStudioError, closestNames } from '../errors';
+import { type HostTensor, readSafetensors, tensorToF32, writeSafetensors } from '../io/safetensors';
+import { writeJsonAtomic } from '../io/atomic';
+import { type GPT2Config, innerDim } from '../models/gpt2/config';
+import { isConv1D } from '../models/gpt2/weights';
+import { type LoraConfig, PEFT_TASK_TYPE, type Task } from './config';
+import { rankAndScaling } from './patterns';
+import type { AdapterConfigJson, AdapterWeights } from './types';
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+export const KEY_PREFIX = 'base_model.model.';
+
+const LORA_KEY = /^(.+)\.lora_([AB])(?:\.([^.]+))?\.weight$/;
+
+/** Reads and checks a PEFT LoRA adapter folder. Errors name the file and the field or tensor key. */
+export function loadAdapter(dir: string): AdapterWeights {
+  const cfgFile = path.join(dir, ADAPTER_CONFIG_FILE);
+  const wFile = path.join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!fs.existsSync(cfgFile)) throw new LoraStudioError(`missing: a PEFT adapter folder needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`, cfgFile);
+  const config = parseAdapterConfig(readJson(cfgFile), cfgFile);
+  if (!fs.existsSync(wFile)) {
+    const bin = fs.existsSync(path.join(dir, 'adapter_model.bin'));
+    throw new LoraStudioError(
+      bin
+        ? 'missing: only adapter_model.bin is here. PyTorch pickles are not supported (they can run code); re-save the adapter with save_pretrained(..., safe_serialization=True)'
+        : 'missing: a PEFT adapter folder needs this file',
+      wFile,
+    );
+  }
+  const st = readSafetensors(wFile);
+  const halves = new Map<string, { A?: HostTensor; B?: HostTensor; keyA?: string; keyB?: string }>();
+  const extra = new Map<string, HostTensor>();
+  let adapterName: string | undefined;
+  for (const key of st.entries.keys()) {
+    if (!key.startsWith(KEY_PREFIX)) throw new LoraStudioError(`tensor key does not start with "${KEY_PREFIX}"; not a PEFT adapter file?`, wFile, key);
+    const rel = key.slice(KEY_PREFIX.length);
+    const m = LORA_KEY.exec(rel);
+    if (m) {
+      const [, module, ab, name] = m;
+      if (name !== undefined) {
+        if (adapterName !== undefined && adapterName !== name) {
+          throw new LoraStudioError(`holds two adapters ("${adapterName}" and "${name}"); save one adapter per folder`, wFile, key);
+        }
+        adapterName = name;
+      }
+      const t = tensorToF32(st, key);
+      if (t.shape.length !== 2) throw new LoraStudioError(`lora_${ab} must be 2-D, got shape ${JSON.stringify(t.shape)}`, wFile, key);
+      const h = halves.get(module) ?? {};
+      if (h[ab as 'A' | 'B']) throw new LoraStudioError(`lora_${ab} of ${module} appears twice`, wFile, key);
+      h[ab as 'A' | 'B'] = t;
+      h[ab === 'A' ? 'keyA' : 'keyB'] = key;
+      halves.set(module, h);
+      continue;
+    }
+    if (/(^|\.)lora_(embedding_[AB]|magnitude_vector|[AB])(\.|$)/.test(rel)) {
+      throw new LoraStudioError('unsupported LoRA tensor (embedding LoRA, DoRA or LoRA biases are not supported)', wFile, key);
+    }
+    // PEFT strips `modules_to_save.<adapter>.` when saving; accept files saved without that step.
+    const plain = rel.replace(/\.modules_to_save\.[^.]+\./, '.');
+    if (extra.has(plain)) throw new LoraStudioError(`${plain} appears twice`, wFile, key);
+    extra.set(plain, tensorToF32(st, key));
+  }
+  const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
+  for (const [module, h] of [...halves.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+    if (!h.A || !h.B) {
+      const have = (h.keyA ?? h.keyB)!;
+      throw new LoraStudioError(`has lora_${h.A ? 'A' : 'B'} but no lora_${h.A ? 'B' : 'A'} for module ${module}`, wFile, have);
+    }
+    const rA = h.A.shape[0];
+    const rB = h.B.shape[1];
+    if (rA !== rB) throw new LoraStudioError(`rank ${rB} (shape ${JSON.stringify(h.B.shape)}) disagrees with lora_A's rank ${rA} (shape ${JSON.stringify(h.A.shape)})`, wFile, h.keyB);
+    const { r } = rankAndScaling(config, module);
+    if (rA !== r) throw new LoraStudioError(`rank ${rA} (shape ${JSON.stringify(h.A.shape)}) disagrees with r = ${r} from ${ADAPTER_CONFIG_FILE} (r / rank_pattern)`, wFile, h.keyA);
+    lora.set(module, { A: h.A, B: h.B });
+  }
+  if (lora.size === 0) throw new LoraStudioError('holds no lora_A / lora_B tensors', wFile);
+  return { config, lora, extra, metadata: st.metadata };
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, file);
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/**
+ * Validates the fields we use (types, names the field on error), fills PEFT's defaults for the ones older
+ * versions omit, and keeps every other key as it is (newer PEFT adds fields such as eva_config, lora_bias).
+ */
+export function parseAdapterConfig(raw: unknown, file: string): AdapterConfigJson {
+  if (!isObj(raw)) throw new LoraStudioError('must be a JSON object', file);
+  const fail = (field: string, msg: string): never => {
+    throw new LoraStudioError(msg, file, field);
+  };
+  if (raw.peft_type !== 'LORA') fail('peft_type', `must be "LORA", got ${JSON.stringify(raw.peft_type)}; only LoRA adapters are supported`);
+  if (!Number.isInteger(raw.r) || (raw.r as number) <= 0) fail('r', `must be a positive integer, got ${JSON.stringify(raw.r)}`);
+  if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha)) fail('lora_alpha', `must be a number, got ${JSON.stringify(raw.lora_alpha)}`);
+  if (!('target_modules' in raw)) fail('target_modules', 'missing');
+  const c: Record<string, unknown> = {
+    task_type: null, base_model_name_or_path: null, lora_dropout: 0, modules_to_save: null, bias: 'none',
+    use_rslora: false, fan_in_fan_out: false, init_lora_weights: true, rank_pattern: {}, alpha_pattern: {}, inference_mode: true,
+    ...raw,
+  };
+  const strOrList = (k: string) => {
+    const v = c[k];
+    if (v !== null && typeof v !== 'string' && !isStrList(v)) fail(k, `must be a string (regex), a list of module names, or null; got ${JSON.stringify(v)}`);
+  };
+  strOrList('target_modules');
+  if (c.exclude_modules !== undefined) strOrList('exclude_modules');
+  if (c.task_type !== null && c.task_type !== 'CAUSAL_LM' && c.task_type !== 'SEQ_CLS') fail('task_type', `unsupported ${JSON.stringify(c.task_type)}; supported: "CAUSAL_LM", "SEQ_CLS"`);
+  if (c.base_model_name_or_path !== null && typeof c.base_model_name_or_path !== 'string') fail('base_model_name_or_path', 'must be a string or null');
+  if (typeof c.lora_dropout !== 'number' || c.lora_dropout < 0 || c.lora_dropout >= 1) fail('lora_dropout', 'must be a number in [0, 1)');
+  if (c.modules_to_save !== null && !isStrList(c.modules_to_save)) fail('modules_to_save', 'must be a list of module names or null');
+  if (!['none', 'all', 'lora_only'].includes(c.bias as string)) fail('bias', `must be "none", "all" or "lora_only", got ${JSON.stringify(c.bias)}`);
+  for (const k of ['use_rslora', 'fan_in_fan_out', 'inference_mode']) if (typeof c[k] !== 'boolean') fail(k, `must be true or false, got ${JSON.stringify(c[k])}`);
+  if (typeof c.init_lora_weights !== 'boolean' && typeof c.init_lora_weights !== 'string') fail('init_lora_weights', 'must be a boolean or a string');
+  for (const k of ['rank_pattern', 'alpha_pattern']) {
+    const p = c[k];
+    if (!isObj(p)) fail(k, 'must be an object of module pattern → number');
+    for (const [pk, pv] of Object.entries(p as Record<string, unknown>)) {
+      const ok = k === 'rank_pattern' ? Number.isInteger(pv) && (pv as number) > 0 : typeof pv === 'number' && Number.isFinite(pv);
+      if (!ok) fail(`${k}.${pk}`, `must be ${k === 'rank_pattern' ? 'a positive integer' : 'a number'}, got ${JSON.stringify(pv)}`);
+    }
+  }
+  // Variants whose weights do not merge as W + s·BA: refuse rather than produce a wrong model.
+  if (c.use_dora === true) fail('use_dora', 'DoRA adapters are not supported');
+  if (c.lora_bias === true) fail('lora_bias', 'LoRA biases (lora_bias: true) are not supported');
+  if (c.layer_replication !== undefined && c.layer_replication !== null) fail('layer_replication', 'layer replication is not supported');
+  return c as AdapterConfigJson;
+}
+
+/**
+ * Writes adapter_config.json (keys sorted, inference_mode true) and adapter_model.safetensors (keys sorted,
+ * metadata {"format": "pt"} plus the adapter's own, e.g. id2label), each atomically. `dir` may exist already (checkpoints reuse their folder).
+ */
+export function saveAdapter(dir: string, adapter: AdapterWeights): void {
+  const wFile = path.join(dir, ADAPTER_WEIGHTS_FILE);
+  const tensors = new Map<string, HostTensor>();
+  for (const [module, { A, B }] of adapter.lora) {
+    if (A.shape.length !== 2 || B.shape.length !== 2 || A.shape[0] !== B.shape[1]) {
+      throw new LoraStudioError(`lora_A ${JSON.stringify(A.shape)} and lora_B ${JSON.stringify(B.shape)} do not pair up`, wFile, `${KEY_PREFIX}${module}.lora_A.weight`);
+    }
+    tensors.set(`${KEY_PREFIX}${module}.lora_A.weight`, A);
+    tensors.set(`${KEY_PREFIX}${module}.lora_B.weight`, B);
+  }
+  for (const [key, t] of adapter.extra) tensors.set(KEY_PREFIX + key, t);
+  const sorted = new Map([...tensors.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensors(wFile, sorted, { ...adapter.metadata, format: 'pt' });
+  writeJsonAtomic(path.join(dir, ADAPTER_CONFIG_FILE), { ...adapter.config, inference_mode: true }, true);
+}
+
+/**
+ * adapter_config.json as a recent PEFT (0.17) writes it for our LoraConfig: its full key set with PEFT's
+ * defaults for the features we do not use. GPT-2's Conv1D forces fan_in_fan_out true. `targetModules`
+ * overrides lora.target_modules (e.g. with the resolved names); lists are written sorted, as a set.
+ */
+export function adapterConfigJson(
+  lora: LoraConfig,
+  task: Task,
+  base_model_name_or_path: string | null,
+  targetModules?: string | string[] | null,
+): AdapterConfigJson {
+  const tm = targetModules === undefined ? lora.target_modules : targetModules;
+  const asSet = (v: string | string[] | null) => (Array.isArray(v) ? [...new Set(v)].sort() : v);
+  return {
+    alpha_pattern: { ...lora.alpha_pattern },
+    auto_mapping: null,
+    base_model_name_or_path,
+    bias: lora.bias,
+    corda_config: null,
+    eva_config: null,
+    exclude_modules: asSet(lora.exclude_modules),
+    fan_in_fan_out: true,
+    inference_mode: true,
+    init_lora_weights: lora.init_lora_weights,
+    layer_replication: null,
+    layers_pattern: null,
+    layers_to_transform: null,
+    loftq_config: {},
+    lora_alpha: lora.lora_alpha,
+    lora_bias: false,
+    lora_dropout: lora.lora_dropout,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    modules_to_save: lora.modules_to_save ? [...lora.modules_to_save] : null,
+    peft_type: 'LORA',
+    qalora_group_size: 16,
+    r: lora.r,
+    rank_pattern: { ...lora.rank_pattern },
+    revision: null,
+    target_modules: asSet(tm),
+    target_parameters: null,
+    task_type: PEFT_TASK_TYPE[task],
+    trainable_token_indices: null,
+    use_dora: false,
+    use_qalora: false,
+    use_rslora: lora.use_rslora,
+  };
+}
+
+/** Shape of a weight: a bare shape or anything with one (HostTensor, TensorEntry). */
+export type ShapeSource = Map<string, number[] | { shape: number[] }>;
+
+/** What a LoRA module is in GPT-2: Conv1D (weight [in, out]) in the blocks, Linear (weight [out, in]) for score. */
+export function loraModuleKind(module: string): 'Conv1D' | 'Linear' | undefined {
+  if (isConv1D(module)) return 'Conv1D';
+  if (module === 'score') return 'Linear';
+  return undefined;
+}
+
+/**
+ * Checks that every LoRA module and extra tensor of `adapter` exists in this GPT-2 model with matching shapes.
+ * `weights` holds the model's canonical keys (a weights map or gpt2WeightShapes). Errors name `adapterFile`
+ * and the tensor key, with expected and found shapes; modules GPT-2 does not have mean another architecture.
+ */
+export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: string, config: GPT2Config, weights: ShapeSource): void {
+  const shapeOf = (k: string) => {
+    const v = weights.get(k);
+    return v === undefined ? undefined : Array.isArray(v) ? v : v.shape;
+  };
+  const base = adapter.config.base_model_name_or_path;
+  const builtFor = base ? ` (its ${ADAPTER_CONFIG_FILE} says base_model_name_or_path: ${JSON.stringify(base)})` : '';
+  const modules = [...weights.keys()].filter((k) => k.endsWith('.weight')).map((k) => k.slice(0, -'.weight'.length));
+  const foreign = (module: string, key: string): never => {
+    const close = closestNames(module, modules);
+    throw new LoraStudioError(
+      `module ${module} does not exist in this GPT-2 model (n_layer ${config.n_layer}): the adapter was built for another architecture${builtFor}` +
+        (close.length ? `; GPT-2 has e.g. ${close.join(', ')}` : ''),
+      adapterFile,
+      key,
+    );
+  };
+  for (const [module, { A, B }] of adapter.lora) {
+    const keyA = `${KEY_PREFIX}${module}.lora_A.weight`;
+    const keyB = `${KEY_PREFIX}${module}.lora_B.weight`;
+    const w = shapeOf(`${module}.weight`);
+    if (!w) foreign(module, keyA);
+    const kind = loraModuleKind(module);
+    if (!kind) {
+      const why = module === 'lm_head' ? 'lm_head is tied to wte in GPT-2; LoRA on it is not supported' : 'only Conv1D/Linear layers (c_attn, c_proj, c_fc, score) can carry LoRA';
+      throw new LoraStudioError(`module ${module}: ${why}`, adapterFile, keyA);
+    }
+    const [inF, outF] = kind === 'Conv1D' ? [w![0], w![1]] : [w![1], w![0]];
+    const r = A.shape[0];
+    if (A.shape[1] !== inF) {
+      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify([r, inF])} for this model (n_embd ${config.n_embd}, inner ${innerDim(config)}), found ${JSON.stringify(A.shape)}`, adapterFile, keyA);
+    }
+    if (B.shape[0] !== outF) {
+      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify([outF, r])} for this model (n_embd ${config.n_embd}, inner ${innerDim(config)}), found ${JSON.stringify(B.shape)}`, adapterFile, keyB);
+    }
+  }
+  for (const [key, t] of adapter.extra) {
+    const w = shapeOf(key);
+    if (!w) {
+      const module = key.replace(/\.(weight|bias)$/, '');
+      foreign(module, KEY_PREFIX + key);
+    }
+    if (w!.length !== t.shape.length || w!.some((d, i) => d !== t.shape[i])) {
+      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify(w)} for this model, found ${JSON.stringify(t.shape)}`, adapterFile, KEY_PREFIX + key);
+    }
+  }
+}
