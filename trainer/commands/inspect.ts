@@ -1,0 +1,121 @@
+/**
+ * `inspect`: the module tree of a GPT-2 folder as named_modules() names it, with the LoRA targets and
+ * modules_to_save marked, and PEFT's trainable-parameters line. Reads config.json only, never the weights.
+ */
+import * as path from 'node:path';
+import { configNumLabels, readConfig } from '../models/gpt2/config';
+import { namedModules } from '../models/gpt2/modules';
+import type { LoraConfig, Task } from '../lora/config';
+import { resolveTargets } from '../lora/targets';
+import { countParams, thousands } from '../lora/peft_line';
+import type { LoraTarget, ModuleInfo } from '../lora/types';
+
+export interface InspectOptions {
+  modelDir: string;
+  task?: Task;
+  num_labels?: number;
+  lora: LoraConfig;
+  /** modules_to_save came from the user (see resolveTargets) */
+  explicitModulesToSave?: boolean;
+  /** the file the LoRA settings came from (a run config), named in errors */
+  loraFile?: string;
+}
+
+export type InspectModule = ModuleInfo & {
+  lora?: { r: number; lora_alpha: number; scaling: number };
+  modules_to_save?: boolean;
+};
+
+/** JSON-serialisable. */
+export interface InspectResult {
+  model_dir: string;
+  model_type: 'gpt2';
+  task: Task;
+  num_labels: number;
+  modules: InspectModule[];
+  targets: LoraTarget[];
+  modules_to_save: string[];
+  warnings: string[];
+  /** the effective fan_in_fan_out (PEFT forces true for Conv1D targets) */
+  fan_in_fan_out: boolean;
+  trainable_params: number;
+  all_params: number;
+  line: string;
+}
+
+/** Task from config.architectures: GPT2ForSequenceClassification → seq-cls, anything else → causal-lm. */
+export function taskFromArchitectures(architectures: string[] | undefined): Task {
+  return architectures?.includes('GPT2ForSequenceClassification') ? 'seq-cls' : 'causal-lm';
+}
+
+export function inspect(opts: InspectOptions): InspectResult {
+  const config = readConfig(opts.modelDir);
+  const task = opts.task ?? taskFromArchitectures(config.architectures);
+  const num_labels = opts.num_labels ?? configNumLabels(config);
+  const table = namedModules(config, task, num_labels);
+  const resolved = resolveTargets(table, opts.lora, task, { explicitModulesToSave: opts.explicitModulesToSave, file: opts.loraFile });
+  const counts = countParams(table, resolved.targets, resolved.modules_to_save, opts.lora.bias);
+
+  const byName = new Map(resolved.targets.map((t) => [t.name, t]));
+  const saved = new Set(resolved.modules_to_save);
+  const modules: InspectModule[] = table.map((m) => {
+    const out: InspectModule = { ...m, weight_keys: [...m.weight_keys] };
+    const t = byName.get(m.name);
+    if (t) out.lora = { r: t.r, lora_alpha: t.lora_alpha, scaling: t.scaling };
+    if (saved.has(m.name)) out.modules_to_save = true;
+    return out;
+  });
+
+  return {
+    model_dir: path.resolve(opts.modelDir),
+    model_type: config.model_type,
+    task,
+    num_labels,
+    modules,
+    targets: resolved.targets,
+    modules_to_save: resolved.modules_to_save,
+    warnings: resolved.warnings,
+    fan_in_fan_out: resolved.fan_in_fan_out,
+    ...counts,
+  };
+}
+
+/**
+ * A readable tree, one module a line, indented by its dotted path:
+ *   attn  GPT2Attention
+ *     c_attn  Conv1D  768→2304  1,771,776  ◆ LoRA r=8 α=16
+ * then the warnings and PEFT's line.
+ */
+export function formatInspect(result: InspectResult): string {
+  const lines: string[] = [];
+  lines.push(`${result.model_dir}  (${result.model_type}, ${result.task}${result.task === 'seq-cls' ? `, ${result.num_labels} labels` : ''})`);
+  for (const m of result.modules) {
+    const depth = m.name === '' ? 0 : m.name.split('.').length;
+    const label = m.name === '' ? '(root)' : m.name.slice(m.name.lastIndexOf('.') + 1);
+    const parts = [`${'  '.repeat(depth)}${label}`, m.type];
+    const shape = shapeText(m);
+    if (shape) parts.push(shape);
+    if (m.params > 0) parts.push(thousands(m.params));
+    if (m.tied_to) parts.push(`(weight tied to ${m.tied_to})`);
+    if (m.lora) parts.push(`◆ LoRA r=${m.lora.r} α=${fmtNum(m.lora.lora_alpha)}${m.lora.scaling !== m.lora.lora_alpha / m.lora.r ? ` scaling=${fmtNum(m.lora.scaling)}` : ''}`);
+    if (m.modules_to_save) parts.push('● modules_to_save (trained in full)');
+    lines.push(parts.join('  '));
+  }
+  if (result.warnings.length > 0) {
+    lines.push('');
+    for (const w of result.warnings) lines.push(`warning: ${w}`);
+  }
+  lines.push('');
+  lines.push(`${result.targets.length} LoRA target(s)${result.modules_to_save.length ? `; modules_to_save: ${result.modules_to_save.join(', ')}` : ''}`);
+  lines.push(result.line);
+  return lines.join('\n');
+}
+
+function shapeText(m: ModuleInfo): string {
+  if (m.in_features === undefined || m.out_features === undefined) return '';
+  if (m.type === 'LayerNorm') return `[${m.in_features}]`;
+  if (m.type === 'Embedding') return `${m.in_features}×${m.out_features}`;
+  return `${m.in_features}→${m.out_features}`;
+}
+
+const fmtNum = (x: number) => (Number.isInteger(x) ? String(x) : String(Number(x.toPrecision(6))));
