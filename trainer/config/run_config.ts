@@ -3,6 +3,8 @@
  * together (one line each, naming the field and what is allowed), transformers' derived defaults filled in,
  * and relative paths resolved against the config file's folder.
  */
+import { parseHubId } from '../data/hub';
+import { hasDataExtension } from '../data/format';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { z } from 'zod';
@@ -92,7 +94,8 @@ function applyOverrides(raw: unknown, overrides: RunConfigOverrides, cwd: string
       const section: Record<string, unknown> = isObject(out[key]) ? { ...(out[key] as Record<string, unknown>) } : {};
       for (const [k, v] of Object.entries(value)) {
         if (v === undefined) continue;
-        section[k] = PATH_FIELDS[key]?.includes(k) && typeof v === 'string' ? path.resolve(cwd, v) : v;
+        if (key === 'data' && typeof v === 'string' && PATH_FIELDS.data.includes(k)) section[k] = resolveDataValue(v, cwd);
+        else section[k] = PATH_FIELDS[key]?.includes(k) && typeof v === 'string' ? path.resolve(cwd, v) : v;
       }
       out[key] = section;
     } else {
@@ -239,10 +242,15 @@ function looksLikePath(p: string, base: string): boolean {
   return path.isAbsolute(p) || /^\.\.?([\\/]|$)/.test(p) || fs.existsSync(path.resolve(base, p));
 }
 
+/** A data file resolves against `base`; a Hugging Face Hub dataset id (`owner/name[:split]`) stays as it is. */
+function resolveDataValue(v: string, base: string): string {
+  return parseHubId(v) && !looksLikePath(v, base) && !hasDataExtension(v) ? v : path.resolve(base, v);
+}
+
 function resolvePaths(cfg: RunConfig, base: string): RunConfig {
   if (looksLikePath(cfg.model, base)) cfg.model = path.resolve(base, cfg.model);
-  cfg.data.train = path.resolve(base, cfg.data.train);
-  if (cfg.data.eval !== null) cfg.data.eval = path.resolve(base, cfg.data.eval);
+  cfg.data.train = resolveDataValue(cfg.data.train, base);
+  if (cfg.data.eval !== null) cfg.data.eval = resolveDataValue(cfg.data.eval, base);
   cfg.training.output_dir = path.resolve(base, cfg.training.output_dir);
   if (typeof cfg.training.resume_from_checkpoint === 'string') {
     cfg.training.resume_from_checkpoint = path.resolve(base, cfg.training.resume_from_checkpoint);

@@ -57,7 +57,7 @@ export const DataSchema = z
   .strictObject(
     {
       train: str('a file path (relative to this config file)').describe(
-        'Training data file, relative to this config file: .jsonl, .json, .csv, .tsv, .txt or .parquet.',
+        'Training data: a file relative to this config file (.jsonl, .json, .csv, .tsv, .txt or .parquet), or a Hugging Face Hub dataset id such as "stanfordnlp/imdb" or "owner/name:split" (its Parquet files are downloaded into the Hugging Face cache).',
       ),
       eval: str('a file path', true)
         .nullable()
