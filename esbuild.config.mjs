@@ -1,14 +1,17 @@
 // One esbuild build for the three sides: trainer (CLI + child process), extension host, webview.
 import * as esbuild from 'esbuild';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
 
 const watch = process.argv.includes('--watch');
 const common = { bundle: true, sourcemap: true, logLevel: 'warning', target: 'node20' };
 
 /** Only sides whose entry exists are built, so each side can land on its own. */
 const entries = [
-  // The trainer keeps node_modules external: tfjs-backend-wasm finds its .wasm files beside its own package.
-  { ...common, platform: 'node', format: 'cjs', packages: 'external',
+  // The trainer is self-contained (the VSIX ships no node_modules): only the optional native TensorFlow
+  // packages stay outside, loaded by a guarded require when the user installed them.
+  { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
     entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts' }, outdir: 'dist' },
   { ...common, platform: 'node', format: 'cjs', external: ['vscode'],
     entryPoints: { 'extension/main': 'extension/main.ts' }, outdir: 'dist' },
@@ -16,6 +19,11 @@ const entries = [
     entryPoints: { 'webview/main': 'webview/main.ts' }, outdir: 'dist' },
 ].map((o) => ({ ...o, entryPoints: Object.fromEntries(Object.entries(o.entryPoints).filter(([, f]) => existsSync(f))) }))
   .filter((o) => Object.keys(o.entryPoints).length > 0);
+
+// The wasm backend's binaries go beside the trainer bundle, where trainer/backend.ts looks first.
+const wasmDist = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
+mkdirSync('dist/trainer', { recursive: true });
+for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) copyFileSync(path.join(wasmDist, f), path.join('dist/trainer', f));
 
 if (watch) {
   for (const o of entries) await (await esbuild.context(o)).watch();

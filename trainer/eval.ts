@@ -1,0 +1,149 @@
+/**
+ * Evaluation and generation on a GPT2LoraModel: causal-lm loss/perplexity over predicted tokens, seq-cls
+ * loss/accuracy/weighted F1 (as sklearn's f1_score(average='weighted')), and greedy or seeded sampling.
+ */
+import { batches, collate, type Example } from './data/collate';
+import { LoraStudioError } from './errors';
+import type { GPT2LoraModel } from './models/gpt2/model';
+import { Rng } from './util/rng';
+
+export interface CausalMetrics {
+  /** total NLL / number of predicted tokens, over every example */
+  loss: number;
+  perplexity: number;
+  num_tokens: number;
+}
+
+export interface SeqClsMetrics {
+  /** mean cross entropy over examples */
+  loss: number;
+  accuracy: number;
+  /** sklearn f1_score(average='weighted') */
+  f1: number;
+  num_examples: number;
+}
+
+export interface EvalOptions {
+  batch_size: number;
+  pad_token_id: number;
+}
+
+export function evaluate(model: GPT2LoraModel, examples: Example[], opts: EvalOptions): CausalMetrics | SeqClsMetrics {
+  if (!(Number.isInteger(opts.batch_size) && opts.batch_size >= 1)) throw new LoraStudioError(`must be a positive integer, got ${opts.batch_size}`, undefined, 'per_device_eval_batch_size');
+  if (model.task === 'causal-lm') {
+    let nll = 0;
+    let count = 0;
+    for (const group of batches(examples, opts.batch_size)) {
+      const r = model.nllSum(collate(group, opts.pad_token_id));
+      nll += r.nll;
+      count += r.count;
+    }
+    const loss = count > 0 ? nll / count : NaN;
+    return { loss, perplexity: Math.exp(loss), num_tokens: count };
+  }
+  const preds: number[] = [];
+  const labels: number[] = [];
+  let nll = 0;
+  for (const group of batches(examples, opts.batch_size)) {
+    const batch = collate(group, opts.pad_token_id);
+    if (!batch.labels) throw new LoraStudioError('every seq-cls eval example needs a label', undefined, 'label');
+    const logits = model.logits(batch, { training: false });
+    const data = logits.dataSync();
+    logits.dispose();
+    const L = data.length / group.length;
+    for (let b = 0; b < group.length; b++) {
+      const row = data.subarray(b * L, (b + 1) * L);
+      const label = batch.labels[b];
+      if (!(label >= 0 && label < L)) throw new LoraStudioError(`label ${label} is outside [0, ${L})`, undefined, 'label');
+      nll += logSumExp(row) - row[label];
+      preds.push(argmax(row));
+      labels.push(label);
+    }
+  }
+  const n = labels.length;
+  const correct = preds.reduce((a, p, i) => a + (p === labels[i] ? 1 : 0), 0);
+  return { loss: n ? nll / n : NaN, accuracy: n ? correct / n : NaN, f1: weightedF1(preds, labels), num_examples: n };
+}
+
+/**
+ * sklearn's f1_score(labels, preds, average='weighted'): per-class F1 over the classes seen in either list,
+ * weighted by each class's support in `labels`; a class with no true positives scores 0 (zero_division=0).
+ */
+export function weightedF1(preds: number[], labels: number[]): number {
+  if (preds.length !== labels.length) throw new Error(`weightedF1: ${preds.length} predictions for ${labels.length} labels`);
+  if (labels.length === 0) return 0;
+  const classes = new Set([...labels, ...preds]);
+  let total = 0;
+  for (const c of classes) {
+    let tp = 0;
+    let fp = 0;
+    let fn = 0;
+    for (let i = 0; i < labels.length; i++) {
+      if (preds[i] === c && labels[i] === c) tp++;
+      else if (preds[i] === c) fp++;
+      else if (labels[i] === c) fn++;
+    }
+    const support = tp + fn;
+    const f1 = tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
+    total += f1 * support;
+  }
+  return total / labels.length;
+}
+
+export interface GenerateOptions {
+  max_new_tokens: number;
+  /** 0: greedy (argmax, lowest id on ties); > 0: sample from softmax(logits / temperature) */
+  temperature: number;
+  seed: number;
+  eos_token_id?: number;
+}
+
+/**
+ * Continues `promptIds` with up to max_new_tokens tokens and returns only the new ones (eos included when hit).
+ * Stops early at eos, and when the sequence fills n_positions.
+ */
+export function generate(model: GPT2LoraModel, promptIds: number[], opts: GenerateOptions): number[] {
+  if (model.task !== 'causal-lm') throw new LoraStudioError('generation needs a causal-lm model', undefined, 'task');
+  if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty; it needs at least one token', undefined, 'prompt');
+  const limit = model.config.n_positions;
+  if (promptIds.length > limit) throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, more than n_positions (${limit})`, undefined, 'prompt');
+  if (!(opts.temperature >= 0)) throw new LoraStudioError(`must be >= 0, got ${opts.temperature}`, undefined, 'temperature');
+  const rng = new Rng(opts.seed);
+  const ids = [...promptIds];
+  const out: number[] = [];
+  while (out.length < opts.max_new_tokens && ids.length < limit) {
+    const logits = model.lastLogits(collate([{ input_ids: ids }], model.pad_token_id));
+    const row = logits.dataSync() as Float32Array;
+    logits.dispose();
+    const next = opts.temperature === 0 ? argmax(row) : sample(row, opts.temperature, rng);
+    out.push(next);
+    ids.push(next);
+    if (opts.eos_token_id !== undefined && next === opts.eos_token_id) break;
+  }
+  return out;
+}
+
+function argmax(row: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+function logSumExp(row: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i]);
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i] - max);
+  return max + Math.log(s);
+}
+
+function sample(row: Float32Array, temperature: number, rng: Rng): number {
+  const scaled = Array.from(row, (v) => v / temperature);
+  const lse = logSumExp(scaled);
+  let u = rng.next();
+  for (let i = 0; i < scaled.length; i++) {
+    u -= Math.exp(scaled[i] - lse);
+    if (u < 0) return i;
+  }
+  return argmax(row);
+}

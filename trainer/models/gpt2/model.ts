@@ -1,0 +1,482 @@
+/**
+ * GPT-2 with LoRA on TensorFlow.js: transformers' GPT2LMHeadModel (causal-lm, lm_head tied to wte) and
+ * GPT2ForSequenceClassification (seq-cls, `score` on the last real token), with PEFT's LoRA branches,
+ * modules_to_save and bias modes. Only the PEFT parameters are tf.Variables; the base model is frozen tensors.
+ *
+ * Layout (for wasm's fast 2-D matmul): every weight is held as [in, out]. Conv1D weights already are;
+ * Linear weights (score, lm_head) are transposed at load, LoRA A is held as [in, r] and B as [r, out].
+ * `trainable` therefore holds these internal layouts; exportAdapter/loadAdapter speak PEFT's layout.
+ * No gather sits on the gradient path: rows are picked with masks, cross entropy uses a one-hot mask.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { closestNames, LoraStudioError } from '../../errors';
+import type { HostTensor } from '../../io/safetensors';
+import type { Batch } from '../../data/collate';
+import type { Task } from '../../lora/config';
+import type { AdapterConfigJson, AdapterWeights, LoraTarget } from '../../lora/types';
+import { adaptedLinear, initialLoraFactors, type LoraFactors, type LoraInit, transposeHost } from '../../lora/layer';
+import { Rng } from '../../util/rng';
+import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
+import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
+import { attentionBias, selfAttention } from './attention';
+import { activation, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, tiedHeadNll } from './layers';
+
+export interface ModelSpec {
+  config: GPT2Config;
+  task: Task;
+  /** seq-cls head size (ignored for causal-lm) */
+  num_labels: number;
+  /** base weights by canonical HF key (`transformer.` prefix; Conv1D [in, out], score [num_labels, C]) */
+  weights: Map<string, HostTensor>;
+  targets: LoraTarget[];
+  /** module names (full, or a `.suffix` of them) trained in full and saved with the adapter */
+  modules_to_save: string[];
+  bias: 'none' | 'all' | 'lora_only';
+  lora_dropout: number;
+  init_lora_weights: LoraInit;
+  /** seeds LoRA init (and a missing score's init) */
+  seed: number;
+  /** initial values in PEFT's layout: LoRA factors for every target, and `extra` tensors by HF key */
+  adapter?: AdapterWeights;
+  pad_token_id: number;
+}
+
+export interface ForwardOptions {
+  training: boolean;
+  /** seeds every dropout site of this pass; without it, a stream seeded by spec.seed is used */
+  seed?: number;
+}
+
+/** Keys whose tensors are held transposed relative to their HF / PEFT layout. */
+const TRANSPOSED = /(^|\.)(lora_A|lora_B)\.weight$|^(score|lm_head)\.weight$/;
+
+interface Dense {
+  name: string;
+  w: tf.Tensor2D;
+  b?: tf.Tensor1D;
+  lora?: LoraFactors;
+  /** wᵀ when already held (the tied head: wte itself) */
+  wT?: tf.Tensor2D;
+}
+
+interface Block {
+  ln1: [tf.Tensor1D, tf.Tensor1D];
+  attn: Dense;
+  attnProj: Dense;
+  ln2: [tf.Tensor1D, tf.Tensor1D];
+  fc: Dense;
+  mlpProj: Dense;
+}
+
+let modelCount = 0;
+
+export class GPT2LoraModel {
+  /** trainable parameters by PEFT key without `base_model.model.` (internal [in, out]-style layout) */
+  readonly trainable = new Map<string, tf.Variable>();
+  readonly config: GPT2Config;
+  readonly task: Task;
+  readonly num_labels: number;
+  readonly targets: LoraTarget[];
+  readonly pad_token_id: number;
+  /** every parameter tensor (frozen or trainable) by key, internal layout */
+  private readonly params = new Map<string, tf.Tensor>();
+  private readonly blocks: Block[] = [];
+  private readonly head: Dense;
+  private readonly dropoutSeeds: Rng;
+  private disposed = false;
+
+  private constructor(spec: ModelSpec) {
+    this.config = spec.config;
+    this.task = spec.task;
+    this.num_labels = spec.num_labels;
+    this.targets = spec.targets;
+    this.pad_token_id = spec.pad_token_id;
+    this.dropoutSeeds = new Rng(spec.seed ^ 0x5bd1e995);
+    const plan = planParameters(spec);
+    const id = ++modelCount;
+    try {
+      for (const [key, t] of plan.values) {
+        const value = tf.tensor(t.data, t.shape, 'float32');
+        if (plan.trainable.has(key)) {
+          this.trainable.set(key, tf.variable(value, true, `lora_studio_${id}/${key}`));
+          value.dispose();
+        }
+        this.params.set(key, this.trainable.get(key) ?? value);
+      }
+      // The tied LM head: wteᵀ, computed once on the device (unless lm_head is trained as a copy).
+      if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight')) {
+        this.params.set('lm_head.weight', tf.tidy(() => tf.transpose(this.p('transformer.wte.weight'))));
+      }
+    } catch (e) {
+      this.dispose();
+      throw e;
+    }
+    const dense = (name: string, hasBias: boolean): Dense => {
+      const d: Dense = { name, w: this.p(`${name}.weight`) as tf.Tensor2D, b: hasBias ? (this.p(`${name}.bias`) as tf.Tensor1D) : undefined };
+      if (this.params.has(`${name}.lora_A.weight`)) {
+        d.lora = { A: this.p(`${name}.lora_A.weight`) as tf.Tensor2D, B: this.p(`${name}.lora_B.weight`) as tf.Tensor2D, scaling: plan.scaling.get(name)!, dropout: spec.lora_dropout };
+      }
+      return d;
+    };
+    const ln = (name: string): [tf.Tensor1D, tf.Tensor1D] => [this.p(`${name}.weight`) as tf.Tensor1D, this.p(`${name}.bias`) as tf.Tensor1D];
+    for (let i = 0; i < this.config.n_layer; i++) {
+      const h = `${PREFIX}h.${i}.`;
+      this.blocks.push({
+        ln1: ln(`${h}ln_1`), attn: dense(`${h}attn.c_attn`, true), attnProj: dense(`${h}attn.c_proj`, true),
+        ln2: ln(`${h}ln_2`), fc: dense(`${h}mlp.c_fc`, true), mlpProj: dense(`${h}mlp.c_proj`, true),
+      });
+    }
+    if (spec.task === 'causal-lm') {
+      this.head = dense('lm_head', false);
+      if (!this.trainable.has('lm_head.weight')) this.head.wT = this.p('transformer.wte.weight') as tf.Tensor2D;
+    } else {
+      this.head = dense('score', false);
+    }
+  }
+
+  static create(spec: ModelSpec): GPT2LoraModel {
+    return new GPT2LoraModel(spec);
+  }
+
+  /** Causal: [B, T, vocab_size] for every position. Seq-cls: [B, num_labels] from each row's last real token. */
+  logits(batch: Batch, opts: ForwardOptions = { training: false }): tf.Tensor {
+    return tf.tidy(() => {
+      const drop = this.dropout(opts);
+      const h = this.hidden(batch, drop);
+      if (this.task === 'seq-cls') return this.applyHead(lastRealRows(h, batch), drop);
+      return tf.reshape(this.applyHead(h, drop), [batch.batch_size, batch.seq_len, -1]);
+    });
+  }
+
+  /** Causal: [B, vocab_size] at each row's last real token (what generation needs); seq-cls: same as logits. */
+  lastLogits(batch: Batch): tf.Tensor2D {
+    return tf.tidy(() => {
+      const drop = this.dropout({ training: false });
+      return this.applyHead(lastRealRows(this.hidden(batch, drop), batch), drop);
+    });
+  }
+
+  /** Mean cross entropy: over predicted tokens (causal) or over examples (seq-cls). */
+  loss(batch: Batch, opts: ForwardOptions = { training: false }): tf.Scalar {
+    return tf.tidy(() => {
+      const { rows, count } = this.rowNll(batch, this.dropout(opts));
+      return tf.div(tf.sum(rows), Math.max(count, 1)) as tf.Scalar;
+    });
+  }
+
+  /** Eval: total NLL (summed in float64 on the host) and how many tokens (causal) or examples (seq-cls) it covers. */
+  nllSum(batch: Batch): { nll: number; count: number } {
+    const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false })).rows);
+    const data = rows.dataSync();
+    rows.dispose();
+    let nll = 0;
+    for (const v of data) nll += v;
+    return { nll, count: this.task === 'seq-cls' ? batch.batch_size : causalTargets(batch).count };
+  }
+
+  /** The trained parameters in PEFT's layout (host F32), ready for adapter_model.safetensors. */
+  exportAdapter(config: AdapterConfigJson): AdapterWeights {
+    const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
+    const extra = new Map<string, HostTensor>();
+    for (const t of this.targets) {
+      lora.set(t.name, { A: this.hostValue(`${t.name}.lora_A.weight`), B: this.hostValue(`${t.name}.lora_B.weight`) });
+    }
+    for (const key of this.trainable.keys()) {
+      if (!/\.lora_[AB]\.weight$/.test(key)) extra.set(key, this.hostValue(key));
+    }
+    return { config, lora, extra };
+  }
+
+  /** Sets the trainable parameters from an adapter in PEFT's layout (a checkpoint, or the best model at the end). */
+  loadAdapter(adapter: AdapterWeights): void {
+    const source = 'adapter';
+    for (const t of this.targets) {
+      const f = adapter.lora.get(t.name);
+      if (!f) throw new LoraStudioError(`has no LoRA factors for target module ${t.name}`, source, t.name);
+      this.assign(`${t.name}.lora_A.weight`, f.A, source);
+      this.assign(`${t.name}.lora_B.weight`, f.B, source);
+    }
+    for (const name of adapter.lora.keys()) {
+      if (!this.targets.some((t) => t.name === name)) throw new LoraStudioError(`holds LoRA factors for ${name}, which is not a target of this run`, source, name);
+    }
+    for (const [key, t] of adapter.extra) {
+      if (!this.trainable.has(key)) {
+        throw new LoraStudioError(`holds ${key}, which is not trainable in this run${hint(key, this.trainable.keys())}`, source, key);
+      }
+      this.assign(key, t, source);
+    }
+  }
+
+  /** Number of scalars in the trainable parameters. */
+  trainableParamCount(): number {
+    let n = 0;
+    for (const v of this.trainable.values()) n += v.size;
+    return n;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of this.params.values()) t.dispose();
+    for (const v of this.trainable.values()) if (!v.isDisposed) v.dispose();
+    this.params.clear();
+    this.trainable.clear();
+  }
+
+  // ---- internals ----
+
+  private p(key: string): tf.Tensor {
+    const t = this.params.get(key);
+    if (!t) throw new Error(`internal: no parameter ${key}`);
+    return t;
+  }
+
+  private dropout(opts: ForwardOptions): DropoutStream {
+    return new DropoutStream(opts.training, opts.training ? opts.seed ?? this.dropoutSeeds.int(2 ** 31) : 0);
+  }
+
+  private hostValue(key: string): HostTensor {
+    const t = this.p(key);
+    const host: HostTensor = { shape: [...t.shape], data: Float32Array.from(t.dataSync() as Float32Array), dtype: 'F32' };
+    return TRANSPOSED.test(key) ? transposeHost(host) : host;
+  }
+
+  private assign(key: string, value: HostTensor, source: string): void {
+    const v = this.trainable.get(key)!;
+    const t = TRANSPOSED.test(key) ? transposeHost(value) : value;
+    if (!sameShape(t.shape, v.shape)) {
+      const expected = TRANSPOSED.test(key) ? [...v.shape].reverse() : v.shape;
+      throw new LoraStudioError(`has shape ${fmt(value.shape)}, expected ${fmt(expected)}`, source, key);
+    }
+    tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, 'float32')));
+  }
+
+  /** The final hidden states [B·T, C] (after ln_f). */
+  private hidden(batch: Batch, drop: DropoutStream): tf.Tensor2D {
+    const c = this.config;
+    const { batch_size: B, seq_len: T } = batch;
+    const C = c.n_embd;
+    if (T > c.n_positions) throw new LoraStudioError(`sequence of ${T} tokens is longer than n_positions (${c.n_positions})`, undefined, 'n_positions');
+    for (const id of batch.input_ids) {
+      if (!(id >= 0 && id < c.vocab_size)) throw new LoraStudioError(`token id ${id} is outside the vocabulary (vocab_size ${c.vocab_size})`, undefined, 'input_ids');
+    }
+    // wte is always frozen: its rows are looked up off the tape. wpe too, unless it is trained in full.
+    const tokens = frozenRows(this.p(`${PREFIX}wte.weight`) as tf.Tensor2D, tf.tensor1d(batch.input_ids, 'int32'));
+    const wpe = this.p(`${PREFIX}wpe.weight`) as tf.Tensor2D;
+    const positions = isTrainable(wpe) ? tf.slice(wpe, [0, 0], [T, C]) : frozenRows(wpe, tf.range(0, T, 1, 'int32') as tf.Tensor1D);
+    let h = tf.reshape(tf.add(tf.reshape(tokens, [B, T, C]), positions), [B * T, C]) as tf.Tensor2D;
+    h = drop.apply(h, c.embd_pdrop);
+    const bias = attentionBias(batch.attention_mask, B, T);
+    const scale = c.scale_attn_weights ? 1 / Math.sqrt(C / c.n_head) : 1;
+    const eps = c.layer_norm_epsilon;
+    for (const blk of this.blocks) {
+      const a = layerNorm(h, blk.ln1[0], blk.ln1[1], eps);
+      const qkv = this.linear(blk.attn, a, drop);
+      const heads = selfAttention(qkv, bias, { B, T, C, H: c.n_head }, scale, c.attn_pdrop, drop);
+      h = tf.add(h, drop.apply(this.linear(blk.attnProj, heads, drop), c.resid_pdrop));
+      const m = layerNorm(h, blk.ln2[0], blk.ln2[1], eps);
+      const act = activation(c.activation_function, this.linear(blk.fc, m, drop)) as tf.Tensor2D;
+      h = tf.add(h, drop.apply(this.linear(blk.mlpProj, act, drop), c.resid_pdrop));
+    }
+    const lnF = this.p(`${PREFIX}ln_f.weight`) as tf.Tensor1D;
+    return layerNorm(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
+  }
+
+  private linear(d: Dense, x: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
+    return adaptedLinear(x, d.w, d.b, d.lora, drop, d.wT);
+  }
+
+  private applyHead(h: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
+    return this.linear(this.head, h, drop);
+  }
+
+  /** Per-row NLL (rows that predict nothing are 0) and the number of predictions. */
+  private rowNll(batch: Batch, drop: DropoutStream): { rows: tf.Tensor1D; count: number } {
+    const h = this.hidden(batch, drop);
+    if (this.task === 'seq-cls') {
+      const labels = batch.labels;
+      if (!labels) throw new LoraStudioError('a seq-cls batch needs labels', undefined, 'label');
+      for (const l of labels) {
+        if (!(Number.isInteger(l) && l >= 0 && l < this.num_labels)) throw new LoraStudioError(`label ${l} is outside [0, ${this.num_labels})`, undefined, 'label');
+      }
+      const logits = this.applyHead(lastRealRows(h, batch), drop);
+      return { rows: crossEntropyRows(logits, labels), count: batch.batch_size };
+    }
+    const { targets, count } = causalTargets(batch);
+    const head = this.head;
+    if (head.wT && !head.lora && !isTrainable(head.w)) {
+      // the tied, frozen head: logits are made block by block and never held whole
+      return { rows: tiedHeadNll(h, head.w, head.wT, targets), count };
+    }
+    return { rows: crossEntropyRows(this.applyHead(h, drop), targets), count };
+  }
+}
+
+/** For each position, the next real token (the target), or -1 where nothing is predicted. */
+export function causalTargets(batch: Batch): { targets: Int32Array; count: number } {
+  const { batch_size: B, seq_len: T, input_ids, attention_mask } = batch;
+  const targets = new Int32Array(B * T).fill(-1);
+  let count = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const i = b * T + t;
+      if (attention_mask[i + 1] === 1 && attention_mask[i] === 1) {
+        targets[i] = input_ids[i + 1];
+        count++;
+      }
+    }
+  }
+  return { targets, count };
+}
+
+/** Each row's last real token (index sum(mask) − 1, right padding), picked with a mask: h [B·T, C] → [B, C]. */
+export function lastRealRows(h: tf.Tensor2D, batch: Batch): tf.Tensor2D {
+  const { batch_size: B, seq_len: T, attention_mask } = batch;
+  const pick = new Float32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    let n = 0;
+    for (let t = 0; t < T; t++) n += attention_mask[b * T + t];
+    pick[b * T + Math.max(n - 1, 0)] = 1;
+  }
+  const C = h.shape[1];
+  return tf.sum(tf.mul(tf.reshape(h, [B, T, C]), tf.tensor3d(pick, [B, T, 1])), 1) as tf.Tensor2D;
+}
+
+// ---- loading: which tensors exist, with what values, and which are trainable ----
+
+interface Plan {
+  /** every parameter in internal layout (lm_head is added later when tied) */
+  values: Map<string, HostTensor>;
+  trainable: Set<string>;
+  scaling: Map<string, number>;
+}
+
+function planParameters(spec: ModelSpec): Plan {
+  const { config: c, task } = spec;
+  checkConfig(c);
+  if (task === 'seq-cls' && !(Number.isInteger(spec.num_labels) && spec.num_labels >= 2)) {
+    throw new LoraStudioError(`seq-cls needs num_labels >= 2, got ${spec.num_labels}`, undefined, 'num_labels');
+  }
+  const shapes = gpt2WeightShapes(c, task, spec.num_labels);
+  const values = new Map<string, HostTensor>();
+  for (const [key, shape] of shapes) {
+    const t = spec.weights.get(key);
+    if (!t) {
+      if (key === 'score.weight') continue; // filled below: from the adapter, or a fresh head
+      throw new LoraStudioError(`the base weights have no ${key}`, undefined, key);
+    }
+    if (!sameShape(t.shape, shape)) throw new LoraStudioError(`has shape ${fmt(t.shape)}, but config.json implies ${fmt(shape)}`, undefined, key);
+    values.set(key, t);
+  }
+
+  // The module table we can train: name → its parameter keys.
+  const modules = new Map<string, string[]>();
+  for (const key of shapes.keys()) {
+    const mod = key.slice(0, key.lastIndexOf('.'));
+    modules.set(mod, [...(modules.get(mod) ?? []), key]);
+  }
+  if (task === 'causal-lm') modules.set('lm_head', ['lm_head.weight']);
+
+  // Adapter extras override base values (HF layout).
+  const extras = spec.adapter?.extra ?? new Map<string, HostTensor>();
+  for (const [key, t] of extras) {
+    const shape = key === 'lm_head.weight' ? [c.vocab_size, c.n_embd] : shapes.get(key);
+    if (!shape) throw new LoraStudioError(`the adapter holds ${key}, which this model does not have${hint(key, shapes.keys())}`, 'adapter_model.safetensors', key);
+    if (!sameShape(t.shape, shape)) throw new LoraStudioError(`has shape ${fmt(t.shape)}, but the model expects ${fmt(shape)}`, 'adapter_model.safetensors', key);
+    values.set(key, t);
+  }
+  if (task === 'seq-cls' && !values.has('score.weight')) {
+    // transformers initializes a missing head as nn.Linear with normal(0, initializer_range)
+    const std = typeof c.initializer_range === 'number' ? c.initializer_range : 0.02;
+    const rng = new Rng(spec.seed ^ 0x2545f491);
+    const data = new Float32Array(spec.num_labels * c.n_embd);
+    for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
+    values.set('score.weight', { shape: [spec.num_labels, c.n_embd], data, dtype: 'F32' });
+  }
+
+  const trainable = new Set<string>();
+  // modules_to_save: PEFT trains a full copy of each matched module.
+  for (const entry of spec.modules_to_save) {
+    for (const [mod, keys] of modules) {
+      if (mod !== entry && !mod.endsWith(`.${entry}`)) continue;
+      if (mod === `${PREFIX}wte`) {
+        throw new LoraStudioError('training wte in full is not supported (its gradient needs a gather, which the wasm backend lacks)', undefined, 'modules_to_save');
+      }
+      for (const k of keys) trainable.add(k);
+    }
+  }
+  if (trainable.has('lm_head.weight')) values.set('lm_head.weight', values.get(`${PREFIX}wte.weight`)!);
+
+  // LoRA factors: from the adapter, else PEFT's initialization (seeded, in target order).
+  const scaling = new Map<string, number>();
+  const rng = new Rng(spec.seed);
+  const known = new Set(modules.keys());
+  for (const t of spec.targets) {
+    if (!known.has(t.name) || !(isConv1D(t.name) || t.name === 'score' || t.name === 'lm_head')) {
+      throw new LoraStudioError(`cannot take LoRA: not a Conv1D or Linear module of this model${hint(t.name, known)}`, undefined, t.name);
+    }
+    const [inF, outF] = moduleDims(c, t.name, spec.num_labels);
+    if (t.in_features !== inF || t.out_features !== outF) {
+      throw new LoraStudioError(`target says in/out ${t.in_features}/${t.out_features}, the model has ${inF}/${outF}`, undefined, t.name);
+    }
+    let f = spec.adapter?.lora.get(t.name);
+    if (spec.adapter && !f) throw new LoraStudioError(`the adapter has no lora_A/lora_B for target ${t.name}`, 'adapter_model.safetensors', t.name);
+    f ??= initialLoraFactors(inF, outF, t.r, spec.init_lora_weights, rng);
+    if (!sameShape(f.A.shape, [t.r, inF])) throw new LoraStudioError(`lora_A has shape ${fmt(f.A.shape)}, expected [${t.r}, ${inF}] (r = ${t.r})`, 'adapter_model.safetensors', `${t.name}.lora_A.weight`);
+    if (!sameShape(f.B.shape, [outF, t.r])) throw new LoraStudioError(`lora_B has shape ${fmt(f.B.shape)}, expected [${outF}, ${t.r}] (r = ${t.r})`, 'adapter_model.safetensors', `${t.name}.lora_B.weight`);
+    values.set(`${t.name}.lora_A.weight`, f.A);
+    values.set(`${t.name}.lora_B.weight`, f.B);
+    trainable.add(`${t.name}.lora_A.weight`).add(`${t.name}.lora_B.weight`);
+    scaling.set(t.name, t.scaling);
+  }
+  if (spec.adapter) {
+    for (const name of spec.adapter.lora.keys()) {
+      if (!scaling.has(name)) throw new LoraStudioError(`the adapter has LoRA factors for ${name}, which is not a target module`, 'adapter_model.safetensors', name);
+    }
+  }
+
+  // PEFT's bias modes.
+  if (spec.bias === 'all') {
+    for (const key of values.keys()) if (key.endsWith('.bias')) trainable.add(key);
+  } else if (spec.bias === 'lora_only') {
+    for (const t of spec.targets) if (values.has(`${t.name}.bias`)) trainable.add(`${t.name}.bias`);
+  }
+
+  // Internal layout: Linear weights and LoRA factors transposed to [in, out].
+  for (const [key, t] of values) if (TRANSPOSED.test(key)) values.set(key, transposeHost(t));
+  return { values, trainable, scaling };
+}
+
+function checkConfig(c: GPT2Config): void {
+  if (c.scale_attn_by_inverse_layer_idx === true) throw new LoraStudioError('scale_attn_by_inverse_layer_idx = true is not supported', 'config.json', 'scale_attn_by_inverse_layer_idx');
+  if (c.reorder_and_upcast_attn === true) throw new LoraStudioError('reorder_and_upcast_attn = true is not supported', 'config.json', 'reorder_and_upcast_attn');
+  if (!SUPPORTED_ACTIVATIONS.includes(c.activation_function)) {
+    throw new LoraStudioError(`unsupported ${JSON.stringify(c.activation_function)}; supported: ${SUPPORTED_ACTIVATIONS.join(', ')}`, 'config.json', 'activation_function');
+  }
+  if (c.n_embd % c.n_head !== 0) throw new LoraStudioError(`n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`, 'config.json', 'n_head');
+}
+
+/** in/out features of a Conv1D or head module. */
+function moduleDims(c: GPT2Config, name: string, numLabels: number): [number, number] {
+  const C = c.n_embd;
+  const I = c.n_inner ?? 4 * C;
+  if (name === 'lm_head') return [C, c.vocab_size];
+  if (name === 'score') return [C, numLabels];
+  if (name.endsWith('attn.c_attn')) return [C, 3 * C];
+  if (name.endsWith('attn.c_proj')) return [C, C];
+  if (name.endsWith('mlp.c_fc')) return [C, I];
+  return [I, C]; // mlp.c_proj
+}
+
+function fmt(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function hint(name: string, candidates: Iterable<string>): string {
+  const close = closestNames(name, candidates);
+  return close.length ? `; did you mean ${close.join(', ')}?` : '';
+}
