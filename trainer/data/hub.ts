@@ -50,7 +50,7 @@ export function parseHubId(value: string): HubRef | null {
   return m[2] !== undefined ? { repo: m[1], config: m[2] } : { repo: m[1] };
 }
 
-function isTrue(v: string | undefined): boolean {
+export function isTrue(v: string | undefined): boolean {
   return v !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(v.trim().toUpperCase());
 }
 
@@ -152,7 +152,7 @@ function subdirs(dir: string): string[] {
   }
 }
 
-class Unreachable extends Error {}
+export class Unreachable extends Error {}
 
 /** Keeps the config → split → [url] entries of the Hub's answer that have that shape. */
 function toListing(json: unknown): SplitListing {
@@ -167,7 +167,7 @@ function toListing(json: unknown): SplitListing {
   return listing;
 }
 
-async function hubFetch(url: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Response> {
+export async function hubFetch(url: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Response> {
   const headers: Record<string, string> = {};
   if (env.HF_TOKEN) headers.authorization = `Bearer ${env.HF_TOKEN}`;
   let res: Response;

@@ -21,8 +21,12 @@ export function bytesToUnicode(): string[] {
   return table;
 }
 
-/** Vocabulary order follows GPT-2: the printable bytes first, as in its encoder.json. Id 256 is `<|endoftext|>`. */
-export function byteLevelTokenizerJson(): object {
+/**
+ * Vocabulary order follows GPT-2: the printable bytes first, as in its encoder.json. Id 256 is `<|endoftext|>`.
+ * `words` (ASCII) get whole-word tokens, with and without GPT-2's leading-space marker `Ġ`: each word is merged left to right,
+ * then joined to `Ġ`, so the demo's sentences tokenize to one token a word.
+ */
+export function byteLevelTokenizerJson(words: string[] = []): object {
   const table = bytesToUnicode();
   const order: number[] = [];
   for (let b = 33; b <= 126; b++) order.push(b);
@@ -32,6 +36,21 @@ export function byteLevelTokenizerJson(): object {
   const vocab: Record<string, number> = {};
   order.forEach((b, i) => (vocab[table[b]] = i));
   vocab['<|endoftext|>'] = 256;
+  const merges: string[] = [];
+  const addMerge = (left: string, right: string) => {
+    if (!(left + right in vocab)) {
+      vocab[left + right] = Object.keys(vocab).length;
+      merges.push(`${left} ${right}`);
+    }
+  };
+  for (const word of words) {
+    let left = word[0];
+    for (const ch of word.slice(1)) {
+      addMerge(left, ch);
+      left += ch;
+    }
+    addMerge(table[32], word);
+  }
   return {
     version: '1.0',
     truncation: null,
@@ -41,6 +60,6 @@ export function byteLevelTokenizerJson(): object {
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: [] },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges },
   };
 }

@@ -1,0 +1,167 @@
+/**
+ * The CLI's commands, each a plain async function over parsed options and an Output. cli.ts only parses.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LoraStudioError } from '../errors';
+import { inspect, formatInspect } from './inspect';
+import { loadRunConfig, parseRunConfig } from '../config/run_config';
+import type { RunConfig } from '../config/schema';
+import { mergeToFolder } from '../lora/merge';
+import { openModel } from '../train/session';
+import { evaluate, generate } from '../eval';
+import { prepareData } from '../data/prepare';
+import { train } from '../train/trainer';
+import type { TrainEvent } from '../protocol';
+import { progressPrinter } from './progress';
+import { runDemoJob } from './demo';
+import type { Task } from '../lora/config';
+
+export interface Output {
+  json: boolean;
+  /** human output (stdout), suppressed with --json */
+  info(line: string): void;
+  /** warnings (stderr) */
+  warn(line: string): void;
+  /** the one JSON object (or JSON Lines event) on stdout with --json */
+  result(obj: unknown): void;
+}
+
+const CLI = '<command line>';
+
+/** `--target-modules`: all-linear, a JSON list, a regex (if it has regex syntax), or comma-separated names. */
+export function parseTargetSpec(spec: string): string | string[] {
+  const s = spec.trim();
+  if (s === 'all-linear') return s;
+  if (s.startsWith('[')) {
+    try {
+      const list = JSON.parse(s);
+      if (Array.isArray(list) && list.every((x) => typeof x === 'string')) return list;
+    } catch {
+      // fall through to the error
+    }
+    throw new LoraStudioError(`not a JSON list of strings: ${s}`, CLI, '--target-modules');
+  }
+  if (/[\\^$*+?()[\]{}|]/.test(s)) return s;
+  return s.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+interface InspectFlags { task?: Task; numLabels?: number; config?: string; targetModules?: string; r?: number; loraAlpha?: number; modulesToSave?: string }
+
+export async function runInspect(modelDir: string, o: InspectFlags, out: Output): Promise<void> {
+  let cfg: RunConfig;
+  let loraFile: string;
+  if (o.config) {
+    cfg = loadRunConfig(o.config);
+    loraFile = o.config;
+  } else {
+    const lora: Record<string, unknown> = {};
+    if (o.targetModules !== undefined) lora.target_modules = parseTargetSpec(o.targetModules);
+    if (o.r !== undefined) lora.r = o.r;
+    if (o.loraAlpha !== undefined) lora.lora_alpha = o.loraAlpha;
+    if (o.modulesToSave !== undefined) lora.modules_to_save = o.modulesToSave.split(',').map((x) => x.trim()).filter(Boolean);
+    cfg = parseRunConfig({ model: modelDir, task: o.task ?? 'causal-lm', data: { train: '-' }, lora }, CLI, { resolvePaths: false });
+    loraFile = CLI;
+  }
+  const result = inspect({
+    modelDir, task: o.task ?? (o.config ? cfg.task : undefined), num_labels: o.numLabels ?? (o.config ? cfg.num_labels ?? undefined : undefined),
+    lora: cfg.lora, explicitModulesToSave: cfg.lora.modules_to_save !== null, loraFile,
+  });
+  result.warnings.forEach((w) => out.warn(w));
+  out.info('backend: none (inspect reads config.json only; no weights are loaded)');
+  out.info(formatInspect(result));
+  out.result({ backend: null, gpu: false, ...result });
+}
+
+export async function runEval(modelDir: string, o: { data: string; adapter?: string; task?: Task; maxLength?: number; batchSize: number; backend?: string }, out: Output): Promise<void> {
+  const m = await openModel({ modelDir, adapterDir: o.adapter, task: o.task, backend: o.backend });
+  try {
+    out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    const task = m.loaded.task;
+    const data = await prepareData(
+      { train: path.resolve(o.data), eval: null, text_column: 'text', label_column: 'label', max_length: o.maxLength ?? m.loaded.config.n_positions, eval_split: 0, format: null, max_bad_rows_ratio: 0 },
+      task, m.tokenizer, { seed: 0, eos_token_id: m.tokenizer.eos_token_id ?? m.loaded.config.eos_token_id, num_labels: task === 'seq-cls' ? m.loaded.num_labels : undefined },
+    );
+    const examples = data.train;
+    // String labels: use the adapter's own label ids (written by training), not a fresh sorted mapping.
+    const label2id = m.adapter?.metadata?.label2id ? (JSON.parse(m.adapter.metadata.label2id) as Record<string, number>) : null;
+    if (task === 'seq-cls' && label2id && data.id2label) {
+      for (const e of examples) {
+        const name = data.id2label[String(e.label)];
+        if (name in label2id) e.label = label2id[name];
+        else if (!/^LABEL_\d+$/.test(name)) throw new LoraStudioError(`label ${JSON.stringify(name)} is not one the adapter was trained on (${Object.keys(label2id).join(', ')})`, o.data, 'label');
+      }
+    }
+    const metrics = evaluate(m.model, examples, { batch_size: o.batchSize, pad_token_id: m.pad_token_id });
+    for (const [k, v] of Object.entries(metrics)) out.info(`${k}: ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(6) : v}`);
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, task, ...metrics });
+  } finally {
+    m.model.dispose();
+  }
+}
+
+export async function runMerge(modelDir: string, o: { adapter: string; out: string }, out: Output): Promise<void> {
+  const r = mergeToFolder(modelDir, o.adapter, o.out);
+  r.warnings.forEach((w) => out.warn(w));
+  out.info('backend: none (merge is host-side F32 arithmetic)');
+  out.info(`merged ${r.merged_modules} LoRA modules into ${r.outDir}`);
+  out.result({ backend: null, gpu: false, out_dir: path.resolve(r.outDir), merged_modules: r.merged_modules, warnings: r.warnings });
+}
+
+export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; seed: number; backend?: string }, out: Output): Promise<void> {
+  const m = await openModel({ modelDir, adapterDir: o.adapter, task: 'causal-lm', backend: o.backend });
+  try {
+    out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    const promptIds = m.tokenizer.encode(o.prompt);
+    if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty after tokenization', CLI, '--prompt');
+    const ids = generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, eos_token_id: m.tokenizer.eos_token_id });
+    const completion = m.tokenizer.decode(ids);
+    out.info(o.prompt + completion);
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, prompt: o.prompt, completion, token_ids: ids });
+  } finally {
+    m.model.dispose();
+  }
+}
+
+/** SIGINT/SIGTERM stop a run cleanly: the loop saves a checkpoint, then the process exits 0. */
+function stopSignal(out: Output): AbortSignal {
+  const abort = new AbortController();
+  const onSignal = (sig: string) => {
+    if (abort.signal.aborted) process.exit(130);
+    out.warn(`${sig}: stopping after this step and saving a checkpoint (send it again to quit at once)`);
+    abort.abort();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  return abort.signal;
+}
+
+export function eventPrinter(out: Output): (e: TrainEvent) => void {
+  const progress = progressPrinter();
+  return (e) => {
+    if (out.json) {
+      out.result(e);
+      return;
+    }
+    if (e.event === 'log') {
+      if (e.level === 'warning') out.warn(e.message);
+      else out.info(e.message);
+      return;
+    }
+    progress(e);
+  };
+}
+
+export async function runTrain(o: { config: string; resume?: string | boolean; backend?: string }, out: Output): Promise<void> {
+  const overrides = o.resume !== undefined ? { training: { resume_from_checkpoint: o.resume === true ? true : path.resolve(String(o.resume)) } } : undefined;
+  const cfg = loadRunConfig(o.config, overrides);
+  await train(cfg, { onEvent: eventPrinter(out), signal: stopSignal(out), backend: o.backend, configFile: o.config });
+}
+
+export async function runDemo(o: { model?: string; out: string; epochs?: number; backend?: string }, out: Output): Promise<void> {
+  await runDemoJob({ model: o.model, workDir: o.out, epochs: o.epochs, backend: o.backend, signal: stopSignal(out) }, out, eventPrinter(out));
+}
+
+export function removeIfOurs(dir: string, sentinel: string): void {
+  if (fs.existsSync(dir) && fs.existsSync(path.join(dir, sentinel))) fs.rmSync(dir, { recursive: true, force: true });
+}

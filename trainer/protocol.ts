@@ -1,0 +1,136 @@
+/**
+ * The trainer's side of its protocol with the extension (counterpart: extension/trainerClient.ts).
+ * One event schema serves three listeners: `lora-studio train --json` (JSON Lines on stdout),
+ * `output_dir/metrics.jsonl`, and the IPC channel of the child process (`trainer/main.ts`).
+ * Field names follow transformers' log_history (`loss`, `learning_rate`, `grad_norm`, `eval_*`).
+ */
+
+export interface StartEvent {
+  event: 'start';
+  backend: string;
+  gpu: boolean;
+  task: 'causal-lm' | 'seq-cls';
+  model: string;
+  output_dir: string;
+  trainable_params: number;
+  all_params: number;
+  total_steps: number;
+  num_train_epochs: number;
+  /** the step the run starts from (non-zero when resuming) */
+  global_step: number;
+}
+
+export interface StepEvent {
+  event: 'step';
+  step: number;
+  epoch: number;
+  loss: number;
+  learning_rate: number;
+  grad_norm: number;
+  tokens_per_second: number;
+  samples_per_second: number;
+  rss_mb: number;
+  eta_s: number;
+}
+
+export interface EvalEvent {
+  event: 'eval';
+  step: number;
+  epoch: number;
+  /** eval_loss always; eval_accuracy and eval_f1 for seq-cls; eval_perplexity for causal-lm */
+  metrics: Record<string, number>;
+}
+
+export interface CheckpointEvent {
+  event: 'checkpoint';
+  step: number;
+  path: string;
+}
+
+export interface LogEvent {
+  event: 'log';
+  level: 'info' | 'warning';
+  message: string;
+}
+
+export interface DoneEvent {
+  event: 'done';
+  /** the best checkpoint (by metric_for_best_model), or null when there was no evaluation */
+  best: string | null;
+  best_metric: number | null;
+  output_dir: string;
+  global_step: number;
+  /** true when the run was stopped (signal or stop request) before its last step */
+  stopped: boolean;
+}
+
+export interface ErrorEvent {
+  event: 'error';
+  message: string;
+  file?: string;
+  field?: string;
+}
+
+export type TrainEvent = StartEvent | StepEvent | EvalEvent | CheckpointEvent | LogEvent | DoneEvent | ErrorEvent;
+export type TrainEventName = TrainEvent['event'];
+
+// ---- IPC between the extension host (parent) and trainer/main.ts (child) ----
+
+export type { InspectResult, InspectModule } from './commands/inspect';
+export type { LoraTarget, ModuleInfo } from './lora/types';
+
+export type TrainerMethod = 'train' | 'inspect';
+
+/** The LoRA fields that inspect takes (PEFT LoraConfig names); unset ones take PEFT's defaults. */
+export interface InspectLora {
+  r?: number;
+  lora_alpha?: number;
+  target_modules?: string | string[] | null;
+  exclude_modules?: string | string[] | null;
+  modules_to_save?: string[] | null;
+  bias?: 'none' | 'all' | 'lora_only';
+  use_rslora?: boolean;
+  rank_pattern?: Record<string, number>;
+  alpha_pattern?: Record<string, number>;
+}
+
+export interface TrainParams {
+  config_file: string;
+  backend?: string;
+  /** overrides training.resume_from_checkpoint: true for the latest checkpoint, or a checkpoint folder */
+  resume_from_checkpoint?: string | boolean;
+}
+
+/** Either a run config (its model, task, num_labels and lora), or a model folder with explicit settings. */
+export type InspectParams =
+  | { config_file: string }
+  | { model_dir: string; task?: 'causal-lm' | 'seq-cls'; num_labels?: number; lora?: InspectLora };
+
+/** parent → child; the response to `inspect` is an InspectResult, to `train` the DoneEvent */
+export type ParentMessage =
+  | { kind: 'request'; id: number; method: 'train'; params: TrainParams }
+  | { kind: 'request'; id: number; method: 'inspect'; params: InspectParams }
+  /** ask the request `id` to stop: a training run saves a checkpoint first, then answers */
+  | { kind: 'cancel'; id: number };
+
+export const ERROR_CODES = { invalid_input: 1, internal: 2, cancelled: 3, unknown_method: 4 } as const;
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** child → parent */
+export type ChildMessage =
+  | { kind: 'notification'; id: number; event: TrainEvent }
+  | { kind: 'response'; id: number; result: unknown }
+  | { kind: 'response'; id: number; error: { code: ErrorCode; message: string; file?: string; field?: string } }
+  | { kind: 'ready'; pid: number };
+
+export function isParentMessage(m: unknown): m is ParentMessage {
+  if (!m || typeof m !== 'object') return false;
+  const o = m as Record<string, unknown>;
+  if (typeof o.id !== 'number') return false;
+  if (o.kind === 'cancel') return true;
+  if (o.kind !== 'request' || !o.params || typeof o.params !== 'object') return false;
+  const p = o.params as Record<string, unknown>;
+  if (o.method === 'train') return typeof p.config_file === 'string';
+  if (o.method === 'inspect') return typeof p.config_file === 'string' || typeof p.model_dir === 'string';
+  return false;
+}

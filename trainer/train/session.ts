@@ -1,0 +1,136 @@
+/**
+ * Everything a command needs before it can run the model: the backend, the model folder (local or from
+ * the Hub cache), the tokenizer, the LoRA targets with their PEFT line, the data, and the tfjs model.
+ * Training (`openTrainingSession`) and the one-shot commands (`openModel`: eval, generate) share it.
+ */
+import * as path from 'node:path';
+import type { RunConfig } from '../config/run_config';
+import { type BackendInfo, type BackendName, initBackend } from '../backend';
+import { loadModelFolder, type LoadedModel } from '../io/hf_folder';
+import { resolveModelDir } from '../io/hub_model';
+import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer';
+import { namedModules } from '../models/gpt2/modules';
+import { readConfig } from '../models/gpt2/config';
+import { resolveTargets } from '../lora/targets';
+import { countParams } from '../lora/peft_line';
+import { adapterConfigJson, checkAdapterFitsModel, loadAdapter } from '../lora/adapter_io';
+import { rankAndScaling } from '../lora/patterns';
+import { GPT2LoraModel } from '../models/gpt2/model';
+import { prepareData, type PreparedData } from '../data/prepare';
+import type { AdapterConfigJson, AdapterWeights, LoraTarget, ModuleInfo } from '../lora/types';
+import type { Task } from '../lora/config';
+import { LoraStudioError } from '../errors';
+
+export interface TrainingSession {
+  backend: BackendInfo;
+  modelDir: string;
+  loaded: LoadedModel;
+  tokenizer: TextTokenizer;
+  modules: ModuleInfo[];
+  targets: LoraTarget[];
+  counts: { trainable_params: number; all_params: number; line: string };
+  data: PreparedData;
+  model: GPT2LoraModel;
+  pad_token_id: number;
+  adapterConfig: AdapterConfigJson;
+  /** the adapter as PEFT saves it, with the seq-cls label names in its metadata */
+  exportAdapter(): AdapterWeights;
+}
+
+export const padTokenId = (l: LoadedModel) => l.config.pad_token_id ?? l.config.eos_token_id;
+
+export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: string; backend?: string; onWarning: (m: string) => void; onInfo?: (m: string) => void }): Promise<TrainingSession> {
+  const backend = await initBackend((opts.backend ?? cfg.training.backend ?? undefined) as BackendName | undefined);
+  const configFile = opts.configFile;
+  const modelDir = await resolveModelDir(cfg.model, 'model', { configFile, log: opts.onInfo });
+  const tokenizer = loadTokenizer(modelDir);
+  const seed = cfg.training.seed;
+
+  // Data first: for seq-cls with string labels, the number of classes comes from the data.
+  const peek = readConfig(modelDir);
+  const data = await prepareData(cfg.data, cfg.task, tokenizer, {
+    seed, configFile, eos_token_id: tokenizer.eos_token_id ?? peek.eos_token_id, num_labels: cfg.task === 'seq-cls' ? cfg.num_labels ?? undefined : undefined, log: opts.onInfo,
+  });
+  for (const f of data.report.files) {
+    if (f.bad.length) opts.onWarning(`${f.file}: skipped ${f.bad.length} of ${f.rows} rows: ${f.bad.slice(0, 10).map((b) => `line ${b.line}: ${b.reason}`).join('; ')}${f.bad.length > 10 ? '; …' : ''}`);
+    if (f.truncated) opts.onWarning(`${f.file}: truncated ${f.truncated} examples to max_length ${cfg.data.max_length}`);
+  }
+  data.report.warnings.forEach(opts.onWarning);
+  if (data.eval.length === 0 && cfg.training.eval_strategy !== 'no') {
+    throw new LoraStudioError('eval_strategy needs evaluation data: set data.eval or data.eval_split', configFile, 'training.eval_strategy');
+  }
+
+  const num_labels = cfg.task === 'seq-cls' ? cfg.num_labels ?? Object.keys(data.id2label ?? {}).length : 0;
+  const loaded = loadModelFolder(modelDir, { task: cfg.task, num_labels: cfg.task === 'seq-cls' ? num_labels : undefined, seed });
+  loaded.warnings.forEach(opts.onWarning);
+  const modules = namedModules(loaded.config, cfg.task, loaded.num_labels);
+  const resolved = resolveTargets(modules, cfg.lora, cfg.task, { explicitModulesToSave: cfg.lora.modules_to_save !== null, file: configFile });
+  resolved.warnings.forEach(opts.onWarning);
+  const counts = countParams(modules, resolved.targets, resolved.modules_to_save, cfg.lora.bias);
+  const pad_token_id = padTokenId(loaded);
+  const model = GPT2LoraModel.create({
+    config: loaded.config, task: cfg.task, num_labels: loaded.num_labels, weights: loaded.weights, targets: resolved.targets,
+    modules_to_save: resolved.modules_to_save, bias: cfg.lora.bias, lora_dropout: cfg.lora.lora_dropout,
+    init_lora_weights: cfg.lora.init_lora_weights, seed, pad_token_id,
+  });
+  // Free the host copy of the base weights: the model holds them now.
+  loaded.weights.clear();
+  const adapterConfig = adapterConfigJson(
+    { ...cfg.lora, fan_in_fan_out: resolved.fan_in_fan_out, modules_to_save: resolved.modules_to_save.length ? resolved.modules_to_save : null },
+    cfg.task, cfg.model, cfg.lora.target_modules);
+  const metadata: Record<string, string> = {};
+  if (cfg.task === 'seq-cls' && data.id2label && data.label2id) {
+    metadata.id2label = JSON.stringify(data.id2label);
+    metadata.label2id = JSON.stringify(data.label2id);
+  }
+  return {
+    backend, modelDir, loaded, tokenizer, modules, targets: resolved.targets, counts, data, model, pad_token_id, adapterConfig,
+    exportAdapter: () => ({ ...model.exportAdapter(adapterConfig), metadata }),
+  };
+}
+
+export interface OpenedModel {
+  backend: BackendInfo;
+  modelDir: string;
+  loaded: LoadedModel;
+  tokenizer: TextTokenizer;
+  model: GPT2LoraModel;
+  adapter?: AdapterWeights;
+  pad_token_id: number;
+}
+
+/**
+ * A model for eval/generate: the base folder, plus an adapter whose targets come from its own files
+ * (the module names of its lora_A tensors, with r and scaling from its adapter_config.json).
+ */
+export async function openModel(opts: { modelDir: string; adapterDir?: string; task?: Task; backend?: string; seed?: number }): Promise<OpenedModel> {
+  const backend = await initBackend(opts.backend as BackendName | undefined);
+  const modelDir = await resolveModelDir(opts.modelDir, 'model-dir');
+  const adapter = opts.adapterDir ? loadAdapter(opts.adapterDir) : undefined;
+  const adapterTask: Task | undefined = adapter?.config.task_type === 'SEQ_CLS' ? 'seq-cls' : adapter?.config.task_type === 'CAUSAL_LM' ? 'causal-lm' : undefined;
+  if (opts.task && adapterTask && opts.task !== adapterTask) {
+    throw new LoraStudioError(`the adapter was trained for ${adapterTask} but --task is ${opts.task}`, path.join(opts.adapterDir!, 'adapter_config.json'), 'task_type');
+  }
+  const task = opts.task ?? adapterTask;
+  const scoreRows = adapter?.extra.get('score.weight')?.shape[0];
+  const loaded = loadModelFolder(modelDir, { task, num_labels: scoreRows, seed: opts.seed ?? 42 });
+  const tokenizer = loadTokenizer(modelDir);
+  let targets: LoraTarget[] = [];
+  if (adapter) {
+    checkAdapterFitsModel(adapter, path.join(opts.adapterDir!, 'adapter_model.safetensors'), loaded.config, loaded.weights);
+    const modules = new Map(namedModules(loaded.config, loaded.task, loaded.num_labels).map((m) => [m.name, m]));
+    targets = [...adapter.lora.entries()].map(([name, { A }]) => {
+      const m = modules.get(name)!;
+      const { lora_alpha, scaling } = rankAndScaling(adapter.config, name);
+      return { name, type: m.type as 'Conv1D' | 'Linear', in_features: m.in_features!, out_features: m.out_features!, r: A.shape[0], lora_alpha, scaling };
+    });
+  }
+  const pad_token_id = padTokenId(loaded);
+  const model = GPT2LoraModel.create({
+    config: loaded.config, task: loaded.task, num_labels: loaded.num_labels, weights: loaded.weights, targets,
+    modules_to_save: adapter ? [...adapter.extra.keys()].filter((k) => k.endsWith('.weight') && !/\.bias$/.test(k)).map((k) => k.replace(/\.weight$/, '')) : [],
+    bias: adapter?.config.bias ?? 'none', lora_dropout: 0, init_lora_weights: true, seed: opts.seed ?? 42, adapter, pad_token_id,
+  });
+  loaded.weights.clear();
+  return { backend, modelDir, loaded, tokenizer, model, adapter, pad_token_id };
+}

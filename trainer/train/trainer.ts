@@ -1,0 +1,304 @@
+/**
+ * The training loop: AdamW over the LoRA parameters, LR schedule, gradient accumulation and clipping,
+ * evaluation and checkpoints by strategy, best-model tracking, resume, and a clean stop.
+ * It reports only through `onEvent`; it knows nothing about who listens (CLI, metrics file, extension).
+ *
+ * Determinism: the data order of epoch e comes from Rng(seed, e), and each micro-batch's dropout seed
+ * from (seed, global_step, micro-batch), so a resumed run replays exactly what the uninterrupted run does.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { DoneEvent, TrainEvent } from '../protocol';
+import type { RunConfig } from '../config/run_config';
+import { LoraStudioError } from '../errors';
+import { collate, type Example } from '../data/collate';
+import { Rng } from '../util/rng';
+import { AdamW, decayParameterNames } from '../train/optimizer';
+import { learningRateAt, warmupSteps } from './schedule';
+import { clipByGlobalNorm } from './clip';
+import { evaluate } from '../eval';
+import { type TrainerState, checkpointDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint';
+import { openTrainingSession, type TrainingSession } from './session';
+import { saveAdapter } from '../lora/adapter_io';
+import { writeJsonAtomic } from '../io/atomic';
+import { metricsAppender } from './metrics';
+
+export interface TrainOptions {
+  onEvent: (e: TrainEvent) => void;
+  /** aborting stops after the current optimizer step, saves a checkpoint, and resolves with stopped: true */
+  signal?: AbortSignal;
+  /** overrides the config's training.backend */
+  backend?: string;
+  /** the run config file, named in errors */
+  configFile?: string;
+}
+
+/** Seeds from (seed, a, b) that stay in int32 range; one formula for data order and dropout. */
+export function mixSeed(seed: number, a: number, b = 0): number {
+  let h = (seed ^ 0x9e3779b9) >>> 0;
+  for (const v of [a, b]) {
+    h = Math.imul(h ^ (v >>> 0), 0x85ebca6b) >>> 0;
+    h = (h ^ (h >>> 13)) >>> 0;
+  }
+  return h & 0x7fffffff;
+}
+
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  return new Rng(mixSeed(seed, 1_000_003, epoch)).shuffle(Array.from({ length: n }, (_, i) => i));
+}
+
+export async function train(cfg: RunConfig, opts: TrainOptions): Promise<DoneEvent> {
+  const t = cfg.training;
+  const outputDir = t.output_dir;
+  const append = metricsAppender(outputDir);
+  const emit = (e: TrainEvent) => {
+    append(e);
+    opts.onEvent(e);
+  };
+  try {
+    const done = await trainInner(cfg, { ...opts, onEvent: emit });
+    emit(done);
+    return done;
+  } catch (e) {
+    const err = e instanceof LoraStudioError ? e : null;
+    append({ event: 'error', message: err ? err.message : (e as Error)?.message ?? String(e), file: err?.file, field: err?.field });
+    throw e;
+  }
+}
+
+async function trainInner(cfg: RunConfig, opts: TrainOptions): Promise<DoneEvent> {
+  const t = cfg.training;
+  const outputDir = t.output_dir;
+  const emit = opts.onEvent;
+  const resumeDir = resolveResume(cfg);
+  if (!resumeDir && listCheckpoints(outputDir).length > 0) {
+    throw new LoraStudioError(
+      'output_dir already holds checkpoints of another run; set training.resume_from_checkpoint to true to continue it, or choose a new output_dir (nothing is overwritten)',
+      outputDir, 'training.output_dir');
+  }
+  const s = await openTrainingSession(cfg, {
+    configFile: opts.configFile, backend: opts.backend,
+    onWarning: (message: string) => emit({ event: 'log', level: 'warning', message }),
+    onInfo: (message: string) => emit({ event: 'log', level: 'info', message }),
+  });
+  try {
+    return await runLoop(cfg, s, resumeDir, opts);
+  } finally {
+    s.model.dispose();
+  }
+}
+
+function resolveResume(cfg: RunConfig): string | null {
+  const r = cfg.training.resume_from_checkpoint;
+  if (r === null || r === false || r === undefined) return null;
+  if (r === true) {
+    const all = listCheckpoints(cfg.training.output_dir);
+    if (all.length === 0) throw new LoraStudioError('resume_from_checkpoint is true but output_dir holds no checkpoint', cfg.training.output_dir, 'training.resume_from_checkpoint');
+    return all[all.length - 1].dir;
+  }
+  if (!fs.existsSync(path.join(r, 'trainer_state.json'))) throw new LoraStudioError('not a checkpoint folder (no trainer_state.json)', r, 'training.resume_from_checkpoint');
+  return r;
+}
+
+async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | null, opts: TrainOptions): Promise<DoneEvent> {
+  const t = cfg.training;
+  const emit = (e: TrainEvent) => opts.onEvent(e);
+  const train = s.data.train;
+  const bs = t.per_device_train_batch_size;
+  const gas = t.gradient_accumulation_steps;
+  const numBatches = t.dataloader_drop_last ? Math.floor(train.length / bs) : Math.ceil(train.length / bs);
+  if (numBatches === 0) throw new LoraStudioError(`the training set has ${train.length} examples, fewer than one batch of ${bs}`, cfg.data.train, 'training.per_device_train_batch_size');
+  const stepsPerEpoch = Math.ceil(numBatches / gas);
+  const totalSteps = t.max_steps > 0 ? t.max_steps : Math.ceil(stepsPerEpoch * t.num_train_epochs);
+  const numWarmup = warmupSteps(t.warmup_ratio, t.warmup_steps ?? 0, totalSteps);
+  const lrAt = (step: number) => learningRateAt(step, { type: t.lr_scheduler_type, learning_rate: t.learning_rate, num_training_steps: totalSteps, num_warmup_steps: numWarmup });
+  const evalSteps = t.eval_strategy === 'steps' ? t.eval_steps ?? t.logging_steps : null;
+  const saveSteps = t.save_strategy === 'steps' ? t.save_steps : null;
+  const bestKey = t.metric_for_best_model ? (t.metric_for_best_model.startsWith('eval_') ? t.metric_for_best_model : `eval_${t.metric_for_best_model}`) : null;
+  const greaterIsBetter = t.greater_is_better ?? !(bestKey ?? 'loss').endsWith('loss');
+
+  const names = [...s.model.trainable.keys()];
+  const optimizer = new AdamW(s.model.trainable, {
+    beta1: t.adam_beta1, beta2: t.adam_beta2, eps: t.adam_epsilon, weight_decay: t.weight_decay, decay: decayParameterNames(names),
+  });
+
+  const state: TrainerState = {
+    global_step: 0, epoch: 0, max_steps: totalSteps, num_train_epochs: Math.ceil(totalSteps / stepsPerEpoch),
+    logging_steps: t.logging_steps, eval_steps: evalSteps, save_steps: saveSteps, train_batch_size: bs,
+    best_metric: null, best_model_checkpoint: null, log_history: [], num_input_tokens_seen: 0, total_flos: 0,
+    is_local_process_zero: true, is_world_process_zero: true, is_hyper_param_search: false, trial_name: null, trial_params: null,
+  };
+  if (resumeDir) {
+    const ck = loadCheckpoint(resumeDir);
+    s.model.loadAdapter(ck.adapter);
+    optimizer.importState(ck.optimizer.tensors, ck.optimizer.metadata);
+    Object.assign(state, ck.state, { max_steps: totalSteps });
+    if (ck.rng.seed !== t.seed) emit({ event: 'log', level: 'warning', message: `resuming with seed ${t.seed}, but the checkpoint was made with seed ${ck.rng.seed}: the data order will differ` });
+    emit({ event: 'log', level: 'info', message: `resumed from ${resumeDir} at step ${state.global_step}` });
+  }
+
+  emit({
+    event: 'start', backend: s.backend.backend, gpu: s.backend.gpu, task: cfg.task, model: cfg.model, output_dir: t.output_dir,
+    trainable_params: s.counts.trainable_params, all_params: s.counts.all_params, total_steps: totalSteps,
+    num_train_epochs: state.num_train_epochs, global_step: state.global_step,
+  });
+
+  const epochOf = (step: number) => step / stepsPerEpoch;
+  const runEval = () => {
+    const started = Date.now();
+    const m = evaluate(s.model, s.data.eval, { batch_size: t.per_device_eval_batch_size, pad_token_id: s.pad_token_id });
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && !k.startsWith('num_')) metrics[`eval_${k}`] = v;
+    const runtime = (Date.now() - started) / 1000;
+    metrics.eval_runtime = runtime;
+    metrics.eval_samples_per_second = s.data.eval.length / Math.max(runtime, 1e-9);
+    const epoch = epochOf(state.global_step);
+    state.log_history.push({ ...metrics, epoch, step: state.global_step });
+    emit({ event: 'eval', step: state.global_step, epoch, metrics });
+    return metrics;
+  };
+  const save = (metrics: Record<string, number> | null) => {
+    const dir = checkpointDir(t.output_dir, state.global_step);
+    if (metrics && bestKey && bestKey in metrics) {
+      const v = metrics[bestKey];
+      if (state.best_metric === null || (greaterIsBetter ? v > state.best_metric : v < state.best_metric)) {
+        state.best_metric = v;
+        state.best_model_checkpoint = dir;
+      }
+    }
+    state.epoch = epochOf(state.global_step);
+    saveCheckpoint(t.output_dir, {
+      adapter: s.exportAdapter(),
+      optimizer: optimizer.exportState(),
+      rng: { seed: t.seed, global_step: state.global_step, epoch: state.epoch, backend: s.backend.backend },
+      state,
+    }, cfg);
+    emit({ event: 'checkpoint', step: state.global_step, path: dir });
+    pruneCheckpoints(t.output_dir, t.save_total_limit, state.best_model_checkpoint);
+  };
+
+  const trainStarted = Date.now();
+  let stepTimes = 0;
+  let stepsTimed = 0;
+  let lossSinceLog = 0;
+  let stepsSinceLog = 0;
+  let lastEval: Record<string, number> | null = null;
+  let stopped = false;
+  const startStep = state.global_step;
+
+  outer: for (let epoch = Math.floor(state.global_step / stepsPerEpoch); state.global_step < totalSteps; epoch++) {
+    const order = epochOrder(train.length, t.seed, epoch);
+    const firstUpdate = state.global_step - epoch * stepsPerEpoch;
+    for (let u = firstUpdate; u < stepsPerEpoch && state.global_step < totalSteps; u++) {
+      const started = Date.now();
+      const micro: Example[][] = [];
+      for (let b = u * gas; b < Math.min((u + 1) * gas, numBatches); b++) micro.push(order.slice(b * bs, (b + 1) * bs).map((i) => train[i]));
+      const { loss, tokens } = accumulateGradients(s, micro, t.seed, state.global_step, optimizer, t.max_grad_norm, lrAt(state.global_step));
+      const lr = lrAt(state.global_step);
+      state.global_step++;
+      state.num_input_tokens_seen += tokens;
+      const dt = Math.max((Date.now() - started) / 1000, 1e-6);
+      stepTimes += dt;
+      stepsTimed++;
+      lossSinceLog += loss.value;
+      stepsSinceLog++;
+      const samples = micro.reduce((a, m) => a + m.length, 0);
+      emit({
+        event: 'step', step: state.global_step, epoch: epochOf(state.global_step), loss: loss.value, learning_rate: lr,
+        grad_norm: loss.grad_norm, tokens_per_second: tokens / dt, samples_per_second: samples / dt,
+        rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), eta_s: (stepTimes / stepsTimed) * (totalSteps - state.global_step),
+      });
+      if (state.global_step % t.logging_steps === 0) {
+        state.log_history.push({ epoch: epochOf(state.global_step), grad_norm: loss.grad_norm, learning_rate: lr, loss: lossSinceLog / stepsSinceLog, step: state.global_step });
+        lossSinceLog = 0;
+        stepsSinceLog = 0;
+      }
+      const endOfEpoch = u === stepsPerEpoch - 1;
+      lastEval = null;
+      if ((evalSteps && state.global_step % evalSteps === 0) || (t.eval_strategy === 'epoch' && endOfEpoch)) lastEval = runEval();
+      const saved = (saveSteps && state.global_step % saveSteps === 0) || (t.save_strategy === 'epoch' && endOfEpoch);
+      if (saved) save(lastEval);
+      // Let signal handlers and IPC messages run between steps.
+      await new Promise((r) => setImmediate(r));
+      if (opts.signal?.aborted && state.global_step < totalSteps) {
+        if (!saved) save(lastEval);
+        stopped = true;
+        break outer;
+      }
+    }
+  }
+
+  if (!stopped) {
+    if (t.eval_strategy !== 'no' && state.log_history.at(-1)?.step !== state.global_step) lastEval = runEval();
+    const runtime = (Date.now() - trainStarted) / 1000;
+    const done = state.global_step - startStep;
+    state.log_history.push({
+      epoch: epochOf(state.global_step), step: state.global_step, total_flos: 0, train_runtime: runtime,
+      train_loss: meanTrainLoss(state.log_history), train_samples_per_second: (done * bs * gas) / Math.max(runtime, 1e-9),
+      train_steps_per_second: done / Math.max(runtime, 1e-9),
+    });
+    state.epoch = epochOf(state.global_step);
+    // The final (or best) adapter goes in output_dir itself.
+    const best = t.load_best_model_at_end ? state.best_model_checkpoint : null;
+    if (best && fs.existsSync(best)) {
+      const ck = loadCheckpoint(best);
+      s.model.loadAdapter(ck.adapter);
+      emit({ event: 'log', level: 'info', message: `loaded the best model from ${best} (${bestKey} = ${state.best_metric})` });
+    }
+    saveAdapter(t.output_dir, s.exportAdapter());
+    writeJsonAtomic(path.join(t.output_dir, 'trainer_state.json'), state);
+  }
+  return {
+    event: 'done', best: state.best_model_checkpoint, best_metric: state.best_metric, output_dir: t.output_dir,
+    global_step: state.global_step, stopped,
+  };
+}
+
+function meanTrainLoss(history: Array<Record<string, number>>): number {
+  const losses = history.filter((h) => 'loss' in h).map((h) => h.loss);
+  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
+}
+
+/**
+ * One optimizer step: the mean of the micro-batches' gradients (each micro-batch loss is its own mean,
+ * as transformers' Trainer does), clipped by global norm, then AdamW at learning rate `lr`.
+ */
+function accumulateGradients(
+  s: TrainingSession, micro: Example[][], seed: number, step: number, optimizer: AdamW, maxGradNorm: number, lr: number,
+): { loss: { value: number; grad_norm: number }; tokens: number } {
+  const vars = [...s.model.trainable.values()];
+  const keyOf = new Map([...s.model.trainable].map(([k, v]) => [v.name, k]));
+  let sum: Map<string, tf.Tensor> | null = null;
+  let lossSum = 0;
+  let tokens = 0;
+  micro.forEach((examples, i) => {
+    const batch = collate(examples, s.pad_token_id);
+    tokens += batch.num_tokens;
+    const { value, grads } = tf.variableGrads(() => s.model.loss(batch, { training: true, seed: mixSeed(seed, step, i) }), vars);
+    lossSum += value.dataSync()[0];
+    value.dispose();
+    const next = new Map<string, tf.Tensor>();
+    for (const [name, g] of Object.entries(grads)) {
+      const key = keyOf.get(name)!;
+      const prev = sum?.get(key);
+      next.set(key, prev ? tf.tidy(() => tf.add(prev, g)) : g);
+      if (prev) {
+        prev.dispose();
+        g.dispose();
+      }
+    }
+    sum = next;
+  });
+  const n = micro.length;
+  const mean = new Map<string, tf.Tensor>();
+  for (const [k, g] of sum!) {
+    mean.set(k, n === 1 ? g : tf.tidy(() => tf.div(g, n)));
+    if (n !== 1) g.dispose();
+  }
+  const { grads, norm } = clipByGlobalNorm(mean, maxGradNorm);
+  optimizer.step(grads, lr);
+  for (const g of grads.values()) g.dispose();
+  for (const g of mean.values()) if (!g.isDisposed) g.dispose();
+  return { loss: { value: lossSum / n, grad_norm: norm }, tokens };
+}
