@@ -27,7 +27,7 @@ function fail(e: unknown, json: boolean): never {
   const message = err ? err.describe() : e instanceof Error ? e.stack ?? e.message : String(e);
   process.stderr.write(`lora-studio: error: ${message}\n`);
   if (json) process.stdout.write(JSON.stringify({ event: 'error', message: err ? err.message : String((e as Error)?.message ?? e), file: err?.file, field: err?.field }) + '\n');
-  process.exit(1);
+  process.exit(e instanceof UsageError ? 2 : 1);
 }
 
 const backendOption = () => new Option('--backend <name>', 'force a TensorFlow.js backend').choices(BACKENDS);
@@ -46,10 +46,18 @@ export function buildProgram(): Command {
   const program = new Command('lora-studio')
     .description('Fine-tune GPT-2-class models with LoRA; reads and writes Hugging Face and PEFT files.')
     .showHelpAfterError();
+  // Usage errors (a missing option, a bad choice) go through fail() too, so --json callers get an error event.
+  const usageErrors = (cmd: Command) => {
+    cmd.exitOverride((err) => {
+      if (err.exitCode === 0) process.exit(0); // --help, --version
+      const option = /'(--[a-z-]+)/.exec(err.message)?.[1] ?? /argument '([^']+)'/.exec(err.message)?.[1];
+      throw new UsageError(err.message.replace(/^error: /, ''), undefined, option);
+    });
+  };
 
   program.command('inspect')
     .description('print the module tree (as named_modules() names it), mark the LoRA targets, and print the PEFT line; reads config.json only')
-    .argument('<model-dir>', 'Hugging Face model folder')
+    .argument('[model-dir]', 'Hugging Face model folder (default: the run config\'s model)')
     .addOption(new Option('--task <task>').choices(['causal-lm', 'seq-cls']))
     .option('--num-labels <n>', 'seq-cls head size', int)
     .option('--config <run.json>', 'take model, task, num_labels and lora from a run config')
@@ -111,8 +119,12 @@ export function buildProgram(): Command {
     .option('--json', 'JSON Lines events on stdout')
     .action((o) => guard(o.json, () => runDemo(o, output(!!o.json))));
 
+  usageErrors(program);
+  for (const c of program.commands) usageErrors(c);
   return program;
 }
+
+class UsageError extends LoraStudioError {}
 
 async function guard(json: boolean | undefined, fn: () => Promise<void> | void): Promise<void> {
   try {

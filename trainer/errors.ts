@@ -14,7 +14,9 @@ export class LoraStudioError extends Error {
 
   /** One line for people: `file: field: message`. */
   describe(): string {
-    const where = [this.file, this.field].filter(Boolean).join(': ');
+    // Messages that already start with their field (one line per problem) do not repeat it.
+    const field = this.field && !this.message.startsWith(`${this.field}:`) ? this.field : undefined;
+    const where = [this.file, field].filter(Boolean).join(': ');
     return where ? `${where}: ${this.message}` : this.message;
   }
 }

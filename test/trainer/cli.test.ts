@@ -149,9 +149,7 @@ describe('lora-studio CLI (real processes)', () => {
       assert.equal(json.all_params, base + lora + 3 * 16);
       assert.equal(json.line, peftLine(lora + 3 * 16, base + lora + 3 * 16));
     });
-    it('--config run.json takes the model folder from the run config\'s `model` (issue 2: "reads its model, task, num_labels and lora")', {
-      todo: 'BUG: <model-dir> is a required argument and, when given, the run config\'s `model` is ignored; without it commander fails with "missing required argument"',
-    }, async () => {
+    it('--config run.json takes the model folder from the run config\'s `model` (issue 2: "reads its model, task, num_labels and lora")', async () => {
       const { res, json } = await runCliJson(['inspect', '--config', run.configFile]);
       assert.equal(res.code, 0, res.stderr);
       assert.equal(fs.realpathSync(json.model_dir as string), fs.realpathSync(run.modelDir));

@@ -90,9 +90,7 @@ describe('lora-studio errors (real processes)', () => {
     assert.match(res.stderr, /^lora-studio: error: backend: /m);
   });
 
-  it('usage errors (an invalid --backend choice, a missing required option) with --json also print the error event', {
-    todo: 'BUG: commander reports usage errors itself (stderr + exit 1) and stdout gets no {"event":"error"} line with --json',
-  }, async () => {
+  it('usage errors (an invalid --backend choice, a missing required option) with --json also print the error event', async () => {
     for (const args of [['eval', run.modelDir, '--data', data, '--backend', 'gpu'], ['merge', run.modelDir, '--out', path.join(work, 'x')]]) {
       const res = await runCli([...args, '--json']);
       assert.notEqual(res.code, 0);

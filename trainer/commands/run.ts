@@ -9,6 +9,7 @@ import { loadRunConfig, parseRunConfig } from '../config/run_config';
 import type { RunConfig } from '../config/schema';
 import { mergeToFolder } from '../lora/merge';
 import { openModel } from '../train/session';
+import { resolveModelDir } from '../io/hub_model';
 import { evaluate, generate } from '../eval';
 import { prepareData } from '../data/prepare';
 import { train } from '../train/trainer';
@@ -48,13 +49,17 @@ export function parseTargetSpec(spec: string): string | string[] {
 
 interface InspectFlags { task?: Task; numLabels?: number; config?: string; targetModules?: string; r?: number; loraAlpha?: number; modulesToSave?: string }
 
-export async function runInspect(modelDir: string, o: InspectFlags, out: Output): Promise<void> {
+export async function runInspect(modelArg: string | undefined, o: InspectFlags, out: Output): Promise<void> {
   let cfg: RunConfig;
   let loraFile: string;
+  let modelDir: string;
   if (o.config) {
     cfg = loadRunConfig(o.config);
     loraFile = o.config;
+    modelDir = modelArg ?? (await resolveModelDir(cfg.model, 'model', { configFile: o.config }));
   } else {
+    if (!modelArg) throw new LoraStudioError('give a model folder, or --config with a run config', CLI, 'model-dir');
+    modelDir = modelArg;
     const lora: Record<string, unknown> = {};
     if (o.targetModules !== undefined) lora.target_modules = parseTargetSpec(o.targetModules);
     if (o.r !== undefined) lora.r = o.r;
