@@ -184,6 +184,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
   let lossSinceLog = 0;
   let stepsSinceLog = 0;
   let lastEval: Record<string, number> | null = null;
+  let lastEvalStep = -1;
   let stopped = false;
   const startStep = state.global_step;
 
@@ -216,7 +217,10 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
       }
       const endOfEpoch = u === stepsPerEpoch - 1;
       lastEval = null;
-      if ((evalSteps && state.global_step % evalSteps === 0) || (t.eval_strategy === 'epoch' && endOfEpoch)) lastEval = runEval();
+      if ((evalSteps && state.global_step % evalSteps === 0) || (t.eval_strategy === 'epoch' && endOfEpoch)) {
+        lastEval = runEval();
+        lastEvalStep = state.global_step;
+      }
       const saved = (saveSteps && state.global_step % saveSteps === 0) || (t.save_strategy === 'epoch' && endOfEpoch);
       if (saved) save(lastEval);
       // Let signal handlers and IPC messages run between steps.
@@ -230,7 +234,8 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
   }
 
   if (!stopped) {
-    if (t.eval_strategy !== 'no' && state.log_history.at(-1)?.step !== state.global_step) lastEval = runEval();
+    // A run that ends between evaluations gets a final one, so the last numbers are on record.
+    if (t.eval_strategy !== 'no' && lastEvalStep !== state.global_step) runEval();
     const runtime = (Date.now() - trainStarted) / 1000;
     const done = state.global_step - startStep;
     state.log_history.push({
