@@ -1,0 +1,168 @@
+/**
+ * The host's half of the dashboard data flow, kept free of vscode so it can be unit-tested: checks trainer
+ * events (live, or read back from metrics.jsonl) and maps them and the run status to the webview's shapes,
+ * merges a history replay with live events that arrived meanwhile, and batches live events so the webview gets
+ * at most one message per throttle interval. It imports only types from trainer/ and webview/.
+ */
+import type { TrainEvent } from '../../trainer/protocol';
+import type { DashboardEvent, DashboardStatus } from '../../webview/protocol';
+import type { RunStatus } from './host';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isNum = (v: unknown): v is number => typeof v === 'number';
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
+const isOptStr = (v: unknown) => v === undefined || isStr(v);
+const hasNums = (o: Obj, keys: readonly string[]) => keys.every((k) => isNum(o[k]));
+
+/**
+ * Whether `v` is a TrainEvent with every field toDashboardEvent reads, of the right type. The host's check of
+ * what it receives from the trainer: a metrics.jsonl line (which a killed run may leave half-written or a user
+ * may edit) or a live event. Fields the dashboard does not use are not checked.
+ */
+export function isDashboardableTrainEvent(v: unknown): v is TrainEvent {
+  if (!isObj(v)) return false;
+  switch (v.event) {
+    case 'start':
+      return isStr(v.backend) && isBool(v.gpu) && isStr(v.task) && isStr(v.model) && isStr(v.output_dir)
+        && hasNums(v, ['trainable_params', 'all_params', 'total_steps', 'num_train_epochs', 'global_step']);
+    case 'step':
+      return hasNums(v, ['step', 'epoch', 'loss', 'learning_rate', 'grad_norm', 'tokens_per_second', 'rss_mb', 'eta_s']);
+    case 'eval':
+      return isNum(v.step) && isNum(v.epoch) && isObj(v.metrics) && Object.values(v.metrics).every(isNum);
+    case 'checkpoint':
+      return isNum(v.step) && isStr(v.path);
+    case 'log':
+      return (v.level === 'info' || v.level === 'warning') && isStr(v.message);
+    case 'done':
+      return (v.best === null || isStr(v.best)) && (v.best_metric === null || isNum(v.best_metric))
+        && isStr(v.output_dir) && isNum(v.global_step) && isBool(v.stopped);
+    case 'error':
+      return isStr(v.message) && isOptStr(v.file) && isOptStr(v.field);
+    default:
+      return false;
+  }
+}
+
+/** The webview's event for a trainer event, or undefined when it lacks (or mistypes) a field the webview draws. */
+export function mapTrainEvent(v: unknown): DashboardEvent | undefined {
+  return isDashboardableTrainEvent(v) ? toDashboardEvent(v) : undefined;
+}
+
+/** The fields the webview draws, copied by name (nothing else of the trainer's event crosses over). */
+export function toDashboardEvent(e: TrainEvent): DashboardEvent {
+  switch (e.event) {
+    case 'start':
+      return {
+        event: 'start', backend: e.backend, gpu: e.gpu, task: e.task, model: e.model, output_dir: e.output_dir,
+        trainable_params: e.trainable_params, all_params: e.all_params, total_steps: e.total_steps,
+        num_train_epochs: e.num_train_epochs, global_step: e.global_step,
+      };
+    case 'step':
+      return {
+        event: 'step', step: e.step, epoch: e.epoch, loss: e.loss, learning_rate: e.learning_rate,
+        grad_norm: e.grad_norm, tokens_per_second: e.tokens_per_second, rss_mb: e.rss_mb, eta_s: e.eta_s,
+      };
+    case 'eval':
+      return { event: 'eval', step: e.step, epoch: e.epoch, metrics: { ...e.metrics } };
+    case 'checkpoint':
+      return { event: 'checkpoint', step: e.step, path: e.path };
+    case 'log':
+      return { event: 'log', level: e.level, message: e.message };
+    case 'done':
+      return {
+        event: 'done', best: e.best, best_metric: e.best_metric, output_dir: e.output_dir,
+        global_step: e.global_step, stopped: e.stopped,
+      };
+    case 'error':
+      return { event: 'error', message: [e.message, e.file, e.field].filter(Boolean).join(' — ') };
+  }
+}
+
+export function toDashboardStatus(s: RunStatus): DashboardStatus {
+  return {
+    state: s.state,
+    configFile: s.configFile ?? null,
+    outputDir: s.outputDir ?? null,
+    canResume: s.latestCheckpoint !== undefined,
+  };
+}
+
+/**
+ * The replayed history followed by the live events that arrived while it was read, minus those the history
+ * already holds (metrics.jsonl and the live stream carry the same events, so equal JSON means the same event).
+ */
+export function mergeReplay(history: readonly DashboardEvent[], live: readonly DashboardEvent[], window = 2000): DashboardEvent[] {
+  const seen = new Set(history.slice(-window).map((e) => JSON.stringify(e)));
+  return [...history, ...live.filter((e) => !seen.has(JSON.stringify(e)))];
+}
+
+/** Splits a long replay into messages of at most `size` events. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += Math.max(1, size)) out.push(items.slice(i, i + Math.max(1, size)));
+  return out;
+}
+
+export interface Timer {
+  set(fn: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const realTimer: Timer = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/**
+ * Collects events and hands them to `flush` as one array at most once per `intervalMs` (trailing edge: the
+ * first event of a quiet period starts the clock). A batch that reaches `maxBatch` goes at once, so one message
+ * never grows without bound. `intervalMs <= 0` still batches the events of one tick.
+ */
+export class EventBatcher<T> {
+  private pending: T[] = [];
+  private handle: unknown;
+  private disposed = false;
+
+  constructor(
+    private readonly flushTo: (batch: T[]) => void,
+    private intervalMs: number,
+    private readonly maxBatch = 5000,
+    private readonly timer: Timer = realTimer,
+  ) {}
+
+  push(item: T): void {
+    if (this.disposed) return;
+    this.pending.push(item);
+    if (this.pending.length >= this.maxBatch) this.flush();
+    else if (this.handle === undefined) this.handle = this.timer.set(() => this.flush(), Math.max(0, this.intervalMs));
+  }
+
+  /** A new interval (the throttle setting changed); applies from the next batch. */
+  setInterval(ms: number): void {
+    this.intervalMs = ms;
+  }
+
+  /** Sends what is pending now. */
+  flush(): void {
+    if (this.handle !== undefined) this.timer.clear(this.handle);
+    this.handle = undefined;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.flushTo(batch);
+  }
+
+  /** Drops what is pending (e.g. when the webview is gone; the replay brings it back). */
+  clear(): void {
+    if (this.handle !== undefined) this.timer.clear(this.handle);
+    this.handle = undefined;
+    this.pending = [];
+  }
+
+  dispose(): void {
+    this.clear();
+    this.disposed = true;
+  }
+}
