@@ -9,6 +9,12 @@ export default tseslint.config(
     },
   },
   {
+    // The `lora-studio` launcher is plain CommonJS that requires the built CLI.
+    files: ['bin/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // Import boundaries: the trainer runs without VS Code and never sees the other sides.
     files: ['trainer/**/*.ts'],
     rules: {
@@ -28,13 +34,24 @@ export default tseslint.config(
     },
   },
   {
-    // The extension may import only the protocol files of the other sides, and only their types.
+    // The extension may import only the protocol files of the other sides, and only their types:
+    // - any import (type-only included) from trainer/ or webview/ other than their protocol file is an error;
+    // - a run-time import (one that is not `import type` / `export type`) from trainer/ or webview/ is an error.
     files: ['extension/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
         { regex: '(^|/)(trainer|webview)/(?!protocol$).*', message: 'extension/ imports only trainer/protocol and webview/protocol.' },
       ] }],
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [
+        {
+          group: ['**/trainer', '**/trainer/**', '**/webview', '**/webview/**'],
+          allowTypeImports: true,
+          message: 'extension/ imports only the TYPES of trainer/protocol and webview/protocol (use `import type`); run-time code of the other sides stays there.',
+        },
+      ] }],
       '@typescript-eslint/consistent-type-imports': 'error',
+      // `import { type A }` could stay behind as a side-effect import (verbatimModuleSyntax); write `import type`.
+      '@typescript-eslint/no-import-type-side-effects': 'error',
     },
   },
 );

@@ -1,0 +1,348 @@
+/**
+ * The Modules view: the open model's modules as named_modules() names them, with a checkbox on each
+ * Linear/Conv1D (checkbox state managed here: a parent is checked when all adaptable modules under it are).
+ * The checked set is written to the run config's lora.target_modules (a list of full names, or the active
+ * regex); editing the run config updates the tree. The view's message carries PEFT's trainable-parameters
+ * line from the trainer's `inspect` for the current selection and LoRA settings, and the warnings.
+ * The logic lives in treeModel.ts (vscode-free); this file renders it and talks to the trainer.
+ */
+import * as vscode from 'vscode';
+import type { InspectLora, InspectResult } from '../../trainer/protocol';
+import { Disposable } from '../disposable';
+import type { RunConfigStore } from '../runConfig';
+import { getPath, resolveModel, type Json } from '../runFiles';
+import { TrainerRequestError, type TrainerClient } from '../trainerClient';
+import {
+  applyChecks, applyFilter, buildTree, checkState, matchRegex, nodeDescription, nodeTooltip, sameSpec, selectionFromSpec,
+  specFromSelection, viewText, type Filter, type ModuleNode, type ModuleTree, type TargetSpec,
+} from './treeModel';
+
+export const VIEW_ID = 'loraStudio.modules';
+const INSPECT_DEBOUNCE_MS = 250;
+const WRITE_DEBOUNCE_MS = 300;
+
+export interface ModelRef {
+  kind: 'folder' | 'hub';
+  /** an absolute folder, or a hub id */
+  ref: string;
+}
+
+type Task = 'causal-lm' | 'seq-cls';
+
+export class ModulesView extends Disposable implements vscode.TreeDataProvider<ModuleNode> {
+  private readonly view: vscode.TreeView<ModuleNode>;
+  private readonly _onDidChangeTreeData = this._register(new vscode.EventEmitter<ModuleNode | undefined>());
+  readonly onDidChangeTreeData = this._onDidChangeTreeData.event;
+
+  private model: ModelRef | undefined;
+  private tree: ModuleTree | undefined;
+  private base: InspectResult | undefined;
+  private selected = new Set<string>();
+  private regex: string | undefined;
+  private emptyRegex: string | undefined;
+  private unmatched: string[] = [];
+  private notAdaptable: string[] = [];
+  private task: Task = 'causal-lm';
+  private numLabels: number | undefined;
+  private lora: InspectLora = {};
+  private modulesToSave: string[] | null | undefined;
+  private lastInspect: InspectResult | undefined;
+  private inspectError: string | undefined;
+  private inspectGen = 0;
+  private inspectTimer: NodeJS.Timeout | undefined;
+  private writeTimer: NodeJS.Timeout | undefined;
+  private writing = false;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: TrainerClient,
+    private readonly store: RunConfigStore,
+    private readonly log: vscode.LogOutputChannel,
+  ) {
+    super();
+    this.view = this._register(vscode.window.createTreeView(VIEW_ID, { treeDataProvider: this, manageCheckboxStateManually: true, showCollapseAll: true }));
+    this._register(this.view.onDidChangeCheckboxState((e) => this.onCheckboxes(e)));
+    this._register(store.onDidChange(() => void this.syncFromConfig()));
+    this._register({ dispose: () => (clearTimeout(this.inspectTimer), clearTimeout(this.writeTimer)) });
+    void vscode.commands.executeCommand('setContext', 'loraStudio.modelOpen', false);
+    this.render();
+  }
+
+  get openModel(): ModelRef | undefined {
+    return this.model;
+  }
+
+  get openTask(): Task {
+    return this.task;
+  }
+
+  /** The selection as lora.target_modules would hold it. */
+  targetSpec(): string | string[] | undefined {
+    return this.tree ? specFromSelection(this.tree, this.selected, this.regex) : undefined;
+  }
+
+  // ---- TreeDataProvider ----
+
+  getChildren(node?: ModuleNode): ModuleNode[] {
+    if (!this.tree) return [];
+    return node ? node.children : this.tree.root.children;
+  }
+
+  getParent(node: ModuleNode): ModuleNode | undefined {
+    if (!this.tree || node.name === '') return undefined;
+    const p = node.name.includes('.') ? node.name.slice(0, node.name.lastIndexOf('.')) : '';
+    return p === '' ? undefined : this.tree.byName.get(p);
+  }
+
+  getTreeItem(node: ModuleNode): vscode.TreeItem {
+    const item = new vscode.TreeItem(node.label, node.children.length === 0 ? vscode.TreeItemCollapsibleState.None : this.defaultCollapse(node));
+    item.id = `module:${node.name}`;
+    item.description = nodeDescription(node, this.selected);
+    const isTarget = this.selected.has(node.name);
+    const saved = this.lastInspect?.modules_to_save.includes(node.name) ?? this.base?.modules_to_save.includes(node.name) ?? false;
+    item.tooltip = nodeTooltip(node, { lora: isTarget, saved });
+    if (node.adaptableNames.length > 0) {
+      const s = checkState(node, this.selected);
+      item.checkboxState = {
+        state: s.checked ? vscode.TreeItemCheckboxState.Checked : vscode.TreeItemCheckboxState.Unchecked,
+        tooltip: node.adaptable ? (s.checked ? 'LoRA target: uncheck to leave it frozen' : 'Check to adapt this module with LoRA') : `${s.k} of ${s.n} Linear/Conv1D modules below are LoRA targets`,
+      };
+    }
+    item.iconPath = new vscode.ThemeIcon(saved ? 'save' : node.adaptable ? (isTarget ? 'circle-filled' : 'circle-outline') : node.children.length ? 'symbol-namespace' : 'symbol-field');
+    item.contextValue = node.adaptable ? 'adaptable' : 'module';
+    return item;
+  }
+
+  private defaultCollapse(node: ModuleNode): vscode.TreeItemCollapsibleState {
+    // the top level and `transformer` open; the blocks stay closed
+    return node.name.split('.').length <= 1 ? vscode.TreeItemCollapsibleState.Expanded : vscode.TreeItemCollapsibleState.Collapsed;
+  }
+
+  // ---- opening models ----
+
+  /** Shows a model's modules (inspect reads config.json only; a hub id makes the trainer fetch it). */
+  async open(model: ModelRef, opts: { selectionFromConfig?: boolean } = {}): Promise<boolean> {
+    const cfg = await this.store.read();
+    const fromConfig = opts.selectionFromConfig !== false && cfg !== undefined && this.sameModel(cfg, model);
+    const task = fromConfig ? (getPath(cfg, 'task') as Task | undefined) ?? 'causal-lm' : undefined;
+    const handle = this.client.request('inspect', { model_dir: model.ref, ...(task ? { task, num_labels: numOrUndef(getPath(cfg, 'num_labels')) } : {}) });
+    let result: InspectResult;
+    try {
+      result = await vscode.window.withProgress({ location: { viewId: VIEW_ID }, title: `Reading ${model.ref}` }, () => handle.result);
+    } catch (e) {
+      const msg = e instanceof TrainerRequestError ? e.describe() : (e as Error).message;
+      const hint = model.kind === 'hub' ? ` The trainer fetches config.json of "${model.ref}" from the Hugging Face Hub: check the network connection (or HF_ENDPOINT / HF_HUB_OFFLINE), or open a local model folder instead.` : '';
+      this.log.error(`open model ${model.ref}: ${msg}`);
+      const pick = await vscode.window.showErrorMessage(`Could not open the model ${model.ref}: ${msg}${hint}`, 'Open Log');
+      if (pick) this.log.show(true);
+      return false;
+    }
+    this.model = model;
+    this.base = result;
+    this.tree = buildTree(result.modules);
+    this.task = result.task;
+    this.numLabels = result.num_labels;
+    this.regex = undefined;
+    this.emptyRegex = undefined;
+    this.unmatched = [];
+    this.notAdaptable = [];
+    if (fromConfig) {
+      this.readLora(cfg);
+      this.selectFromSpec(getPath(cfg, 'lora.target_modules') as TargetSpec);
+    } else {
+      this.lora = {};
+      this.modulesToSave = undefined;
+      this.selected = new Set(result.targets.map((t) => t.name));
+    }
+    this.lastInspect = undefined;
+    void vscode.commands.executeCommand('setContext', 'loraStudio.modelOpen', true);
+    this.log.info(`opened ${model.ref}: ${result.modules.length} modules, ${this.tree.adaptable.length} Linear/Conv1D`);
+    this.render();
+    this.scheduleInspect();
+    return true;
+  }
+
+  /** Opens the run config's model, or follows its target_modules / LoRA settings when that model is open. */
+  async syncFromConfig(): Promise<void> {
+    if (this.loading) await this.loading;
+    const cfg = await this.store.read();
+    const uri = this.store.uri;
+    if (!cfg || !uri) {
+      this.render();
+      return;
+    }
+    const model = typeof cfg.model === 'string' && cfg.model ? resolveModel(uri.fsPath, cfg.model) : undefined;
+    if (!model) return;
+    if (!this.model || this.model.ref !== model.ref || getPath(cfg, 'task') !== undefined && getPath(cfg, 'task') !== this.task) {
+      this.loading = this.open(model).then(() => undefined);
+      await this.loading;
+      this.loading = undefined;
+      return;
+    }
+    this.readLora(cfg);
+    // our own write coming back, or a write still pending: the tree already shows it
+    if (!this.writing && !this.writeTimer) {
+      const spec = getPath(cfg, 'lora.target_modules') as TargetSpec;
+      if (!sameSpec(spec, this.targetSpec())) this.selectFromSpec(spec);
+    }
+    this.render();
+    this.scheduleInspect();
+  }
+
+  /** Checks the target modules of a PEFT adapter (adapter_config.json's target_modules). */
+  selectSpec(spec: TargetSpec, source: string): void {
+    if (!this.tree) return;
+    this.selectFromSpec(spec);
+    this.log.info(`selected the targets of ${source}: ${JSON.stringify(spec)}`);
+    this.changed();
+  }
+
+  applyFilter(filter: Filter): void {
+    if (!this.tree) return;
+    this.emptyRegex = undefined;
+    this.unmatched = [];
+    this.notAdaptable = [];
+    if (filter.kind === 'regex') {
+      const { names, other } = matchRegex(this.tree, filter.pattern);
+      this.regex = filter.pattern;
+      if (names.length === 0) this.emptyRegex = filter.pattern;
+      this.notAdaptable = other;
+    } else {
+      this.regex = undefined;
+    }
+    this.selected = applyFilter(this.tree, filter);
+    this.changed();
+  }
+
+  /** The current regex, or one that matches the current selection, to seed the regex input box. */
+  currentRegex(): string | undefined {
+    return this.regex;
+  }
+
+  // ---- internals ----
+
+  private onCheckboxes(e: vscode.TreeCheckboxChangeEvent<ModuleNode>): void {
+    if (!this.tree) return;
+    this.selected = applyChecks(this.selected, e.items.map(([n, s]) => [n, s === vscode.TreeItemCheckboxState.Checked] as [ModuleNode, boolean]));
+    this.emptyRegex = undefined;
+    this.unmatched = [];
+    this.notAdaptable = [];
+    this.changed();
+  }
+
+  private selectFromSpec(spec: TargetSpec): void {
+    if (!this.tree) return;
+    const s = selectionFromSpec(this.tree, spec);
+    this.selected = s.selected;
+    this.regex = s.regex;
+    this.unmatched = s.unmatched;
+    this.emptyRegex = s.regex !== undefined && s.selected.size === 0 ? s.regex : undefined;
+    this.notAdaptable = s.notAdaptable;
+  }
+
+  private readLora(cfg: Json | undefined): void {
+    const l = (getPath(cfg, 'lora') ?? {}) as Record<string, unknown>;
+    const pick: InspectLora = {};
+    for (const k of ['r', 'lora_alpha', 'exclude_modules', 'modules_to_save', 'bias', 'use_rslora', 'rank_pattern', 'alpha_pattern'] as const) {
+      if (l[k] !== undefined) (pick as Record<string, unknown>)[k] = l[k];
+    }
+    this.lora = pick;
+    this.modulesToSave = Array.isArray(l.modules_to_save) ? (l.modules_to_save as string[]) : (l.modules_to_save as null | undefined);
+    this.numLabels = numOrUndef(getPath(cfg, 'num_labels')) ?? this.numLabels;
+  }
+
+  private sameModel(cfg: Json, model: ModelRef): boolean {
+    const uri = this.store.uri;
+    if (!uri || typeof cfg.model !== 'string') return false;
+    return resolveModel(uri.fsPath, cfg.model).ref === model.ref;
+  }
+
+  /** The selection changed here: refresh, write it to the run config, recompute the PEFT line. */
+  private changed(): void {
+    this.lastInspect = undefined;
+    this.render();
+    this.scheduleWrite();
+    this.scheduleInspect();
+  }
+
+  private scheduleWrite(): void {
+    clearTimeout(this.writeTimer);
+    this.writeTimer = setTimeout(() => {
+      this.writeTimer = undefined;
+      void this.writeSelection();
+    }, WRITE_DEBOUNCE_MS);
+  }
+
+  private async writeSelection(): Promise<void> {
+    const uri = this.store.uri;
+    const spec = this.targetSpec();
+    if (!uri || spec === undefined || !this.model) return;
+    const cfg = await this.store.read();
+    if (!cfg || !this.sameModel(cfg, this.model)) return;
+    if (sameSpec(getPath(cfg, 'lora.target_modules') as TargetSpec, spec)) return;
+    this.writing = true;
+    try {
+      await this.store.update([{ path: 'lora.target_modules', value: spec }]);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Could not write target_modules to ${uri.fsPath}: ${(e as Error).message}`);
+    } finally {
+      // the watcher's echo arrives after the save; let it pass before reading the file as the user's edit again
+      setTimeout(() => (this.writing = false), 500);
+    }
+  }
+
+  private scheduleInspect(): void {
+    clearTimeout(this.inspectTimer);
+    this.inspectTimer = setTimeout(() => void this.runInspect(), INSPECT_DEBOUNCE_MS);
+  }
+
+  private async runInspect(): Promise<void> {
+    const spec = this.targetSpec();
+    const gen = ++this.inspectGen;
+    if (!this.model || spec === undefined || (Array.isArray(spec) && spec.length === 0) || this.emptyRegex !== undefined) {
+      this.inspectError = undefined;
+      this.render();
+      return;
+    }
+    try {
+      const result = await this.client.request('inspect', {
+        model_dir: this.model.ref, task: this.task, num_labels: this.numLabels, lora: { ...this.lora, target_modules: spec },
+      }).result;
+      if (gen !== this.inspectGen) return;
+      this.lastInspect = result;
+      this.inspectError = undefined;
+    } catch (e) {
+      if (gen !== this.inspectGen) return;
+      this.lastInspect = undefined;
+      this.inspectError = e instanceof TrainerRequestError ? e.message : (e as Error).message;
+    }
+    this.render();
+  }
+
+  private render(): void {
+    this._onDidChangeTreeData.fire(undefined);
+    if (!this.tree || !this.model) {
+      this.view.description = undefined;
+      this.view.message = undefined;
+      return;
+    }
+    const text = viewText({
+      tree: this.tree,
+      selected: this.selected,
+      task: this.task,
+      modules_to_save: this.modulesToSave,
+      emptyRegex: this.emptyRegex,
+      unmatched: this.unmatched,
+      notAdaptable: this.notAdaptable,
+      inspect: this.lastInspect,
+      inspectError: this.inspectError,
+      noRunConfig: !this.store.uri,
+    });
+    this.view.description = text.description;
+    this.view.message = text.message;
+  }
+}
+
+function numOrUndef(v: unknown): number | undefined {
+  return typeof v === 'number' ? v : undefined;
+}

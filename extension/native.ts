@@ -1,0 +1,116 @@
+/**
+ * "Install Native Backend…": installs @tensorflow/tfjs-node-gpu (or tfjs-node) with npm into the extension's
+ * global storage (<globalStorage>/native/node_modules). The trainer child gets that folder as
+ * LORA_STUDIO_NATIVE_DIR and loads the binding from there. No vscode import.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The tfjs version the trainer is built against; the native binding must match it. */
+export const TFJS_VERSION = '4.22.0';
+
+export type NativeFlavor = 'gpu' | 'cpu';
+
+export interface NativePlan {
+  pkg: string;
+  spec: string;
+  /** what the user's machine needs, shown before installing */
+  requirements: string;
+}
+
+export function nativePlan(flavor: NativeFlavor): NativePlan {
+  if (flavor === 'gpu') {
+    return {
+      pkg: '@tensorflow/tfjs-node-gpu',
+      spec: `@tensorflow/tfjs-node-gpu@${TFJS_VERSION}`,
+      requirements:
+        'The GPU build needs Linux x64 or Windows x64, an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1 installed, and network access ' +
+        '(npm downloads the package, then libtensorflow from storage.googleapis.com, about 400 MB).',
+    };
+  }
+  return {
+    pkg: '@tensorflow/tfjs-node',
+    spec: `@tensorflow/tfjs-node@${TFJS_VERSION}`,
+    requirements: 'The CPU build needs Linux, macOS or Windows x64 and network access (npm downloads the package, then libtensorflow, about 100 MB).',
+  };
+}
+
+/** <globalStorage>/native: holds package.json and node_modules/. */
+export function nativeRoot(globalStorage: string): string {
+  return path.join(globalStorage, 'native');
+}
+
+/** The folder the trainer searches (LORA_STUDIO_NATIVE_DIR). */
+export function nativeModulesDir(globalStorage: string): string {
+  return path.join(nativeRoot(globalStorage), 'node_modules');
+}
+
+/** Which native package is installed there, if any. */
+export function installedNative(globalStorage: string): string | undefined {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    if (fs.existsSync(path.join(nativeModulesDir(globalStorage), pkg, 'package.json'))) return pkg;
+  }
+  return undefined;
+}
+
+export class NativeInstallError extends Error {
+  override readonly name = 'NativeInstallError';
+}
+
+const NETWORK = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|network|getaddrinfo|socket hang up|request to .* failed/i;
+
+/** One sentence that says why the install failed and what to do. */
+export function explainInstallFailure(output: string, code: number | null, plan: NativePlan, root: string): string {
+  const manual = `Or install it by hand: \`npm install ${plan.spec}\` inside ${root}.`;
+  if (NETWORK.test(output)) {
+    return `No network: npm could not reach the package registry to download ${plan.pkg}. The native backend needs internet access to install (npm, then libtensorflow). Training still works on the WebAssembly/CPU backend. ${manual}`;
+  }
+  if (/libtensorflow|tfjs-node.*install|node-pre-gyp/i.test(output)) {
+    return `${plan.pkg} was downloaded but its libtensorflow binary could not be installed (see the log). ${manual}`;
+  }
+  const last = output.trim().split('\n').slice(-3).join(' | ');
+  return `npm install ${plan.spec} failed (exit code ${code})${last ? `: ${last}` : ''}. ${manual}`;
+}
+
+export interface InstallOptions {
+  /** npm's executable; default `npm` (`npm.cmd` on Windows) */
+  npm?: string;
+  /** extra npm arguments (tests point --registry at an unreachable host) */
+  npmArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** Runs npm install into <globalStorage>/native; resolves with the installed package name. */
+export async function installNative(globalStorage: string, flavor: NativeFlavor, opts: InstallOptions = {}): Promise<string> {
+  const plan = nativePlan(flavor);
+  const root = nativeRoot(globalStorage);
+  fs.mkdirSync(root, { recursive: true });
+  const manifest = path.join(root, 'package.json');
+  if (!fs.existsSync(manifest)) fs.writeFileSync(manifest, JSON.stringify({ name: 'lora-studio-native', private: true, description: 'The native TensorFlow backend of LoRA Studio' }, null, 2) + '\n');
+  const npm = opts.npm ?? (process.platform === 'win32' ? 'npm.cmd' : 'npm');
+  const args = ['install', plan.spec, '--no-audit', '--no-fund', '--no-package-lock', '--loglevel', 'http', ...(opts.npmArgs ?? [])];
+  let output = '';
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(npm, args, { cwd: root, env: { ...process.env, ...opts.env }, shell: process.platform === 'win32', signal: opts.signal });
+    const onData = (c: Buffer) => {
+      const text = c.toString('utf8');
+      output += text;
+      for (const l of text.split(/\r?\n/)) if (l.trim()) opts.onLine?.(l);
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.name === 'AbortError') reject(new NativeInstallError('the install was cancelled'));
+      else if (e.code === 'ENOENT') reject(new NativeInstallError(`npm was not found (${npm}); install Node.js with npm and try again, or run \`npm install ${plan.spec}\` inside ${root} yourself.`));
+      else reject(new NativeInstallError(`could not run npm: ${e.message}`));
+    });
+    child.on('close', (c) => resolve(c));
+  });
+  if (code !== 0 || !fs.existsSync(path.join(root, 'node_modules', plan.pkg, 'package.json'))) {
+    throw new NativeInstallError(explainInstallFailure(output, code, plan, root));
+  }
+  return plan.pkg;
+}
