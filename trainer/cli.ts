@@ -4,7 +4,7 @@
  * and name the file and the field.
  */
 import { Command, Option } from 'commander';
-import { LoraStudioError } from './errors';
+import { LoraStudioError, wasReported } from './errors';
 import { runInspect, runEval, runMerge, runGenerate, runTrain, runDemo, type Output } from './commands/run';
 
 const BACKENDS = ['tensorflow', 'wasm', 'cpu'];
@@ -26,7 +26,8 @@ function fail(e: unknown, json: boolean): never {
   const err = e instanceof LoraStudioError ? e : null;
   const message = err ? err.describe() : e instanceof Error ? e.stack ?? e.message : String(e);
   process.stderr.write(`lora-studio: error: ${message}\n`);
-  if (json) process.stdout.write(JSON.stringify({ event: 'error', message: err ? err.message : String((e as Error)?.message ?? e), file: err?.file, field: err?.field }) + '\n');
+  // A training run has already streamed its `error` event.
+  if (json && !wasReported(e)) process.stdout.write(JSON.stringify({ event: 'error', message: err ? err.message : String((e as Error)?.message ?? e), file: err?.file, field: err?.field }) + '\n');
   process.exit(e instanceof UsageError ? 2 : 1);
 }
 

@@ -41,3 +41,12 @@ export function editDistance(a: string, b: string): number {
   }
   return prev[b.length];
 }
+
+/** Errors already sent to a listener as an `error` event, so the CLI does not print them twice. */
+const reported = new WeakSet<object>();
+export function markReported(e: unknown): void {
+  if (e && typeof e === 'object') reported.add(e);
+}
+export function wasReported(e: unknown): boolean {
+  return !!e && typeof e === 'object' && reported.has(e);
+}

@@ -130,6 +130,8 @@ describe('trainer child process over IPC (dist/trainer/main.js)', () => {
     child.send({ kind: 'request', id: 8, method: 'explode', params: { config_file: run.configFile } });
     const res = await child.request(9, { kind: 'request', id: 9, method: 'inspect', params: { model_dir: run.modelDir } });
     assert.ok('result' in res, JSON.stringify(res));
+    // stderr is a different pipe from the IPC channel: its lines may arrive after the response
+    for (let i = 0; i < 50 && !/malformed message.*explode/.test(child.stderr); i++) await sleep(100);
     assert.match(child.stderr, /malformed message.*hello/);
     assert.match(child.stderr, /malformed message.*explode/);
     assert.equal(child.proc.exitCode, null, 'still running');

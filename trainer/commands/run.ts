@@ -148,6 +148,7 @@ export function eventPrinter(out: Output): (e: TrainEvent) => void {
       out.result(e);
       return;
     }
+    if (e.event === 'error') return; // the CLI prints errors itself, on stderr
     if (e.event === 'log') {
       if (e.level === 'warning') out.warn(e.message);
       else out.info(e.message);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { DoneEvent, TrainEvent } from '../protocol';
 import type { RunConfig } from '../config/run_config';
-import { LoraStudioError } from '../errors';
+import { LoraStudioError, markReported } from '../errors';
 import { collate, type Example } from '../data/collate';
 import { Rng } from '../util/rng';
 import { AdamW, decayParameterNames } from '../train/optimizer';
@@ -62,7 +62,8 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<DoneEve
     return done;
   } catch (e) {
     const err = e instanceof LoraStudioError ? e : null;
-    append({ event: 'error', message: err ? err.message : (e as Error)?.message ?? String(e), file: err?.file, field: err?.field });
+    emit({ event: 'error', message: err ? err.message : (e as Error)?.message ?? String(e), file: err?.file, field: err?.field });
+    markReported(e);
     throw e;
   }
 }
