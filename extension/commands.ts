@@ -380,13 +380,37 @@ async function tryAdapter(ctx: LoraContext): Promise<void> {
   if (!base) return;
   const adapter = await pickAdapterFolder(ctx, 'Try: the adapter');
   if (!adapter) return;
-  const prompt = await vscode.window.showInputBox({ title: 'Try the adapter', prompt: 'A prompt to continue (causal-lm) or a text to classify (seq-cls)', placeHolder: 'Once upon a time' });
+  const classify = adapterTaskType(adapter) === 'SEQ_CLS';
+  const prompt = await vscode.window.showInputBox({
+    title: 'Try the adapter',
+    prompt: classify ? 'A text to classify' : 'A prompt to continue',
+    placeHolder: classify ? 'The movie was wonderful' : 'Once upon a time',
+  });
   if (!prompt) return;
-  const result = await withCli(ctx, `Running ${path.basename(adapter)}`, ['generate', base, '--adapter', adapter, '--prompt', prompt, '--max-new-tokens', '40', ...cliArgsBackend()], (j) => j);
+  const args = classify
+    ? ['classify', base, '--adapter', adapter, '--text', prompt, ...cliArgsBackend()]
+    : ['generate', base, '--adapter', adapter, '--prompt', prompt, '--max-new-tokens', '40', ...cliArgsBackend()];
+  const result = await withCli(ctx, `Running ${path.basename(adapter)}`, args, (j) => j);
   if (!result) return;
-  const text = typeof result.text === 'string' ? result.text : typeof result.generated === 'string' ? result.generated : typeof result.completion === 'string' ? result.completion : undefined;
-  const body = text !== undefined ? `**Prompt**\n\n> ${prompt}\n\n**Output**\n\n${text}\n` : `**Input**\n\n> ${prompt}\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`;
+  let body: string;
+  if (classify && typeof result.label === 'string') {
+    const probs = Object.entries((result.probabilities ?? {}) as Record<string, number>).map(([k, p]) => `| ${k} | ${p.toFixed(4)} |`).join('\n');
+    body = `**Text**\n\n> ${prompt}\n\n**Label:** ${result.label}\n\n| label | probability |\n|---|---|\n${probs}\n`;
+  } else if (typeof result.completion === 'string') {
+    body = `**Prompt**\n\n> ${prompt}\n\n**Output**\n\n${prompt}${result.completion}\n`;
+  } else {
+    body = `**Input**\n\n> ${prompt}\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`;
+  }
   await showDocument(`# Try adapter ${path.basename(adapter)}\n\n- model: ${base}\n\n${body}`);
+}
+
+/** task_type from a PEFT adapter's adapter_config.json, if readable. */
+function adapterTaskType(dir: string): string | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).task_type;
+  } catch {
+    return undefined;
+  }
 }
 
 async function showDocument(markdown: string): Promise<void> {

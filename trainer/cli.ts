@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { LoraStudioError, wasReported } from './errors';
-import { runInspect, runEval, runMerge, runGenerate, runTrain, runDemo, type Output } from './commands/run';
+import { runInspect, runEval, runMerge, runGenerate, runClassify, runTrain, runDemo, type Output } from './commands/run';
 
 const BACKENDS = ['tensorflow', 'wasm', 'cpu'];
 
@@ -102,6 +102,15 @@ export function buildProgram(): Command {
     .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')
     .action((modelDir, o) => guard(o.json, () => runGenerate(modelDir, o, output(!!o.json))));
+
+  program.command('classify')
+    .description('classify a text with a sequence-classification model or adapter (seq-cls)')
+    .argument('<model-dir>')
+    .option('--adapter <dir>', 'PEFT adapter folder')
+    .requiredOption('--text <text>', 'the text to classify')
+    .addOption(backendOption())
+    .option('--json', 'one JSON object on stdout')
+    .action((modelDir, o) => guard(o.json, () => runClassify(modelDir, o, output(!!o.json))));
 
   program.command('train')
     .description('train a LoRA adapter from a run config (lora-run.json)')

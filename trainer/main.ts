@@ -10,6 +10,7 @@ import { loadRunConfig } from './config/run_config';
 import { train } from './train/trainer';
 import { inspect } from './commands/inspect';
 import { LORA_DEFAULTS } from './lora/config';
+import { resolveModelDir } from './io/hub_model';
 
 const PARENT_POLL_MS = 2000;
 const running = new Map<number, AbortController>();
@@ -47,10 +48,12 @@ async function handle(m: ParentMessage): Promise<void> {
       });
     } else if ('config_file' in m.params) {
       const cfg = loadRunConfig(m.params.config_file);
-      result = inspect({ modelDir: cfg.model, task: cfg.task, num_labels: cfg.num_labels ?? undefined, lora: cfg.lora, explicitModulesToSave: cfg.lora.modules_to_save !== null, loraFile: m.params.config_file });
+      const modelDir = await resolveModelDir(cfg.model, 'model', { configFile: m.params.config_file, configOnly: true });
+      result = inspect({ modelDir, task: cfg.task, num_labels: cfg.num_labels ?? undefined, lora: cfg.lora, explicitModulesToSave: cfg.lora.modules_to_save !== null, loraFile: m.params.config_file });
     } else {
       const p = m.params;
-      result = inspect({ modelDir: p.model_dir, task: p.task, num_labels: p.num_labels, lora: { ...LORA_DEFAULTS, ...p.lora }, explicitModulesToSave: p.lora?.modules_to_save != null });
+      const modelDir = await resolveModelDir(p.model_dir, 'model', { configOnly: true });
+      result = inspect({ modelDir, task: p.task, num_labels: p.num_labels, lora: { ...LORA_DEFAULTS, ...p.lora }, explicitModulesToSave: p.lora?.modules_to_save != null });
     }
     send({ kind: 'response', id: m.id, result });
   } catch (e) {

@@ -17,6 +17,7 @@ import type { TrainEvent } from '../protocol';
 import { progressPrinter } from './progress';
 import { runDemoJob } from './demo';
 import type { Task } from '../lora/config';
+import { collate } from '../data/collate';
 
 export interface Output {
   json: boolean;
@@ -56,10 +57,10 @@ export async function runInspect(modelArg: string | undefined, o: InspectFlags, 
   if (o.config) {
     cfg = loadRunConfig(o.config);
     loraFile = o.config;
-    modelDir = modelArg ?? (await resolveModelDir(cfg.model, 'model', { configFile: o.config }));
+    modelDir = modelArg ?? (await resolveModelDir(cfg.model, 'model', { configFile: o.config, configOnly: true }));
   } else {
     if (!modelArg) throw new LoraStudioError('give a model folder, or --config with a run config', CLI, 'model-dir');
-    modelDir = modelArg;
+    modelDir = await resolveModelDir(modelArg, 'model-dir', { configOnly: true });
     const lora: Record<string, unknown> = {};
     if (o.targetModules !== undefined) lora.target_modules = parseTargetSpec(o.targetModules);
     if (o.r !== undefined) lora.r = o.r;
@@ -123,6 +124,30 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     const completion = m.tokenizer.decode(ids);
     out.info(o.prompt + completion);
     out.result({ backend: m.backend.backend, gpu: m.backend.gpu, prompt: o.prompt, completion, token_ids: ids });
+  } finally {
+    m.model.dispose();
+  }
+}
+
+export async function runClassify(modelDir: string, o: { adapter?: string; text: string; backend?: string }, out: Output): Promise<void> {
+  const m = await openModel({ modelDir, adapterDir: o.adapter, task: 'seq-cls', backend: o.backend });
+  try {
+    out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    const ids = m.tokenizer.encode(o.text).slice(0, m.loaded.config.n_positions);
+    if (ids.length === 0) throw new LoraStudioError('the text is empty after tokenization', CLI, '--text');
+    const logits = m.model.logits(collate([{ input_ids: ids }], m.pad_token_id), { training: false });
+    const row = Array.from(logits.dataSync());
+    logits.dispose();
+    const max = Math.max(...row);
+    const exp = row.map((v) => Math.exp(v - max));
+    const sum = exp.reduce((a, b) => a + b, 0);
+    // Label names: the adapter's (written by training), else the model config's, else LABEL_i.
+    const id2label: Record<string, string> = m.adapter?.metadata?.id2label ? JSON.parse(m.adapter.metadata.id2label) : m.loaded.config.id2label ?? {};
+    const name = (i: number) => id2label[String(i)] ?? `LABEL_${i}`;
+    const probabilities = Object.fromEntries(exp.map((e, i) => [name(i), e / sum]));
+    const label_id = row.indexOf(max);
+    for (const [k, p] of Object.entries(probabilities)) out.info(`${k === name(label_id) ? '→' : ' '} ${k}: ${p.toFixed(4)}`);
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, text: o.text, label: name(label_id), label_id, probabilities });
   } finally {
     m.model.dispose();
   }

@@ -16,22 +16,34 @@ export function modelCacheDir(id: string, env: NodeJS.ProcessEnv = process.env):
   return path.join(hubCacheDir(env), `models--${id.split('/').join('--')}`);
 }
 
-function cachedSnapshot(id: string, env: NodeJS.ProcessEnv): string | null {
+function cachedSnapshot(id: string, env: NodeJS.ProcessEnv, configOnly: boolean): string | null {
   const dir = modelCacheDir(id, env);
   const ref = path.join(dir, 'refs', 'main');
   if (!fs.existsSync(ref)) return null;
   const snap = path.join(dir, 'snapshots', fs.readFileSync(ref, 'utf8').trim());
-  return fs.existsSync(path.join(snap, 'config.json')) ? snap : null;
+  if (!fs.existsSync(path.join(snap, 'config.json'))) return null;
+  if (configOnly) return snap;
+  const index = path.join(snap, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) {
+    const shards = new Set(Object.values((JSON.parse(fs.readFileSync(index, 'utf8')) as { weight_map: Record<string, string> }).weight_map));
+    return [...shards].every((f) => fs.existsSync(path.join(snap, f))) ? snap : null;
+  }
+  return fs.existsSync(path.join(snap, 'model.safetensors')) && fs.existsSync(path.join(snap, 'tokenizer.json')) ? snap : null;
 }
 
-/** A local folder as it is; otherwise a Hub id, from the cache or downloaded. `field` names the config field in errors. */
-export async function resolveModelDir(value: string, field: string, opts: { configFile?: string; env?: NodeJS.ProcessEnv; log?: (m: string) => void } = {}): Promise<string> {
+/**
+ * A local folder as it is; otherwise a Hub id, from the cache or downloaded. `field` names the config field in
+ * errors. `configOnly` fetches just config.json (enough for the module tree); training fetches the rest later.
+ */
+export async function resolveModelDir(
+  value: string, field: string, opts: { configFile?: string; env?: NodeJS.ProcessEnv; log?: (m: string) => void; configOnly?: boolean } = {},
+): Promise<string> {
   if (fs.existsSync(value)) return value;
   const env = opts.env ?? process.env;
   if (!MODEL_ID.test(value) || value.startsWith('.') || path.isAbsolute(value)) {
     throw new LoraStudioError(`model folder ${JSON.stringify(value)} does not exist (and it is not a Hugging Face Hub id)`, opts.configFile ?? value, field);
   }
-  const cached = cachedSnapshot(value, env);
+  const cached = cachedSnapshot(value, env, !!opts.configOnly);
   if (cached) return cached;
   const endpoint = (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
   const offline = (why: string) => new LoraStudioError(
@@ -47,7 +59,9 @@ export async function resolveModelDir(value: string, field: string, opts: { conf
     const files = new Set((json.siblings ?? []).map((s) => s.rfilename));
     const snap = path.join(modelCacheDir(value, env), 'snapshots', sha);
     let wanted = WANTED.filter((f) => files.has(f));
-    if (files.has('model.safetensors.index.json')) {
+    if (opts.configOnly) {
+      wanted = ['config.json'];
+    } else if (files.has('model.safetensors.index.json')) {
       const idx = await download(`${endpoint}/${value}/resolve/${sha}/model.safetensors.index.json`, path.join(snap, 'model.safetensors.index.json'), env, opts.log);
       const map = (JSON.parse(fs.readFileSync(idx, 'utf8')) as { weight_map: Record<string, string> }).weight_map;
       wanted = [...wanted, ...new Set(Object.values(map))];
