@@ -245,6 +245,17 @@ describe('lora-studio CLI (real processes)', () => {
       assert.ok(Math.abs((a.json.loss as number) - (b.json.loss as number)) < 1e-5, `${a.json.loss} vs ${b.json.loss}`);
       // the adapter (new score head + LoRA) changes the model: the check above is not vacuous
       assert.ok(Math.abs((a.json.loss as number) - (base.json.loss as number)) > 1e-3);
+
+      // classify: base + adapter and the merged model give the same label and probabilities
+      const ca = await runCliJson(['classify', model, '--adapter', adapter, '--text', 'red yes cat']);
+      const cb = await runCliJson(['classify', merged, '--text', 'red yes cat']);
+      assert.equal(ca.res.code, 0, ca.res.stderr);
+      assert.equal(ca.json.label, cb.json.label);
+      const pa = ca.json.probabilities as Record<string, number>;
+      const pb = cb.json.probabilities as Record<string, number>;
+      assert.deepEqual(Object.keys(pa), ['LABEL_0', 'LABEL_1', 'LABEL_2']);
+      assert.ok(Math.abs(Object.values(pa).reduce((x, y) => x + y, 0) - 1) < 1e-6);
+      for (const k of Object.keys(pa)) assert.ok(Math.abs(pa[k] - pb[k]) < 1e-5, k);
     });
 
     it('merge writes a complete HF folder, leaves the base folder byte-identical, refuses an existing --out and the model folder', async () => {
