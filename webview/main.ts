@@ -7,7 +7,7 @@
 import './litNonce'; // first: Lit reads the nonce when it loads
 import './elements';
 import 'uplot/dist/uPlot.min.css'; // bundled into dist/webview/main.css, linked by the page
-import { isEditableField, isHostMessage, type DashboardStatus, type EditableField, type HostMessage, type WebviewMessage } from './protocol';
+import { isDashboardEvent, isEditableField, isHostMessage, type DashboardStatus, type EditableField, type HostMessage, type WebviewMessage } from './protocol';
 import { RunState, isRunSummary, type RunSummary } from './runState';
 import { ChartGrid } from './charts';
 import { ConfigForm } from './form';
@@ -113,10 +113,13 @@ function main(): void {
         run.reset();
         redraw();
         return;
-      case 'events':
-        run.apply(m.events);
+      case 'events': {
+        const events = m.events.filter(isDashboardEvent);
+        if (events.length < m.events.length) console.warn(`LoRA Studio: dropped ${m.events.length - events.length} malformed event(s)`);
+        run.apply(events);
         redraw();
         return;
+      }
       case 'notice':
         view.notice(m.level, m.message);
         return;

@@ -7,47 +7,20 @@
 import type { TrainEvent } from '../../trainer/protocol';
 import type { DashboardEvent, DashboardStatus } from '../../webview/protocol';
 import type { RunStatus } from './host';
-
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isNum = (v: unknown): v is number => typeof v === 'number';
-const isStr = (v: unknown): v is string => typeof v === 'string';
-const isBool = (v: unknown): v is boolean => typeof v === 'boolean';
-const isOptStr = (v: unknown) => v === undefined || isStr(v);
-const hasNums = (o: Obj, keys: readonly string[]) => keys.every((k) => isNum(o[k]));
+import { isTrainEvent } from '../trainerClient';
 
 /**
- * Whether `v` is a TrainEvent with every field toDashboardEvent reads, of the right type. The host's check of
- * what it receives from the trainer: a metrics.jsonl line (which a killed run may leave half-written or a user
- * may edit) or a live event. Fields the dashboard does not use are not checked.
+ * The webview's event for a trainer event (live, or a metrics.jsonl line that a killed run may have cut short or
+ * a user may have edited), or undefined when it is not one. Field types are checked where they are used, in the
+ * webview (isDashboardEvent), which drops a malformed event without losing the rest of its batch.
  */
-export function isDashboardableTrainEvent(v: unknown): v is TrainEvent {
-  if (!isObj(v)) return false;
-  switch (v.event) {
-    case 'start':
-      return isStr(v.backend) && isBool(v.gpu) && isStr(v.task) && isStr(v.model) && isStr(v.output_dir)
-        && hasNums(v, ['trainable_params', 'all_params', 'total_steps', 'num_train_epochs', 'global_step']);
-    case 'step':
-      return hasNums(v, ['step', 'epoch', 'loss', 'learning_rate', 'grad_norm', 'tokens_per_second', 'rss_mb', 'eta_s']);
-    case 'eval':
-      return isNum(v.step) && isNum(v.epoch) && isObj(v.metrics) && Object.values(v.metrics).every(isNum);
-    case 'checkpoint':
-      return isNum(v.step) && isStr(v.path);
-    case 'log':
-      return (v.level === 'info' || v.level === 'warning') && isStr(v.message);
-    case 'done':
-      return (v.best === null || isStr(v.best)) && (v.best_metric === null || isNum(v.best_metric))
-        && isStr(v.output_dir) && isNum(v.global_step) && isBool(v.stopped);
-    case 'error':
-      return isStr(v.message) && isOptStr(v.file) && isOptStr(v.field);
-    default:
-      return false;
-  }
-}
-
-/** The webview's event for a trainer event, or undefined when it lacks (or mistypes) a field the webview draws. */
 export function mapTrainEvent(v: unknown): DashboardEvent | undefined {
-  return isDashboardableTrainEvent(v) ? toDashboardEvent(v) : undefined;
+  if (!isTrainEvent(v)) return undefined;
+  try {
+    return toDashboardEvent(v);
+  } catch {
+    return undefined; // e.g. an eval event without metrics
+  }
 }
 
 /** The fields the webview draws, copied by name (nothing else of the trainer's event crosses over). */
@@ -65,7 +38,7 @@ export function toDashboardEvent(e: TrainEvent): DashboardEvent {
         grad_norm: e.grad_norm, tokens_per_second: e.tokens_per_second, rss_mb: e.rss_mb, eta_s: e.eta_s,
       };
     case 'eval':
-      return { event: 'eval', step: e.step, epoch: e.epoch, metrics: { ...e.metrics } };
+      return { event: 'eval', step: e.step, epoch: e.epoch, metrics: e.metrics };
     case 'checkpoint':
       return { event: 'checkpoint', step: e.step, path: e.path };
     case 'log':
@@ -76,7 +49,8 @@ export function toDashboardEvent(e: TrainEvent): DashboardEvent {
         global_step: e.global_step, stopped: e.stopped,
       };
     case 'error':
-      return { event: 'error', message: [e.message, e.file, e.field].filter(Boolean).join(' — ') };
+      if (typeof e.message !== 'string') throw new TypeError('an error event without a message');
+      return { event: 'error', message: [e.message, e.file, e.field].filter((x) => typeof x === 'string' && x).join(' — ') };
   }
 }
 

@@ -4,7 +4,7 @@
  * replayed history (so a reloaded or re-shown panel shows the whole run), and streams live events in throttled
  * batches (setting loraStudio.metricsThrottleMs). Every message from the webview passes the host's
  * isWebviewMessage (./messages) before it is used; anything else is logged and ignored. Trainer events, live or
- * replayed from metrics.jsonl, pass the host's isDashboardableTrainEvent (./events) on the way to the webview;
+ * replayed from metrics.jsonl, are mapped by mapTrainEvent (./events) on the way to the webview;
  * the config message carries the fields the dashboard may edit (DASHBOARD_FIELDS). It imports only types from
  * webview/protocol.ts and trainer/protocol.ts. It talks to the rest of the extension only through
  * DashboardHost. No retainContextWhenHidden: the webview keeps its form in getState/setState and the host

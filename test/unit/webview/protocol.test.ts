@@ -31,13 +31,17 @@ describe('host → webview notifications', () => {
       { type: 'config', config: {}, configFile: null, fields: {} },
       { type: 'config', config: {}, configFile: null, fields: [{ path: 'lora.r' }] },
       { type: 'config', config: {}, configFile: null, fields: [{ path: 'lora.r', kind: { type: 'integer' } }] },
-      { type: 'events' }, { type: 'events', events: {} }, { type: 'events', events: [{ ...step, loss: 'nan' }] },
-      { type: 'events', events: [{ event: 'step', step: 1 }] }, { type: 'events', events: [{ event: 'party' }] },
-      { type: 'events', events: [{ event: 'eval', step: 1, epoch: 0, metrics: { eval_loss: '0.5' } }] },
-      { type: 'events', events: [{ ...start, gpu: 'yes' }] },
+      { type: 'events' }, { type: 'events', events: {} },
       { type: 'notice', level: 'fatal', message: 'x' }, { type: 'notice', level: 'info' },
     ];
     for (const m of bad) assert.equal(isHostMessage(m), false, JSON.stringify(m));
+  });
+
+  it('an events batch is checked event by event: malformed events are dropped, the rest kept', () => {
+    const batch = [start, { ...step, loss: 'nan' }, step, { event: 'step', step: 1 }, { event: 'party' },
+      { event: 'eval', step: 1, epoch: 0, metrics: { eval_loss: '0.5' } }, { ...start, gpu: 'yes' }];
+    assert.ok(isHostMessage({ type: 'events', events: batch }));
+    assert.deepEqual(batch.filter(isDashboardEvent), [start, step]);
   });
 
   it('isDashboardEvent checks each event kind', () => {
