@@ -1,6 +1,6 @@
 // One esbuild build for the three sides: trainer (CLI + child process), extension host, webview.
 import * as esbuild from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
@@ -12,11 +12,16 @@ const entries = [
   // The trainer is self-contained (the VSIX ships no node_modules): only the optional native TensorFlow
   // packages stay outside, loaded by a guarded require when the user installed them.
   { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
-    entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts' }, outdir: 'dist' },
+    entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts', 'trainer/parallel_worker': 'trainer/parallel/worker.ts' }, outdir: 'dist' },
   { ...common, platform: 'node', format: 'cjs', external: ['vscode'],
     entryPoints: { 'extension/main': 'extension/main.ts' }, outdir: 'dist' },
   { ...common, platform: 'browser', format: 'iife', target: 'es2022',
     entryPoints: { 'webview/main': 'webview/main.ts' }, outdir: 'dist' },
+  // The integration suite (test/integration), which VS Code loads in the extension host: its Mocha entry and each
+  // *.vscode.test.ts, with vscode and mocha left to the host and node_modules. Not part of the VSIX.
+  { ...common, platform: 'node', format: 'cjs', external: ['vscode', 'mocha'], outdir: 'out',
+    entryPoints: Object.fromEntries(['index.ts', ...(existsSync('test/integration') ? readdirSync('test/integration').filter((f) => f.endsWith('.vscode.test.ts')) : [])]
+      .map((f) => [`test/integration/${f.replace(/\.ts$/, '')}`, `test/integration/${f}`])) },
 ].map((o) => ({ ...o, entryPoints: Object.fromEntries(Object.entries(o.entryPoints).filter(([, f]) => existsSync(f))) }))
   .filter((o) => Object.keys(o.entryPoints).length > 0);
 

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../io/safetensors';
 import type { Rng } from '../util/rng';
-import { type DropoutStream, matmul } from '../models/gpt2/layers';
+import { type DropoutStream, matmul, matmulFast, matmulFrozenFast } from '../models/gpt2/layers';
 
 /** PEFT's init_lora_weights: true (A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, std 1/r), B zeros), false (both random). */
 export type LoraInit = boolean | 'gaussian';
@@ -64,7 +64,10 @@ export function loraDelta(x: tf.Tensor2D, f: LoraFactors, drop: DropoutStream): 
   return tf.mul(matmul(xa, f.B), f.scaling);
 }
 
-/** The whole adapted layer: x·W (+ b) (+ the LoRA branch). `wT` optionally holds Wᵀ for a frozen W. */
+/**
+ * The whole adapted layer: x·W (+ b) (+ the LoRA branch). `wT` optionally holds Wᵀ for a frozen W.
+ * `fast`: the frozen base product uses matmulFrozenFast (gradient (W·dyᵀ)ᵀ, no weight transpose).
+ */
 export function adaptedLinear(
   x: tf.Tensor2D,
   w: tf.Tensor2D,
@@ -72,9 +75,59 @@ export function adaptedLinear(
   lora: LoraFactors | undefined,
   drop: DropoutStream,
   wT?: tf.Tensor2D,
+  fast = false,
 ): tf.Tensor2D {
-  let y = matmul(x, w, wT);
+  let y = fast ? matmulFast(x, w) : matmul(x, w, wT);
   if (bias) y = tf.add(y, bias);
   if (lora) y = tf.add(y, loraDelta(x, lora, drop));
   return y;
+}
+
+/**
+ * The adapted layer on the fast path, as one op with a hand-written gradient, for a frozen W and bias and a
+ * trainable A, B: y = x·W + b + s·(x⊙m)·A·B. Saves x⊙m and (x⊙m)·A only (autograd kept every product's
+ * inputs, including the [N, out] pre-bias output). dx = (W·dyᵀ)ᵀ + s·((dy·Bᵀ)·Aᵀ)⊙m, dB = s·(xA)ᵀ·dy,
+ * dA = (x⊙m)ᵀ·(s·dy·Bᵀ). Any other mix (trained W or bias, frozen factors) uses adaptedLinear.
+ */
+export function adaptedLinearFast(
+  x: tf.Tensor2D,
+  w: tf.Tensor2D,
+  bias: tf.Tensor1D | undefined,
+  lora: LoraFactors | undefined,
+  drop: DropoutStream,
+): tf.Tensor2D {
+  const plain = !isTrainableVar(w) && !(bias && isTrainableVar(bias)) && (!lora || (isTrainableVar(lora.A) && isTrainableVar(lora.B)));
+  if (!plain) return adaptedLinear(x, w, bias, lora, drop, undefined, true);
+  if (!lora) return isTrainableVar(w) ? matmulFast(x, w) : matmulFrozenFast(x, w, bias);
+  const mask = drop.multiplier(x.shape, lora.dropout);
+  const s = lora.scaling;
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const [xIn, A, B] = args as tf.Tensor2D[];
+    const m = args.length > 4 ? (args[3] as tf.Tensor) : null;
+    const xd = m ? (tf.mul(xIn, m) as tf.Tensor2D) : xIn;
+    const xa = tf.matMul(xd, A);
+    save(m ? [xd, xa, A, B, m] : [xd, xa, A, B]);
+    let y = tf.add(tf.matMul(xIn, w), tf.mul(tf.matMul(xa, B), s));
+    if (bias) y = tf.add(y, bias);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [sxd, sxa, sA, sB, sm] = saved as tf.Tensor2D[];
+        const g = dy as tf.Tensor2D;
+        const gB = tf.mul(tf.matMul(g, tf.transpose(sB)), s) as tf.Tensor2D; // [N, r]
+        let dxLora = tf.matMul(gB, tf.transpose(sA)) as tf.Tensor2D; // [N, in]
+        if (sm) dxLora = tf.mul(dxLora, sm);
+        const dx = tf.add(tf.transpose(tf.matMul(w, tf.transpose(g))), dxLora);
+        const dA = tf.matMul(tf.transpose(sxd), gB);
+        const dB = tf.mul(tf.matMul(tf.transpose(sxa), g), s);
+        return sm ? [dx, dA, dB, tf.zerosLike(sm)] : [dx, dA, dB];
+      }),
+    };
+  });
+  return (mask ? op(x, lora.A, lora.B, mask) : op(x, lora.A, lora.B)) as tf.Tensor2D;
+}
+
+function isTrainableVar(t: tf.Tensor): boolean {
+  return t instanceof tf.Variable && t.trainable;
 }

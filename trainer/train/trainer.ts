@@ -23,6 +23,7 @@ import { openTrainingSession, type TrainingSession } from './session';
 import { saveAdapter } from '../lora/adapter_io';
 import { writeJsonAtomic } from '../io/atomic';
 import { metricsAppender } from './metrics';
+import { DataParallel, plannedWorkers } from '../parallel/pool';
 
 export interface TrainOptions {
   onEvent: (e: TrainEvent) => void;
@@ -86,6 +87,7 @@ async function trainInner(cfg: RunConfig, opts: TrainOptions): Promise<DoneEvent
   try {
     return await runLoop(cfg, s, resumeDir, opts);
   } finally {
+    await closeDataParallel(s);
     s.model.dispose();
   }
 }
@@ -196,7 +198,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
       const started = Date.now();
       const micro: Example[][] = [];
       for (let b = u * gas; b < Math.min((u + 1) * gas, numBatches); b++) micro.push(order.slice(b * bs, (b + 1) * bs).map((i) => train[i]));
-      const { loss, tokens } = accumulateGradients(s, micro, t.seed, state.global_step, optimizer, t.max_grad_norm, lrAt(state.global_step));
+      const { loss, tokens } = await accumulateGradients(s, micro, t.seed, state.global_step, optimizer, t.max_grad_norm, lrAt(state.global_step));
       const lr = lrAt(state.global_step);
       state.global_step++;
       state.num_input_tokens_seen += tokens;
@@ -266,27 +268,57 @@ function meanTrainLoss(history: Array<Record<string, number>>): number {
   return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
 }
 
+/** The data-parallel workers of a session, started on its first step (see trainer/parallel/pool.ts). */
+const parallel = new WeakMap<TrainingSession, Promise<DataParallel | null>>();
+
+function dataParallelOf(s: TrainingSession): Promise<DataParallel | null> {
+  let p = parallel.get(s);
+  if (!p) {
+    const threads = plannedWorkers(s.model, s.backend.backend);
+    p = threads > 1 ? DataParallel.start(s.model, s.backend.backend, threads) : Promise.resolve(null);
+    parallel.set(s, p);
+  }
+  return p;
+}
+
+async function closeDataParallel(s: TrainingSession): Promise<void> {
+  const p = parallel.get(s);
+  if (!p) return;
+  parallel.delete(s);
+  const dp = await p.catch(() => null);
+  await dp?.close();
+}
+
 /**
  * One optimizer step: the mean of the micro-batches' gradients (each micro-batch loss is its own mean,
  * as transformers' Trainer does), clipped by global norm, then AdamW at learning rate `lr`.
+ * With data-parallel workers, each micro-batch's gradient is computed in row shards across threads.
  */
-function accumulateGradients(
+async function accumulateGradients(
   s: TrainingSession, micro: Example[][], seed: number, step: number, optimizer: AdamW, maxGradNorm: number, lr: number,
-): { loss: { value: number; grad_norm: number }; tokens: number } {
+): Promise<{ loss: { value: number; grad_norm: number }; tokens: number }> {
   const vars = [...s.model.trainable.values()];
   const keyOf = new Map([...s.model.trainable].map(([k, v]) => [v.name, k]));
+  const dp = await dataParallelOf(s);
   let sum: Map<string, tf.Tensor> | null = null;
   let lossSum = 0;
   let tokens = 0;
-  micro.forEach((examples, i) => {
-    const batch = collate(examples, s.pad_token_id);
+  for (let i = 0; i < micro.length; i++) {
+    const batch = collate(micro[i], s.pad_token_id);
     tokens += batch.num_tokens;
-    const { value, grads } = tf.variableGrads(() => s.model.loss(batch, { training: true, seed: mixSeed(seed, step, i) }), vars);
-    lossSum += value.dataSync()[0];
-    value.dispose();
+    let grads: Map<string, tf.Tensor>;
+    if (dp) {
+      const r = await dp.lossAndGrads(batch, mixSeed(seed, step, i));
+      lossSum += r.loss;
+      grads = r.grads;
+    } else {
+      const r = tf.variableGrads(() => s.model.loss(batch, { training: true, seed: mixSeed(seed, step, i) }), vars);
+      lossSum += r.value.dataSync()[0];
+      r.value.dispose();
+      grads = new Map(Object.entries(r.grads).map(([name, g]) => [keyOf.get(name)!, g]));
+    }
     const next = new Map<string, tf.Tensor>();
-    for (const [name, g] of Object.entries(grads)) {
-      const key = keyOf.get(name)!;
+    for (const [key, g] of grads) {
       const prev = sum?.get(key);
       next.set(key, prev ? tf.tidy(() => tf.add(prev, g)) : g);
       if (prev) {
@@ -295,7 +327,7 @@ function accumulateGradients(
       }
     }
     sum = next;
-  });
+  }
   const n = micro.length;
   const mean = new Map<string, tf.Tensor>();
   for (const [k, g] of sum!) {

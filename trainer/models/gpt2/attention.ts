@@ -47,3 +47,85 @@ export function selfAttention(
   const out = tf.matMul(probs, v); // [B, H, T, D]
   return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, C]);
 }
+
+/**
+ * selfAttention on wasm's fast path, as one op with a hand-written gradient. Every product is a plain 2-D
+ * matmul per (example, head) — [T, D]·[D, T] and [T, T]·[T, D] — where tfjs's batched matmul takes a naive
+ * loop about ten times slower. Heads are cut straight out of qkv [B·T, 3C] and its transpose (no 5-D
+ * transposes). Saves qkv, the softmax probabilities and the dropout mask; qkvᵀ is remade in the backward pass.
+ * Same values as selfAttention up to float rounding, with the same dropout draw.
+ */
+export function selfAttentionFast(
+  qkv: tf.Tensor2D,
+  bias: tf.Tensor4D,
+  dims: { B: number; T: number; C: number; H: number },
+  scale: number,
+  attnPdrop: number,
+  drop: DropoutStream,
+): tf.Tensor2D {
+  const { B, T, C, H } = dims;
+  const D = C / H;
+  const mask = drop.multiplier([B, H, T, T], attnPdrop);
+  const head = (x: tf.Tensor2D, b: number, col: number) => tf.slice(x, [b * T, col], [T, D]) as tf.Tensor2D;
+  const headT = (xT: tf.Tensor2D, b: number, row: number) => tf.slice(xT, [row, b * T], [D, T]) as tf.Tensor2D;
+  const block = (x: tf.Tensor2D, i: number) => tf.slice(x, [i * T, 0], [T, T]) as tf.Tensor2D;
+  /** [T, T] blocks, (b, h) order → [B, H, T, T] */
+  const stack = (parts: tf.Tensor[]) => tf.reshape(tf.concat(parts), [B, H, T, T]);
+  /** per-b rows of column blocks → [B·T, cols] */
+  const assemble = (rows: tf.Tensor2D[][]) => tf.concat(rows.map((r) => (r.length === 1 ? r[0] : tf.concat(r, 1))), 0) as tf.Tensor2D;
+  const transposeBlocks = (x: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(x, [B * H, T, T]), [0, 2, 1]), [B * H * T, T]) as tf.Tensor2D;
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, ...rest: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = rest[rest.length - 1] as tf.GradSaveFunc;
+    const m = rest.length > 1 ? (rest[0] as tf.Tensor) : null;
+    const x = xIn as tf.Tensor2D;
+    const xT = tf.transpose(x) as tf.Tensor2D; // [3C, B·T]
+    const scores: tf.Tensor[] = [];
+    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) scores.push(tf.matMul(head(x, b, h * D), headT(xT, b, C + h * D)));
+    let s = stack(scores);
+    if (scale !== 1) s = tf.mul(s, scale);
+    const probs = tf.softmax(tf.add(s, bias));
+    const pd = m ? tf.mul(probs, m) : probs;
+    const pd2 = tf.reshape(pd, [B * H * T, T]) as tf.Tensor2D;
+    const out: tf.Tensor2D[][] = [];
+    for (let b = 0; b < B; b++) {
+      out.push(Array.from({ length: H }, (_, h) => tf.matMul(block(pd2, b * H + h), head(x, b, 2 * C + h * D))));
+    }
+    save(m ? [x, probs, m] : [x, probs]);
+    return {
+      value: assemble(out),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [sx, sp, sm] = saved as [tf.Tensor2D, tf.Tensor, tf.Tensor | undefined];
+        const g = dy as tf.Tensor2D;
+        // qkvᵀ and the dropped-out probabilities are cheap to remake: not saved
+        const sxT = tf.transpose(sx) as tf.Tensor2D;
+        const spd = sm ? tf.mul(sp, sm) : sp;
+        const pdT = transposeBlocks(spd);
+        const dPd: tf.Tensor[] = [];
+        const dV: tf.Tensor2D[][] = [];
+        for (let b = 0; b < B; b++) {
+          const row: tf.Tensor2D[] = [];
+          for (let h = 0; h < H; h++) {
+            const dO = head(g, b, h * D);
+            dPd.push(tf.matMul(dO, headT(sxT, b, 2 * C + h * D)));
+            row.push(tf.matMul(block(pdT, b * H + h), dO));
+          }
+          dV.push(row);
+        }
+        const dP = sm ? tf.mul(stack(dPd), sm) : stack(dPd);
+        let dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true)));
+        if (scale !== 1) dS = tf.mul(dS, scale);
+        const dS2 = tf.reshape(dS, [B * H * T, T]) as tf.Tensor2D;
+        const dST = transposeBlocks(dS);
+        const rows: tf.Tensor2D[][] = [];
+        for (let b = 0; b < B; b++) {
+          const dQ: tf.Tensor2D[] = Array.from({ length: H }, (_, h) => tf.matMul(block(dS2, b * H + h), head(sx, b, C + h * D)));
+          const dK: tf.Tensor2D[] = Array.from({ length: H }, (_, h) => tf.matMul(block(dST, b * H + h), head(sx, b, h * D)));
+          rows.push([...dQ, ...dK, ...dV[b]]);
+        }
+        const dx = assemble(rows);
+        return m ? [dx, tf.zerosLike(sm!)] : [dx];
+      }),
+    };
+  });
+  return (mask ? op(qkv, mask) : op(qkv)) as tf.Tensor2D;
+}

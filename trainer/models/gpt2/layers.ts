@@ -77,19 +77,44 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
 
 /**
  * Dropout for one forward pass: identity in eval mode; in training every dropout site draws its own seed from
- * one stream, so a given seed reproduces the whole pass.
+ * one stream, so a given seed reproduces the whole pass. Each batch row (example) gets its own mask from
+ * (site seed, global row index): a shard of the batch (rows rowOffset…rowOffset+rows−1) draws exactly the
+ * masks those rows get in the whole batch, which is what lets data-parallel workers equal one worker.
  */
 export class DropoutStream {
   private readonly rng: Rng | null;
 
-  constructor(training: boolean, seed: number) {
+  /** `rows`: batch rows in every tensor this pass drops (its first axis is rows × something). */
+  constructor(training: boolean, seed: number, private readonly rows = 1, private readonly rowOffset = 0) {
     this.rng = training ? new Rng(seed) : null;
   }
 
   apply<T extends tf.Tensor>(x: T, rate: number): T {
     if (!this.rng || rate <= 0) return x;
-    return tf.dropout(x, rate, undefined, this.rng.int(2 ** 31)) as T;
+    return tf.mul(x, this.multiplier(x.shape, rate)!) as T;
   }
+
+  /** The 0 or 1/(1−rate) multiplier tf.dropout would use, for the next site; null in eval mode or at rate 0. */
+  multiplier(shape: number[], rate: number): tf.Tensor | null {
+    if (!this.rng || rate <= 0) return null;
+    const site = this.rng.int(2 ** 31);
+    const rows = this.rows;
+    if (shape[0] % rows !== 0) throw new Error(`internal: dropout over ${shape[0]} leading entries for ${rows} batch rows`);
+    const part = [shape[0] / rows, ...shape.slice(1)];
+    const keep = 1 - rate;
+    return tf.tidy(() => {
+      const masks = Array.from({ length: rows }, (_, b) =>
+        tf.div(tf.floor(tf.add(tf.randomUniform(part, 0, 1, 'float32', rowSeed(site, this.rowOffset + b)), keep)), keep));
+      return masks.length === 1 ? masks[0] : tf.concat(masks);
+    });
+  }
+}
+
+/** A dropout seed for (site, row), in int32 range. */
+function rowSeed(site: number, row: number): number {
+  let h = Math.imul(site ^ 0x27d4eb2f, 0x165667b1) ^ Math.imul(row + 1, 0x9e3779b1);
+  h = Math.imul(h ^ (h >>> 15), 0x85ebca77);
+  return (h ^ (h >>> 13)) & 0x7fffffff;
 }
 
 /**
@@ -149,6 +174,101 @@ export function crossEntropyRows(logits: tf.Tensor2D, targets: Int32Array): tf.T
   return op(logits) as tf.Tensor1D;
 }
 
+/**
+ * The fast frozen matmul: x [N, in] · w [in, out], with dx = (w · dyᵀ)ᵀ. Both products stay plain 2-D (wasm's
+ * fast path) and only activations are transposed, never the weight (a weight transpose per backward step
+ * cost more than the product). Nothing is saved for backprop. A frozen `bias` is added inside the op.
+ */
+export function matmulFrozenFast(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc) => ({
+    value: bias ? tf.add(tf.matMul(xIn as tf.Tensor2D, w), bias) : tf.matMul(xIn as tf.Tensor2D, w),
+    gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.transpose(tf.matMul(w, tf.transpose(dy as tf.Tensor2D)))),
+  }));
+  return op(x) as tf.Tensor2D;
+}
+
+/** x · w on the fast path: frozen w → matmulFrozenFast, trainable w → matmulBoth. */
+export function matmulFast(x: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  return isTrainable(w) ? matmulBoth(x, w) : matmulFrozenFast(x, w);
+}
+
+/**
+ * gelu_new as one op with a hand-written gradient: saves x and tanh(inner) (two tensors, where autograd kept
+ * about eight), uses x·x·x instead of pow (pow is ten times slower on wasm).
+ */
+export function geluTanhFast(x: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const v = xIn as tf.Tensor;
+    const t = tf.tanh(tf.mul(tf.add(v, tf.mul(tf.mul(tf.mul(v, v), v), 0.044715)), SQRT_2_OVER_PI));
+    (save as tf.GradSaveFunc)([v, t]);
+    return {
+      value: tf.mul(tf.mul(v, 0.5), tf.add(t, 1)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [sx, st] = saved;
+        const dInner = tf.mul(tf.add(tf.mul(tf.mul(sx, sx), 3 * 0.044715), 1), SQRT_2_OVER_PI);
+        const d = tf.add(tf.mul(tf.add(st, 1), 0.5), tf.mul(tf.mul(tf.mul(sx, 0.5), tf.sub(1, tf.mul(st, st))), dInner));
+        return tf.mul(dy, d);
+      }),
+    };
+  });
+  return op(x);
+}
+
+/** transformers' ACT2FN, using geluTanhFast for the tanh GELUs. */
+export function activationFast(name: string, x: tf.Tensor): tf.Tensor {
+  return name === 'gelu_new' || name === 'gelu_pytorch_tanh' ? geluTanhFast(x) : activation(name, x);
+}
+
+/** Rows per block of the fast tied head: a [rows, vocab] block near 16M floats (64 MB). */
+export const fastHeadRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 24 / vocab));
+
+/**
+ * The fast frozen tied LM head: per-row NLL of h [N, C] against wte [V, C] (logits h · wteᵀ), block by block,
+ * without a transposed copy of wte: logitsᵀ = wte · hᵀ is a plain product, turned around per block.
+ * With `withGrad`, the forward pass also makes dNLL/dh for each row (softmax·wte − wte[target]) and saves only
+ * that [N, C]; the backward pass scales it by the upstream dy. So the head costs two [N, C]×[C, V]-sized
+ * products per step instead of three, and never keeps a logits block.
+ */
+export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32Array, withGrad: boolean, rows = fastHeadRowsPerBlock(wte.shape[0])): tf.Tensor1D {
+  const N = h.shape[0];
+  const C = h.shape[1];
+  const V = wte.shape[0];
+  const op = tf.customGrad((hIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const x = hIn as tf.Tensor2D;
+    const nlls: tf.Tensor1D[] = [];
+    const grads: tf.Tensor2D[] = [];
+    for (let start = 0; start < N; start += rows) {
+      const n = Math.min(rows, N - start);
+      const tg = targets.subarray(start, start + n);
+      const { flat, valid } = targetIndex(tg, V);
+      const [nll, g] = tf.tidy((): tf.Tensor[] => {
+        const hb = n === N ? x : tf.slice(x, [start, 0], [n, C]);
+        const logits = tf.transpose(tf.matMul(wte, tf.transpose(hb))) as tf.Tensor2D;
+        const p = tf.softmax(logits);
+        const picked = tf.gather(tf.reshape(p, [-1]), tf.tensor1d(flat, 'int32'));
+        const tiny = (picked.dataSync() as Float32Array).some((v, i) => valid[i] === 1 && !(v > 1e-30));
+        // −log p[target] is exact enough unless p underflows; then take the log-softmax route for this block
+        const nllRows = tiny ? blockNll(logits, tg) : tf.mul(tf.neg(tf.log(picked)), tf.tensor1d(valid));
+        if (!withGrad) return [nllRows];
+        const safe = Int32Array.from(tg, (t) => (t >= 0 && t < V ? t : 0));
+        const dh = tf.mul(tf.sub(tf.matMul(p, wte), tf.gather(wte, tf.tensor1d(safe, 'int32'))), tf.tensor2d(valid, [n, 1]));
+        return [nllRows, dh];
+      });
+      nlls.push(nll as tf.Tensor1D);
+      if (g) grads.push(g as tf.Tensor2D);
+    }
+    if (withGrad) (save as tf.GradSaveFunc)([grads.length === 1 ? grads[0] : tf.concat(grads)]);
+    return {
+      value: nlls.length === 1 ? nlls[0] : tf.concat(nlls),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        if (!withGrad) throw new Error('internal: tiedHeadNllFast was built without gradients');
+        return tf.tidy(() => tf.mul(saved[0], tf.reshape(dy, [-1, 1])));
+      },
+    };
+  });
+  return op(h) as tf.Tensor1D;
+}
+
 /** Rows per block of the tied head, so that a [rows, vocab] block stays near 16M floats (64 MB). */
 export const headRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 24 / vocab));
 
@@ -180,4 +300,46 @@ export function tiedHeadNll(h: tf.Tensor2D, wT: tf.Tensor2D, w: tf.Tensor2D, tar
     };
   });
   return op(h) as tf.Tensor1D;
+}
+
+/**
+ * LayerNorm as one op with a hand-written gradient (γ, β frozen): saves only x̂ and 1/σ, where autograd kept
+ * about six [N, C] tensors. dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ.
+ * Falls back to the autograd composition when γ or β is trained.
+ */
+export function layerNormFast(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
+  if (isTrainable(gamma) || isTrainable(beta)) return layerNorm(x, gamma, beta, eps);
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const v = xIn as tf.Tensor2D;
+    const centered = tf.sub(v, tf.mean(v, -1, true));
+    const rstd = tf.rsqrt(tf.add(tf.mean(tf.square(centered), -1, true), eps));
+    const xhat = tf.mul(centered, rstd);
+    (save as tf.GradSaveFunc)([xhat, rstd]);
+    return {
+      value: tf.add(tf.mul(xhat, gamma), beta),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [sx, sr] = saved;
+        const g = tf.mul(dy, gamma);
+        const inner = tf.sub(tf.sub(g, tf.mean(g, -1, true)), tf.mul(sx, tf.mean(tf.mul(g, sx), -1, true)));
+        return tf.mul(inner, sr);
+      }),
+    };
+  });
+  return op(x) as tf.Tensor2D;
+}
+
+/**
+ * x + dropout(d) as one op: autograd's Add and Mul would save x, d and the mask; this saves only the mask.
+ * `mask` is DropoutStream.multiplier's output (null: no dropout).
+ */
+export function residualFast(x: tf.Tensor2D, d: tf.Tensor2D, mask: tf.Tensor | null): tf.Tensor2D {
+  if (!mask) return tf.add(x, d);
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, dIn: tf.Tensor | tf.GradSaveFunc, mIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    (save as tf.GradSaveFunc)([mIn as tf.Tensor]);
+    return {
+      value: tf.add(xIn as tf.Tensor, tf.mul(dIn as tf.Tensor, mIn as tf.Tensor)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => [tf.clone(dy), tf.mul(dy, saved[0]), tf.zerosLike(saved[0])]),
+    };
+  });
+  return op(x, d, mask) as tf.Tensor2D;
 }

@@ -14,12 +14,20 @@ import type { HostTensor } from '../../io/safetensors';
 import type { Batch } from '../../data/collate';
 import type { Task } from '../../lora/config';
 import type { AdapterConfigJson, AdapterWeights, LoraTarget } from '../../lora/types';
-import { adaptedLinear, initialLoraFactors, type LoraFactors, type LoraInit, transposeHost } from '../../lora/layer';
+import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors, type LoraInit, transposeHost } from '../../lora/layer';
 import { Rng } from '../../util/rng';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
-import { attentionBias, selfAttention } from './attention';
-import { activation, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, tiedHeadNll } from './layers';
+import { attentionBias, selfAttention, selfAttentionFast } from './attention';
+import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
+import { installWasmKernels } from './wasm_kernels';
+
+/**
+ * 'fast' (default): the hand-written gradients and fast-path layouts (per-head 2-D attention, (w·dyᵀ)ᵀ
+ * backward products, one-op GELU, a head that makes its gradient in the forward pass, no transposed wte).
+ * 'reference': the plain, unoptimised composition of tfjs ops, kept to check that the fast path changes no loss.
+ */
+export type Kernels = 'fast' | 'reference';
 
 export interface ModelSpec {
   config: GPT2Config;
@@ -39,12 +47,19 @@ export interface ModelSpec {
   /** initial values in PEFT's layout: LoRA factors for every target, and `extra` tensors by HF key */
   adapter?: AdapterWeights;
   pad_token_id: number;
+  kernels?: Kernels;
 }
 
 export interface ForwardOptions {
   training: boolean;
   /** seeds every dropout site of this pass; without it, a stream seeded by spec.seed is used */
   seed?: number;
+  /**
+   * For a shard of a larger batch (data parallelism): the index of this batch's first row in the whole batch
+   * (dropout masks follow the global row), and what loss() divides the summed NLL by (the whole batch's count).
+   */
+  rowOffset?: number;
+  denominator?: number;
 }
 
 /** Keys whose tensors are held transposed relative to their HF / PEFT layout. */
@@ -57,6 +72,8 @@ interface Dense {
   lora?: LoraFactors;
   /** wᵀ when already held (the tied head: wte itself) */
   wT?: tf.Tensor2D;
+  /** the fast tied head: `w` is wte itself, [out, in] */
+  rowsAreOut?: boolean;
 }
 
 interface Block {
@@ -78,12 +95,15 @@ export class GPT2LoraModel {
   readonly num_labels: number;
   readonly targets: LoraTarget[];
   readonly pad_token_id: number;
+  readonly kernels: Kernels;
   /** every parameter tensor (frozen or trainable) by key, internal layout */
   private readonly params = new Map<string, tf.Tensor>();
   private readonly blocks: Block[] = [];
   private readonly head: Dense;
   private readonly dropoutSeeds: Rng;
   private disposed = false;
+  /** the spec this model was built from, without its weights and adapter (for replicas) */
+  private readonly specShape: Omit<ModelSpec, 'weights' | 'adapter'>;
 
   private constructor(spec: ModelSpec) {
     this.config = spec.config;
@@ -91,7 +111,11 @@ export class GPT2LoraModel {
     this.num_labels = spec.num_labels;
     this.targets = spec.targets;
     this.pad_token_id = spec.pad_token_id;
+    this.kernels = spec.kernels ?? 'fast';
+    if (tf.getBackend() === 'wasm') installWasmKernels();
     this.dropoutSeeds = new Rng(spec.seed ^ 0x5bd1e995);
+    const { weights: _w, adapter: _a, ...shape } = spec;
+    this.specShape = shape;
     const plan = planParameters(spec);
     const id = ++modelCount;
     try {
@@ -104,7 +128,7 @@ export class GPT2LoraModel {
         this.params.set(key, this.trainable.get(key) ?? value);
       }
       // The tied LM head: wteᵀ, computed once on the device (unless lm_head is trained as a copy).
-      if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight')) {
+      if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight') && !(this.kernels === 'fast' && !this.params.has('lm_head.lora_A.weight'))) {
         this.params.set('lm_head.weight', tf.tidy(() => tf.transpose(this.p('transformer.wte.weight'))));
       }
     } catch (e) {
@@ -126,7 +150,10 @@ export class GPT2LoraModel {
         ln2: ln(`${h}ln_2`), fc: dense(`${h}mlp.c_fc`, true), mlpProj: dense(`${h}mlp.c_proj`, true),
       });
     }
-    if (spec.task === 'causal-lm') {
+    if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight')) {
+      // fast tied head: wte [V, C] is the weight, used as-is
+      this.head = { name: 'lm_head', w: this.p(`${PREFIX}wte.weight`) as tf.Tensor2D, rowsAreOut: true };
+    } else if (spec.task === 'causal-lm') {
       this.head = dense('lm_head', false);
       if (!this.trainable.has('lm_head.weight')) this.head.wT = this.p('transformer.wte.weight') as tf.Tensor2D;
     } else {
@@ -141,7 +168,7 @@ export class GPT2LoraModel {
   /** Causal: [B, T, vocab_size] for every position. Seq-cls: [B, num_labels] from each row's last real token. */
   logits(batch: Batch, opts: ForwardOptions = { training: false }): tf.Tensor {
     return tf.tidy(() => {
-      const drop = this.dropout(opts);
+      const drop = this.dropout(opts, batch);
       const h = this.hidden(batch, drop);
       if (this.task === 'seq-cls') return this.applyHead(lastRealRows(h, batch), drop);
       return tf.reshape(this.applyHead(h, drop), [batch.batch_size, batch.seq_len, -1]);
@@ -151,7 +178,7 @@ export class GPT2LoraModel {
   /** Causal: [B, vocab_size] at each row's last real token (what generation needs); seq-cls: same as logits. */
   lastLogits(batch: Batch): tf.Tensor2D {
     return tf.tidy(() => {
-      const drop = this.dropout({ training: false });
+      const drop = this.dropout({ training: false }, batch);
       return this.applyHead(lastRealRows(this.hidden(batch, drop), batch), drop);
     });
   }
@@ -159,14 +186,14 @@ export class GPT2LoraModel {
   /** Mean cross entropy: over predicted tokens (causal) or over examples (seq-cls). */
   loss(batch: Batch, opts: ForwardOptions = { training: false }): tf.Scalar {
     return tf.tidy(() => {
-      const { rows, count } = this.rowNll(batch, this.dropout(opts));
-      return tf.div(tf.sum(rows), Math.max(count, 1)) as tf.Scalar;
+      const { rows, count } = this.rowNll(batch, this.dropout(opts, batch), true);
+      return tf.div(tf.sum(rows), opts.denominator ?? Math.max(count, 1)) as tf.Scalar;
     });
   }
 
   /** Eval: total NLL (summed in float64 on the host) and how many tokens (causal) or examples (seq-cls) it covers. */
   nllSum(batch: Batch): { nll: number; count: number } {
-    const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false })).rows);
+    const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false }, batch), false).rows);
     const data = rows.dataSync();
     rows.dispose();
     let nll = 0;
@@ -207,6 +234,25 @@ export class GPT2LoraModel {
     }
   }
 
+  /**
+   * The spec of an identical replica (for a data-parallel worker): the base weights read back from this model
+   * (canonical HF keys and layout), and the current trainable values as an adapter.
+   */
+  replicaSpec(): ModelSpec {
+    const weights = new Map<string, HostTensor>();
+    for (const key of this.params.keys()) {
+      if (this.trainable.has(key) || key === 'lm_head.weight' || /\.lora_[AB]\.weight$/.test(key)) continue;
+      weights.set(key, this.hostValue(key));
+    }
+    const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
+    for (const t of this.targets) lora.set(t.name, { A: this.hostValue(`${t.name}.lora_A.weight`), B: this.hostValue(`${t.name}.lora_B.weight`) });
+    const extra = new Map<string, HostTensor>();
+    for (const key of this.trainable.keys()) if (!/\.lora_[AB]\.weight$/.test(key)) extra.set(key, this.hostValue(key));
+    // a trained base tensor (bias, modules_to_save) still needs a base value to plan from
+    for (const key of extra.keys()) if (key !== 'lm_head.weight' && !weights.has(key)) weights.set(key, extra.get(key)!);
+    return { ...this.specShape, weights, adapter: { config: {} as AdapterConfigJson, lora, extra } };
+  }
+
   /** Number of scalars in the trainable parameters. */
   trainableParamCount(): number {
     let n = 0;
@@ -231,8 +277,8 @@ export class GPT2LoraModel {
     return t;
   }
 
-  private dropout(opts: ForwardOptions): DropoutStream {
-    return new DropoutStream(opts.training, opts.training ? opts.seed ?? this.dropoutSeeds.int(2 ** 31) : 0);
+  private dropout(opts: ForwardOptions, batch: Batch): DropoutStream {
+    return new DropoutStream(opts.training, opts.training ? opts.seed ?? this.dropoutSeeds.int(2 ** 31) : 0, batch.batch_size, opts.rowOffset ?? 0);
   }
 
   private hostValue(key: string): HostTensor {
@@ -269,29 +315,49 @@ export class GPT2LoraModel {
     const bias = attentionBias(batch.attention_mask, B, T);
     const scale = c.scale_attn_weights ? 1 / Math.sqrt(C / c.n_head) : 1;
     const eps = c.layer_norm_epsilon;
+    const fast = this.kernels === 'fast';
     for (const blk of this.blocks) {
-      const a = layerNorm(h, blk.ln1[0], blk.ln1[1], eps);
-      const qkv = this.linear(blk.attn, a, drop);
-      const heads = selfAttention(qkv, bias, { B, T, C, H: c.n_head }, scale, c.attn_pdrop, drop);
-      h = tf.add(h, drop.apply(this.linear(blk.attnProj, heads, drop), c.resid_pdrop));
-      const m = layerNorm(h, blk.ln2[0], blk.ln2[1], eps);
-      const act = activation(c.activation_function, this.linear(blk.fc, m, drop)) as tf.Tensor2D;
-      h = tf.add(h, drop.apply(this.linear(blk.mlpProj, act, drop), c.resid_pdrop));
+      // one scope per block: the block's intermediates are freed as soon as it is done (what backprop needs
+      // was saved by its ops), so the forward pass never holds more than one block's temporaries
+      const x = h;
+      h = tf.tidy(() => {
+        if (fast) {
+          const a = layerNormFast(x, blk.ln1[0], blk.ln1[1], eps);
+          const qkv = this.linear(blk.attn, a, drop);
+          const heads = selfAttentionFast(qkv, bias, { B, T, C, H: c.n_head }, scale, c.attn_pdrop, drop);
+          const proj = this.linear(blk.attnProj, heads, drop);
+          const r = residualFast(x, proj, drop.multiplier(proj.shape, c.resid_pdrop));
+          const m = layerNormFast(r, blk.ln2[0], blk.ln2[1], eps);
+          const act = activationFast(c.activation_function, this.linear(blk.fc, m, drop)) as tf.Tensor2D;
+          const out = this.linear(blk.mlpProj, act, drop);
+          return residualFast(r, out, drop.multiplier(out.shape, c.resid_pdrop));
+        }
+        const a = layerNorm(x, blk.ln1[0], blk.ln1[1], eps);
+        const qkv = this.linear(blk.attn, a, drop);
+        const heads = selfAttention(qkv, bias, { B, T, C, H: c.n_head }, scale, c.attn_pdrop, drop);
+        const r = tf.add(x, drop.apply(this.linear(blk.attnProj, heads, drop), c.resid_pdrop)) as tf.Tensor2D;
+        const m = layerNorm(r, blk.ln2[0], blk.ln2[1], eps);
+        const act = activation(c.activation_function, this.linear(blk.fc, m, drop)) as tf.Tensor2D;
+        return tf.add(r, drop.apply(this.linear(blk.mlpProj, act, drop), c.resid_pdrop));
+      });
+      if (fast && x !== h) x.dispose();
     }
     const lnF = this.p(`${PREFIX}ln_f.weight`) as tf.Tensor1D;
     return layerNorm(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
   }
 
   private linear(d: Dense, x: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
-    return adaptedLinear(x, d.w, d.b, d.lora, drop, d.wT);
+    return this.kernels === 'fast' ? adaptedLinearFast(x, d.w, d.b, d.lora, drop) : adaptedLinear(x, d.w, d.b, d.lora, drop, d.wT);
   }
 
   private applyHead(h: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
+    // the fast tied head holds wte [V, C]: logits = (wte · hᵀ)ᵀ, plain products only
+    if (this.head.rowsAreOut) return tf.transpose(tf.matMul(this.head.w, tf.transpose(h))) as tf.Tensor2D;
     return this.linear(this.head, h, drop);
   }
 
   /** Per-row NLL (rows that predict nothing are 0) and the number of predictions. */
-  private rowNll(batch: Batch, drop: DropoutStream): { rows: tf.Tensor1D; count: number } {
+  private rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number } {
     const h = this.hidden(batch, drop);
     if (this.task === 'seq-cls') {
       const labels = batch.labels;
@@ -304,6 +370,7 @@ export class GPT2LoraModel {
     }
     const { targets, count } = causalTargets(batch);
     const head = this.head;
+    if (head.rowsAreOut) return { rows: tiedHeadNllFast(h, head.w, targets, withGrad), count };
     if (head.wT && !head.lora && !isTrainable(head.w)) {
       // the tied, frozen head: logits are made block by block and never held whole
       return { rows: tiedHeadNll(h, head.w, head.wT, targets), count };

@@ -1,0 +1,162 @@
+/**
+ * `npm run bench`: our trainer vs a PyTorch reference on identical shapes, side by side in one run (GPT-2 small
+ * with random weights, LoRA r=8 on c_attn and attn.c_proj, batch 4 × 128, causal-lm and seq-cls; the two
+ * alternate, `REPEATS` times, and medians are reported), plus the merge time of GPT-2 small with an r=8
+ * adapter over `cp` of its weights file, and the latency from a trainer step to its metrics event reaching a
+ * client of the real IPC child (dist/trainer/main.js, forked as the extension forks it). Prints one table and
+ * writes the same numbers to bench/results.json. Installs python3-torch with apt when it is missing.
+ */
+import { execFileSync, fork, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeRandomGPT2 } from '../trainer/models/gpt2/random_init';
+import { initialLoraFactors } from '../trainer/lora/layer';
+import { saveAdapter } from '../trainer/lora/adapter_io';
+import { mergeToFolder } from '../trainer/lora/merge';
+import { METRICS_FILE } from '../trainer/train/metrics';
+import type { AdapterWeights, AdapterConfigJson } from '../trainer/lora/types';
+import type { HostTensor } from '../trainer/io/safetensors';
+import type { ChildMessage, ParentMessage } from '../trainer/protocol';
+import { Rng } from '../trainer/util/rng';
+import { writeJsonAtomic } from '../trainer/io/atomic';
+import { ALPHA, benchTargets, R, smallConfig } from './setup';
+
+const REPO = path.resolve(__dirname, '..');
+const PYTHON = '/usr/bin/python3';
+const B = 4;
+const T = 128;
+const STEPS = Number(process.env.BENCH_STEPS ?? 3);
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 2);
+
+interface RunResult {
+  tokens_per_s: number;
+  peak_rss_mb: number;
+  step_s: number[];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function ensureTorch(): void {
+  if (spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) return;
+  console.error('bench: installing python3-torch and libopenblas0-pthread with apt-get …');
+  execFileSync('apt-get', ['install', '-y', '-q', 'python3-torch', 'libopenblas0-pthread'], { stdio: 'inherit' });
+}
+
+function runJson(cmd: string, args: string[]): RunResult {
+  const r = spawnSync(cmd, args, { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 24 });
+  const line = r.stdout.trim().split('\n').at(-1) ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
+  return JSON.parse(line) as RunResult;
+}
+
+function throughput(task: string) {
+  const ours: RunResult[] = [];
+  const torch: RunResult[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    ours.push(runJson(process.execPath, ['--import', 'tsx', 'bench/ours.ts', task, String(B), String(T), String(STEPS)]));
+    torch.push(runJson(PYTHON, ['bench/torch_ref.py', task, String(B), String(T), String(STEPS)]));
+  }
+  const o = median(ours.map((r) => r.tokens_per_s));
+  const t = median(torch.map((r) => r.tokens_per_s));
+  return {
+    ours_tokens_per_s: o, torch_tokens_per_s: t, ratio: o / t,
+    ours_peak_rss_mb: median(ours.map((r) => r.peak_rss_mb)), torch_peak_rss_mb: median(torch.map((r) => r.peak_rss_mb)),
+    ours_runs: ours.map((r) => r.tokens_per_s), torch_runs: torch.map((r) => r.tokens_per_s),
+  };
+}
+
+function mergeTiming() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-bench-'));
+  try {
+    const modelDir = path.join(dir, 'gpt2');
+    const c = smallConfig();
+    writeRandomGPT2(modelDir, { config: c, std: 0.02 });
+    const rng = new Rng(5);
+    const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
+    for (const t of benchTargets(c)) lora.set(t.name, initialLoraFactors(t.in_features, t.out_features, R, false, rng));
+    const config: AdapterConfigJson = {
+      peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: modelDir, r: R, lora_alpha: ALPHA, lora_dropout: 0.05,
+      target_modules: ['c_attn', 'attn.c_proj'], modules_to_save: null, bias: 'none', use_rslora: false, fan_in_fan_out: true,
+      init_lora_weights: true, rank_pattern: {}, alpha_pattern: {}, inference_mode: true,
+    };
+    const adapterDir = path.join(dir, 'adapter');
+    saveAdapter(adapterDir, { config, lora, extra: new Map() } as AdapterWeights);
+    const weights = path.join(modelDir, 'model.safetensors');
+    const cps: number[] = [];
+    const merges: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      let t0 = performance.now();
+      execFileSync('cp', [weights, path.join(dir, `copy${i}.safetensors`)]);
+      cps.push((performance.now() - t0) / 1000);
+      t0 = performance.now();
+      mergeToFolder(modelDir, adapterDir, path.join(dir, `merged${i}`));
+      merges.push((performance.now() - t0) / 1000);
+      fs.rmSync(path.join(dir, `copy${i}.safetensors`));
+      fs.rmSync(path.join(dir, `merged${i}`), { recursive: true });
+    }
+    return { merge_s: median(merges), cp_s: median(cps), ratio: median(merges) / median(cps), weights_mb: fs.statSync(weights).size / 2 ** 20 };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Step → client latency through the real IPC child: arrival time minus the mtime of the metrics line written just before the send. */
+async function ipcLatency() {
+  const main = path.join(REPO, 'dist', 'trainer', 'main.js');
+  if (!fs.existsSync(main)) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-bench-ipc-'));
+  try {
+    writeRandomGPT2(path.join(dir, 'model'), { seed: 7, std: 0.1, config: { n_embd: 32, n_head: 2, n_layer: 2, n_positions: 64 } });
+    const rows = Array.from({ length: 64 }, (_, i) => JSON.stringify({ text: `example number ${i} is ${i % 2 ? 'good' : 'bad'}`, label: i % 2 })).join('\n');
+    fs.writeFileSync(path.join(dir, 'train.jsonl'), rows + '\n');
+    const configFile = path.join(dir, 'lora-run.json');
+    fs.writeFileSync(configFile, JSON.stringify({
+      model: './model', task: 'seq-cls', num_labels: 2, data: { train: 'train.jsonl', max_length: 32 },
+      lora: { r: 2, lora_alpha: 4, target_modules: ['c_attn', 'c_proj'] },
+      training: { output_dir: 'out', max_steps: 30, per_device_train_batch_size: 4, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', seed: 3 },
+    }));
+    const metrics = path.join(dir, 'out', METRICS_FILE);
+    const latencies: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const child = fork(main, [], { silent: true, execArgv: [] });
+      child.on('message', (m: ChildMessage) => {
+        const arrived = Date.now();
+        const msg = m as unknown as { kind: string; event?: { event: string } };
+        if (msg.kind === 'notification' && msg.event?.event === 'step') latencies.push(arrived - fs.statSync(metrics).mtimeMs);
+        if (msg.kind === 'response' || msg.kind === 'error') child.kill();
+      });
+      child.on('exit', () => resolve());
+      child.on('error', reject);
+      child.send({ kind: 'request', id: 1, method: 'train', params: { config_file: configFile, backend: 'wasm' } } satisfies ParentMessage);
+    });
+    return { median_ms: latencies.length ? median(latencies) : NaN, max_ms: Math.max(...latencies), steps: latencies.length };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  ensureTorch();
+  const started = Date.now();
+  const tasks: Record<string, ReturnType<typeof throughput>> = {};
+  for (const task of ['causal-lm', 'seq-cls']) tasks[task] = throughput(task);
+  const merge = mergeTiming();
+  const ipc = await ipcLatency();
+  const results = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, shape: { batch: B, seq_len: T, r: R, steps: STEPS, repeats: REPEATS }, tasks, merge, ipc, bench_s: (Date.now() - started) / 1000 };
+  const f = (x: number, d = 1) => x.toFixed(d);
+  const rows = [
+    ['', 'ours tok/s', 'PyTorch tok/s', 'ratio', 'ours peak RSS MB', 'PyTorch peak RSS MB'],
+    ...Object.entries(tasks).map(([t, r]) => [`${t} ${B}×${T}`, f(r.ours_tokens_per_s), f(r.torch_tokens_per_s), `${f(r.ratio, 2)}×`, f(r.ours_peak_rss_mb, 0), f(r.torch_peak_rss_mb, 0)]),
+    ['merge GPT-2 small + r=8', `${f(merge.merge_s, 2)} s`, `cp ${f(merge.cp_s, 2)} s`, `${f(merge.ratio, 1)}× cp`, '', ''],
+    ['step → client (IPC)', `${f(ipc.median_ms, 1)} ms median`, `max ${f(ipc.max_ms, 0)} ms`, `${ipc.steps} steps`, '', ''],
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
+  writeJsonAtomic(path.join(REPO, 'bench', 'results.json'), results);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

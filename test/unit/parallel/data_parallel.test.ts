@@ -1,0 +1,93 @@
+/**
+ * Data parallelism and the fast path change no result: the fast kernels give the reference (unoptimised)
+ * path's losses and gradients; two threads (the trainer thread plus a worker_threads replica) give the
+ * single-thread loss and gradients of a batch, with dropout on, up to float rounding; shards split rows exactly.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { collate } from '../../../trainer/data/collate';
+import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
+import { DataParallel, localLossAndGrads } from '../../../trainer/parallel/pool';
+import { lossDenominator, shardBatch } from '../../../trainer/parallel/shard';
+import { initBothBackends, PAD, randomRows, relErr, specOf, tinySetup, useBackend } from '../model/tiny';
+
+const DROPOUT = { embd_pdrop: 0.1, attn_pdrop: 0.2, resid_pdrop: 0.1 };
+
+function hostGrads(g: Map<string, tf.Tensor>): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of g) out.set(k, Float32Array.from(t.dataSync() as Float32Array));
+  tf.dispose([...g.values()]);
+  return out;
+}
+
+function assertClose(a: Map<string, Float32Array>, b: Map<string, Float32Array>, tol: number) {
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [k, v] of a) assert.ok(relErr(v, b.get(k)!) < tol, `${k}: relative error ${relErr(v, b.get(k)!)}`);
+}
+
+describe('shardBatch', () => {
+  it('splits rows into contiguous shards with the whole batch padding, and the denominators add up', () => {
+    const batch = collate(randomRows([5, 3, 7, 2, 6], 1).map((input_ids, i) => ({ input_ids, label: i % 2 })), PAD);
+    const shards = shardBatch(batch, 2);
+    assert.deepEqual(shards.map((s) => [s.rowOffset, s.batch.batch_size, s.batch.seq_len]), [[0, 3, 7], [3, 2, 7]]);
+    assert.deepEqual(Array.from(shards[1].batch.input_ids), Array.from(batch.input_ids.slice(21)));
+    assert.deepEqual(Array.from(shards[1].batch.labels!), [1, 0]);
+    assert.equal(shards[0].batch.num_tokens + shards[1].batch.num_tokens, batch.num_tokens);
+    assert.equal(lossDenominator(shards[0].batch, 'causal-lm') + lossDenominator(shards[1].batch, 'causal-lm'), lossDenominator(batch, 'causal-lm'));
+    assert.equal(shardBatch(batch, 9).length, 5);
+  });
+});
+
+describe('fast kernels vs the reference path (wasm)', () => {
+  before(async () => {
+    await initBothBackends();
+    await useBackend('wasm');
+  });
+  for (const task of ['causal-lm', 'seq-cls'] as const) {
+    it(`${task}: same training loss and gradients with dropout on`, () => {
+      const s = tinySetup(task, { config: DROPOUT, seed: 11 });
+      const batch = collate(randomRows([9, 4, 7], 3).map((input_ids, i) => ({ input_ids, label: i % 3 })), PAD);
+      const results = (['reference', 'fast'] as const).map((kernels) => {
+        const model = GPT2LoraModel.create(specOf(s, { kernels, lora_dropout: 0.1 }));
+        const r = localLossAndGrads(model, batch, { seed: 5 });
+        const evalLoss = model.nllSum(batch).nll;
+        const out = { loss: r.loss, evalLoss, grads: hostGrads(r.grads) };
+        model.dispose();
+        return out;
+      });
+      assert.ok(Math.abs(results[0].loss - results[1].loss) < 1e-5, `${results[0].loss} vs ${results[1].loss}`);
+      assert.ok(Math.abs(results[0].evalLoss - results[1].evalLoss) < 1e-4);
+      assertClose(results[1].grads, results[0].grads, 1e-4);
+    });
+  }
+});
+
+describe('data-parallel workers equal one thread (wasm)', () => {
+  before(async () => {
+    await initBothBackends();
+    await useBackend('wasm');
+  });
+  let dp: DataParallel | null = null;
+  after(async () => dp?.close());
+
+  for (const task of ['causal-lm', 'seq-cls'] as const) {
+    it(`${task}: loss and LoRA gradients of a sharded batch, dropout on, 2 threads`, async () => {
+      const s = tinySetup(task, { config: DROPOUT, seed: 12 });
+      const model = GPT2LoraModel.create(specOf(s, { lora_dropout: 0.1 }));
+      const batch = collate(randomRows([8, 5, 3, 8, 6], 4).map((input_ids, i) => ({ input_ids, label: i % 3 })), PAD);
+      const one = localLossAndGrads(model, batch, { seed: 77 });
+      const single = { loss: one.loss, grads: hostGrads(one.grads) };
+      const pool = await DataParallel.start(model, 'wasm', 2);
+      assert.ok(pool, 'the worker script is found');
+      dp = pool;
+      assert.equal(pool.threads, 2);
+      const r = await pool.lossAndGrads(batch, 77);
+      assert.ok(Math.abs(r.loss - single.loss) < 1e-5, `${r.loss} vs ${single.loss}`);
+      assertClose(hostGrads(r.grads), single.grads, 1e-5);
+      await pool.close();
+      dp = null;
+      model.dispose();
+    });
+  }
+});
