@@ -43,7 +43,7 @@ export class RunConfigStore extends Disposable {
   async discover(): Promise<void> {
     const found = await vscode.workspace.findFiles(RUN_CONFIG_GLOB, '**/node_modules/**', 20);
     const roots = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
-    found.sort((a, b) => depth(a.fsPath, roots) - depth(b.fsPath, roots) || a.fsPath.localeCompare(b.fsPath));
+    found.sort((a, b) => depth(a.fsPath, roots) - depth(b.fsPath, roots) || Number(path.basename(b.fsPath) === 'lora-run.json') - Number(path.basename(a.fsPath) === 'lora-run.json') || a.fsPath.localeCompare(b.fsPath));
     this.setActive(found[0]);
   }
 
