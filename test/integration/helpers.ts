@@ -13,6 +13,8 @@ import * as path from 'node:path';
 import type { LoraContext } from '../../extension/context';
 import type { ModuleNode } from '../../extension/modules/treeModel';
 import type { TrainEvent } from '../../trainer/protocol';
+import { alive } from '../util/process';
+export { alive };
 
 type RunStatus = ReturnType<LoraContext['runs']['status']>;
 
@@ -230,11 +232,3 @@ export function trainerProcesses(extensionPath: string): Array<{ pid: number; cm
   return out;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

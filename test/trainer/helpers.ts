@@ -18,6 +18,8 @@ import { namedModules } from '../../trainer/models/gpt2/modules';
 import { LORA_DEFAULTS, type LoraConfig, type Task } from '../../trainer/lora/config';
 import type { AdapterWeights } from '../../trainer/lora/types';
 import { adapterConfigJson, saveAdapter } from '../../trainer/lora/adapter_io';
+import { alive } from '../util/process';
+export { alive };
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(REPO, 'bin', 'lora-studio.js');
@@ -199,15 +201,6 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-/** Is a process with this pid still there? (signal 0 probes without touching it) */
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Kills `pid` (SIGKILL) if it is still running; never throws. */
 export function killIfAlive(pid: number | undefined): void {

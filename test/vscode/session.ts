@@ -14,6 +14,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { alive } from '../util/process';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const RESULTS = path.join(REPO, 'test-results');
@@ -152,14 +153,6 @@ export function sessionProcesses(scratch: Scratch): Proc[] {
 /** The extension's trainer: the forked child (dist/trainer/main.js), the CLI (cli.js), or anything else of dist/trainer. */
 export const isTrainer = (p: Proc): boolean => /[/\\]dist[/\\]trainer[/\\][\w.-]+\.js\b/.test(p.cmd);
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function kill(pid: number, signal: NodeJS.Signals): void {
   try {

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LoraStudioError } from '../../../trainer/errors';
 import { loadModelFolder, writeModelFolder, type LoadedModel } from '../../../trainer/io/hf_folder';
 import { type HostTensor, f32ToBf16, f32ToF16, f16ToF32, readSafetensors, writeSafetensors } from '../../../trainer/io/safetensors';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 import { gpt2WeightShapes } from '../../../trainer/models/gpt2/weights';
+import { throwsLS } from './helpers';
 
 let tmp: string;
 before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-')); });
@@ -20,15 +20,6 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const fresh = (name: string) => path.join(tmp, `${name}-${n++}`);
 
-function throwsLS(fn: () => unknown, file: string, field: string | undefined, message: RegExp) {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof LoraStudioError, `expected LoraStudioError, got ${String(e)}`);
-    assert.equal(e.file, file);
-    assert.equal(e.field, field);
-    assert.match(e.message, message);
-    return true;
-  });
-}
 
 function assertSameWeights(a: Map<string, HostTensor>, b: Map<string, HostTensor>, map: (x: number) => number = (x) => x) {
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
