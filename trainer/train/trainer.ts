@@ -198,8 +198,8 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
       const started = Date.now();
       const micro: Example[][] = [];
       for (let b = u * gas; b < Math.min((u + 1) * gas, numBatches); b++) micro.push(order.slice(b * bs, (b + 1) * bs).map((i) => train[i]));
-      const { loss, tokens } = await accumulateGradients(s, micro, t.seed, state.global_step, optimizer, t.max_grad_norm, lrAt(state.global_step));
       const lr = lrAt(state.global_step);
+      const { loss, tokens } = await accumulateGradients(s, micro, t.seed, state.global_step, optimizer, t.max_grad_norm, lr);
       state.global_step++;
       state.num_input_tokens_seen += tokens;
       const dt = Math.max((Date.now() - started) / 1000, 1e-6);
