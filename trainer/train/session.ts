@@ -128,7 +128,8 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   const pad_token_id = padTokenId(loaded);
   const model = GPT2LoraModel.create({
     config: loaded.config, task: loaded.task, num_labels: loaded.num_labels, weights: loaded.weights, targets,
-    modules_to_save: adapter ? [...adapter.extra.keys()].filter((k) => k.endsWith('.weight') && !/\.bias$/.test(k)).map((k) => k.replace(/\.weight$/, '')) : [],
+    // modules_to_save: the modules whose weights the adapter carries whole (biases ride on `bias`)
+    modules_to_save: adapter ? [...adapter.extra.keys()].filter((k) => k.endsWith('.weight')).map((k) => k.slice(0, -'.weight'.length)) : [],
     bias: adapter?.config.bias ?? 'none', lora_dropout: 0, init_lora_weights: true, seed: opts.seed ?? 42, adapter, pad_token_id,
   });
   loaded.weights.clear();
