@@ -66,7 +66,6 @@ export function buildProgram(): Command {
     .option('--r <n>', 'LoRA rank', int)
     .option('--lora-alpha <n>', 'LoRA alpha', num)
     .option('--modules-to-save <a,b>', 'modules trained in full and saved with the adapter')
-    .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')
     .action((modelDir, o) => guard(o.json, () => runInspect(modelDir, o, output(!!o.json))));
 
@@ -87,7 +86,6 @@ export function buildProgram(): Command {
     .argument('<model-dir>')
     .requiredOption('--adapter <dir>', 'PEFT adapter folder')
     .requiredOption('--out <dir>', 'new folder to create (never the base folder)')
-    .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')
     .action((modelDir, o) => guard(o.json, () => runMerge(modelDir, o, output(!!o.json))));
 

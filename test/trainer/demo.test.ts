@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runCli, scratch } from './helpers';
+import { writeRandomGPT2 } from '../../trainer/models/gpt2/random_init';
 
 describe('demo', () => {
   it('trains, beats chance, saves a PEFT adapter, and merges to the same accuracy', async () => {
@@ -30,5 +31,17 @@ describe('demo', () => {
     assert.equal(cfg.r, 4);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(fs.existsSync(path.join(work, 'merged', f)), f);
     fs.rmSync(path.dirname(work), { recursive: true, force: true });
+  });
+
+  it('--model runs the same job on another model folder, given relative to the working directory', async () => {
+    const dir = scratch('lora-demo-model-');
+    writeRandomGPT2(path.join(dir, 'mine'), { seed: 5, config: { n_embd: 16, n_head: 2, n_layer: 1 } });
+    const r = await runCli(['demo', '--model', 'mine', '--out', 'work', '--epochs', '1', '--json'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const start = r.events.find((e) => e.event === 'start')!;
+    assert.equal(start.model, path.join(dir, 'mine'));
+    assert.equal((r.events.at(-1) as Record<string, unknown>).same, true);
+    assert.ok(!fs.existsSync(path.join(dir, 'work', 'base')), 'no built-in model is built');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

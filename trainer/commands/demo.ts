@@ -15,6 +15,7 @@ import { loadRunConfig } from '../config/run_config';
 import { train } from '../train/trainer';
 import { mergeToFolder } from '../lora/merge';
 import { openModel } from '../train/session';
+import { resolveModelDir } from '../io/hub_model';
 import { evaluate, type SeqClsMetrics } from '../eval';
 import { prepareData } from '../data/prepare';
 import type { TrainEvent } from '../protocol';
@@ -49,7 +50,8 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
   writeFileAtomic(path.join(work, SENTINEL), 'made by `lora-studio demo`; the demo may delete and rebuild what is in this folder\n');
   for (const d of ['run', 'merged']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
 
-  let model = o.model;
+  // --model: a local folder (made absolute: the run config lives elsewhere) or a Hub id (downloaded to the cache).
+  let model = o.model && (await resolveModelDir(fs.existsSync(o.model) ? path.resolve(o.model) : o.model, '--model', { log: out.info }));
   if (!model) {
     model = path.join(work, 'base');
     if (!fs.existsSync(path.join(model, 'model.safetensors'))) {

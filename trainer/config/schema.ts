@@ -72,9 +72,9 @@ export const DataSchema = z
       max_length: int({ ge: 1 })
         .default(256)
         .describe('Maximum tokens per example; longer examples are truncated (with packing: the block length).'),
-      eval_split: num({ gt: 0, lt: 1 })
+      eval_split: num({ ge: 0, lt: 1 })
         .default(0.1)
-        .describe('Fraction of the training data held out for evaluation when `eval` is null.'),
+        .describe('Fraction of the training data held out for evaluation when `eval` is null; 0 holds nothing out (then set eval_strategy "no").'),
       packing: bool().default(false).describe('causal-lm: concatenate examples and cut them into blocks of max_length tokens.'),
       max_bad_rows_ratio: num({ ge: 0, le: 1 })
         .default(0.1)
