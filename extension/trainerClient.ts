@@ -12,7 +12,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import type {
-  ChildMessage, DoneEvent, ErrorCode, InspectParams, InspectResult, ParentMessage, TrainEvent, TrainParams,
+  ChildMessage, DoneEvent, ErrorCode, InspectParams, InspectResult, ParentMessage, TrainEvent, TrainEventName, TrainParams,
 } from '../trainer/protocol';
 
 /** Each method's params and result. */
@@ -25,10 +25,11 @@ export type Method = keyof TrainerMethods;
 // Mirrors trainer/protocol.ts ERROR_CODES (extension/ imports only types from the trainer).
 export const TRAINER_ERROR_CODES = { invalid_input: 1, internal: 2, cancelled: 3, unknown_method: 4 } as const satisfies Record<string, ErrorCode>;
 
-const TRAIN_EVENT_NAMES = new Set(['start', 'step', 'eval', 'checkpoint', 'log', 'done', 'error']);
+// Every event name once: a name added to the trainer's TrainEvent and missing here fails to compile.
+const TRAIN_EVENT_NAMES: Record<TrainEventName, true> = { start: true, step: true, eval: true, checkpoint: true, log: true, done: true, error: true };
 
 export function isTrainEvent(e: unknown): e is TrainEvent {
-  return !!e && typeof e === 'object' && typeof (e as { event?: unknown }).event === 'string' && TRAIN_EVENT_NAMES.has((e as { event: string }).event);
+  return !!e && typeof e === 'object' && typeof (e as { event?: unknown }).event === 'string' && Object.hasOwn(TRAIN_EVENT_NAMES, (e as { event: string }).event);
 }
 
 /** Validates a message from the child before anything reads it. */

@@ -5,9 +5,9 @@
  */
 import { Command, Option } from 'commander';
 import { LoraStudioError, wasReported } from './errors';
+import { BACKEND_NAMES } from './backend';
 import { runInspect, runEval, runMerge, runGenerate, runClassify, runTrain, runDemo, type Output } from './commands/run';
 
-const BACKENDS = ['tensorflow', 'wasm', 'cpu'];
 
 function output(json: boolean): Output {
   return {
@@ -31,7 +31,7 @@ function fail(e: unknown, json: boolean): never {
   process.exit(e instanceof UsageError ? 2 : 1);
 }
 
-const backendOption = () => new Option('--backend <name>', 'force a TensorFlow.js backend').choices(BACKENDS);
+const backendOption = () => new Option('--backend <name>', 'force a TensorFlow.js backend').choices(BACKEND_NAMES);
 const int = (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n)) throw new LoraStudioError(`expected an integer, got ${JSON.stringify(v)}`);

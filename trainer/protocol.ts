@@ -79,8 +79,6 @@ export type TrainEventName = TrainEvent['event'];
 export type { InspectResult, InspectModule } from './commands/inspect';
 export type { LoraTarget, ModuleInfo } from './lora/types';
 
-export type TrainerMethod = 'train' | 'inspect';
-
 /** The LoRA fields that inspect takes (PEFT LoraConfig names); unset ones take PEFT's defaults. */
 export interface InspectLora {
   r?: number;

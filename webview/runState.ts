@@ -11,7 +11,6 @@ export const TAIL_LINES = 200;
 const EVAL_TIMINGS = new Set(['eval_runtime', 'eval_samples_per_second', 'eval_steps_per_second']);
 
 export const TRAIN_FIELDS = ['loss', 'learning_rate', 'tokens_per_second', 'rss_mb', 'grad_norm'] as const;
-export type TrainField = (typeof TRAIN_FIELDS)[number];
 
 export interface Progress {
   step: number;

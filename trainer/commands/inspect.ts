@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import { configNumLabels, readConfig } from '../models/gpt2/config';
 import { namedModules } from '../models/gpt2/modules';
+import { taskFromConfig } from '../io/hf_folder';
 import type { LoraConfig, Task } from '../lora/config';
 import { resolveTargets } from '../lora/targets';
 import { countParams, thousands } from '../lora/peft_line';
@@ -43,14 +44,9 @@ export interface InspectResult {
   line: string;
 }
 
-/** Task from config.architectures: GPT2ForSequenceClassification → seq-cls, anything else → causal-lm. */
-export function taskFromArchitectures(architectures: string[] | undefined): Task {
-  return architectures?.includes('GPT2ForSequenceClassification') ? 'seq-cls' : 'causal-lm';
-}
-
 export function inspect(opts: InspectOptions): InspectResult {
   const config = readConfig(opts.modelDir);
-  const task = opts.task ?? taskFromArchitectures(config.architectures);
+  const task = opts.task ?? taskFromConfig(config);
   const num_labels = opts.num_labels ?? configNumLabels(config);
   const table = namedModules(config, task, num_labels);
   const resolved = resolveTargets(table, opts.lora, task, { explicitModulesToSave: opts.explicitModulesToSave, file: opts.loraFile });

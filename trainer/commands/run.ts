@@ -1,13 +1,13 @@
 /**
  * The CLI's commands, each a plain async function over parsed options and an Output. cli.ts only parses.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoraStudioError } from '../errors';
 import { inspect, formatInspect } from './inspect';
 import { loadRunConfig, parseRunConfig } from '../config/run_config';
 import type { RunConfig } from '../config/schema';
 import { mergeToFolder } from '../lora/merge';
+import { adapterLabelMaps } from '../lora/adapter_io';
 import { openModel } from '../train/session';
 import { resolveModelDir } from '../io/hub_model';
 import { evaluate, generate } from '../eval';
@@ -90,7 +90,7 @@ export async function runEval(modelDir: string, o: { data: string; adapter?: str
     );
     const examples = data.train;
     // String labels: use the adapter's own label ids (written by training), not a fresh sorted mapping.
-    const label2id = m.adapter?.metadata?.label2id ? (JSON.parse(m.adapter.metadata.label2id) as Record<string, number>) : null;
+    const label2id = m.adapter ? adapterLabelMaps(m.adapter)?.label2id : undefined;
     if (task === 'seq-cls' && label2id && data.id2label) {
       for (const e of examples) {
         const name = data.id2label[String(e.label)];
@@ -142,7 +142,7 @@ export async function runClassify(modelDir: string, o: { adapter?: string; text:
     const exp = row.map((v) => Math.exp(v - max));
     const sum = exp.reduce((a, b) => a + b, 0);
     // Label names: the adapter's (written by training), else the model config's, else LABEL_i.
-    const id2label: Record<string, string> = m.adapter?.metadata?.id2label ? JSON.parse(m.adapter.metadata.id2label) : m.loaded.config.id2label ?? {};
+    const id2label = (m.adapter && adapterLabelMaps(m.adapter)?.id2label) ?? m.loaded.config.id2label ?? {};
     const name = (i: number) => id2label[String(i)] ?? `LABEL_${i}`;
     const probabilities = Object.fromEntries(exp.map((e, i) => [name(i), e / sum]));
     const label_id = row.indexOf(max);
@@ -191,8 +191,4 @@ export async function runTrain(o: { config: string; resume?: string | boolean; b
 
 export async function runDemo(o: { model?: string; out: string; epochs?: number; backend?: string }, out: Output): Promise<void> {
   await runDemoJob({ model: o.model, workDir: o.out, epochs: o.epochs, backend: o.backend, signal: stopSignal(out) }, out, eventPrinter(out));
-}
-
-export function removeIfOurs(dir: string, sentinel: string): void {
-  if (fs.existsSync(dir) && fs.existsSync(path.join(dir, sentinel))) fs.rmSync(dir, { recursive: true, force: true });
 }

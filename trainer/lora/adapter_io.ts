@@ -142,6 +142,13 @@ export function parseAdapterConfig(raw: unknown, file: string): AdapterConfigJso
   return c as AdapterConfigJson;
 }
 
+/** The seq-cls head's label names that training stores in the adapter's safetensors metadata, if any. */
+export function adapterLabelMaps(adapter: AdapterWeights): { id2label: Record<string, string>; label2id: Record<string, number> } | undefined {
+  const m = adapter.metadata;
+  if (!m?.id2label || !m.label2id) return undefined;
+  return { id2label: JSON.parse(m.id2label), label2id: JSON.parse(m.label2id) };
+}
+
 /**
  * Writes adapter_config.json (keys sorted, inference_mode true) and adapter_model.safetensors (keys sorted,
  * metadata {"format": "pt"} plus the adapter's own, e.g. id2label), each atomically. `dir` may exist already (checkpoints reuse their folder).

@@ -8,8 +8,8 @@ import { type HostTensor, f16ToF32, f32ToF16, f32ToBf16 } from '../io/safetensor
 import { assertNewOutDir, loadModelFolder, writeModelFolder } from '../io/hf_folder';
 import type { GPT2Config } from '../models/gpt2/config';
 import { isConv1D } from '../models/gpt2/weights';
-import type { Task } from './config';
-import { ADAPTER_WEIGHTS_FILE, checkAdapterFitsModel, loadAdapter } from './adapter_io';
+import { taskFromPeft, type Task } from './config';
+import { ADAPTER_WEIGHTS_FILE, adapterLabelMaps, checkAdapterFitsModel, loadAdapter } from './adapter_io';
 import { rankAndScaling } from './patterns';
 import type { AdapterWeights } from './types';
 
@@ -118,7 +118,7 @@ export interface MergeResult {
 export function mergeToFolder(modelDir: string, adapterDir: string, outDir: string): MergeResult {
   assertNewOutDir(outDir, modelDir);
   const adapter = loadAdapter(adapterDir);
-  const task: Task = adapter.config.task_type === 'SEQ_CLS' ? 'seq-cls' : 'causal-lm';
+  const task: Task = taskFromPeft(adapter.config.task_type) ?? 'causal-lm';
   const score = adapter.extra.get('score.weight');
   const model = loadModelFolder(modelDir, { task, num_labels: task === 'seq-cls' && score ? score.shape[0] : undefined });
   const newHead = (w: string) => w.includes("newly initialized: ['score.weight']");
@@ -139,10 +139,8 @@ export function mergeToFolder(modelDir: string, adapterDir: string, outDir: stri
   }
   const config = configForTask(model.config, task, model.num_labels, warnings);
   // The head's label names travel in the adapter's safetensors metadata (written by training).
-  if (task === 'seq-cls' && adapter.metadata?.id2label && adapter.metadata.label2id) {
-    config.id2label = JSON.parse(adapter.metadata.id2label);
-    config.label2id = JSON.parse(adapter.metadata.label2id);
-  }
+  const labels = adapterLabelMaps(adapter);
+  if (task === 'seq-cls' && labels) Object.assign(config, labels);
   writeModelFolder(outDir, { ...model, config }, merged);
   return { outDir, merged_modules: adapter.lora.size, warnings };
 }

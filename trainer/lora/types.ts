@@ -3,7 +3,6 @@
  * and an adapter held in host memory in PEFT's layout (A is [r, in], B is [out, r]).
  */
 import type { HostTensor } from '../io/safetensors';
-import type { Task } from './config';
 
 /** The PyTorch class names that `named_modules()` reports for GPT-2. */
 export type ModuleType =
@@ -77,4 +76,3 @@ export interface AdapterWeights {
   metadata?: Record<string, string>;
 }
 
-export type { Task };

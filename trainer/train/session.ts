@@ -18,7 +18,7 @@ import { rankAndScaling } from '../lora/patterns';
 import { GPT2LoraModel } from '../models/gpt2/model';
 import { prepareData, type PreparedData } from '../data/prepare';
 import type { AdapterConfigJson, AdapterWeights, LoraTarget, ModuleInfo } from '../lora/types';
-import type { Task } from '../lora/config';
+import { taskFromPeft, type Task } from '../lora/config';
 import { LoraStudioError } from '../errors';
 
 export interface TrainingSession {
@@ -107,7 +107,7 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   const backend = await initBackend(opts.backend as BackendName | undefined);
   const modelDir = await resolveModelDir(opts.modelDir, 'model-dir');
   const adapter = opts.adapterDir ? loadAdapter(opts.adapterDir) : undefined;
-  const adapterTask: Task | undefined = adapter?.config.task_type === 'SEQ_CLS' ? 'seq-cls' : adapter?.config.task_type === 'CAUSAL_LM' ? 'causal-lm' : undefined;
+  const adapterTask = taskFromPeft(adapter?.config.task_type);
   if (opts.task && adapterTask && opts.task !== adapterTask) {
     throw new LoraStudioError(`the adapter was trained for ${adapterTask} but --task is ${opts.task}`, path.join(opts.adapterDir!, 'adapter_config.json'), 'task_type');
   }

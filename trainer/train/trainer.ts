@@ -20,7 +20,7 @@ import { clipByGlobalNorm } from './clip';
 import { evaluate } from '../eval';
 import { type TrainerState, checkpointDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint';
 import { openTrainingSession, type TrainingSession } from './session';
-import { saveAdapter } from '../lora/adapter_io';
+import { loadAdapter, saveAdapter } from '../lora/adapter_io';
 import { writeJsonAtomic } from '../io/atomic';
 import { metricsAppender } from './metrics';
 import { DataParallel, plannedWorkers } from '../parallel/pool';
@@ -250,8 +250,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     // The final (or best) adapter goes in output_dir itself.
     const best = t.load_best_model_at_end ? state.best_model_checkpoint : null;
     if (best && fs.existsSync(best)) {
-      const ck = loadCheckpoint(best);
-      s.model.loadAdapter(ck.adapter);
+      s.model.loadAdapter(loadAdapter(best)); // the adapter only: the optimizer state is not needed
       emit({ event: 'log', level: 'info', message: `loaded the best model from ${best} (${bestKey} = ${state.best_metric})` });
     }
     saveAdapter(t.output_dir, s.exportAdapter());
