@@ -12,6 +12,7 @@ import { taskFromPeft, type Task } from './config';
 import { ADAPTER_WEIGHTS_FILE, adapterLabelMaps, checkAdapterFitsModel, loadAdapter } from './adapter_io';
 import { rankAndScaling } from './patterns';
 import type { AdapterWeights } from './types';
+import { intLabelMaps } from '../data/labels';
 
 /**
  * Returns a NEW map with every LoRA module merged and `extra` tensors (modules_to_save, biases) put in place of
@@ -154,8 +155,7 @@ export function configForTask(src: GPT2Config, task: Task, numLabels: number, wa
   if (task !== 'seq-cls') return config;
   config.num_labels = numLabels;
   if (!config.id2label || Object.keys(config.id2label).length !== numLabels) {
-    config.id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), `LABEL_${i}`]));
-    config.label2id = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [`LABEL_${i}`, i]));
+    Object.assign(config, intLabelMaps(numLabels - 1, numLabels));
   }
   if (config.pad_token_id === undefined || config.pad_token_id === null) {
     config.pad_token_id = config.eos_token_id;

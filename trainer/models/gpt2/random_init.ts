@@ -12,6 +12,7 @@ import { type FloatDType, type HostTensor, writeSafetensors } from '../../io/saf
 import { writeJsonAtomic } from '../../io/atomic';
 import { Rng } from '../../util/rng';
 import { byteLevelTokenizerJson } from '../../tokenizer/byte_level';
+import { intLabelMaps } from '../../data/labels';
 
 export interface RandomModelOptions {
   config?: Partial<GPT2Config>;
@@ -61,8 +62,7 @@ export function writeRandomGPT2(dir: string, opts: RandomModelOptions = {}): GPT
   } as GPT2Config;
   if (task === 'seq-cls') {
     config.num_labels = numLabels;
-    config.id2label = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [String(i), `LABEL_${i}`]));
-    config.label2id = Object.fromEntries(Array.from({ length: numLabels }, (_, i) => [`LABEL_${i}`, i]));
+    Object.assign(config, intLabelMaps(numLabels - 1, numLabels));
     config.pad_token_id = config.eos_token_id;
   }
   const weights = randomGPT2Weights(config, task, numLabels, opts.seed ?? 0, opts.std ?? 0.02, opts.dtype ?? 'F32');
