@@ -6,10 +6,10 @@
  * HF_HUB_OFFLINE=1 uses the cache only; HF_TOKEN is sent as a bearer token; HF_ENDPOINT moves the Hub.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoraStudioError } from '../errors';
 import { writeFileAtomic } from '../io/atomic';
+import { hubEndpoint, hubFetch, isTrue, repoCacheDir, Unreachable } from '../io/hf_hub';
 
 export const PARQUET_REVISION = 'refs/convert/parquet';
 
@@ -50,20 +50,8 @@ export function parseHubId(value: string): HubRef | null {
   return m[2] !== undefined ? { repo: m[1], config: m[2] } : { repo: m[1] };
 }
 
-export function isTrue(v: string | undefined): boolean {
-  return v !== undefined && ['1', 'ON', 'YES', 'TRUE'].includes(v.trim().toUpperCase());
-}
-
-/** HF_HUB_CACHE, else HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. */
-export function hubCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  if (env.HF_HOME) return path.join(env.HF_HOME, 'hub');
-  const xdg = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(xdg, 'huggingface', 'hub');
-}
-
 export function datasetCacheDir(repo: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(hubCacheDir(env), `datasets--${repo.split('/').join('--')}`);
+  return repoCacheDir('datasets', repo, env);
 }
 
 /**
@@ -152,8 +140,6 @@ function subdirs(dir: string): string[] {
   }
 }
 
-export class Unreachable extends Error {}
-
 /** Keeps the config → split → [url] entries of the Hub's answer that have that shape. */
 function toListing(json: unknown): SplitListing {
   const listing: SplitListing = {};
@@ -167,23 +153,9 @@ function toListing(json: unknown): SplitListing {
   return listing;
 }
 
-export async function hubFetch(url: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Response> {
-  const headers: Record<string, string> = {};
-  if (env.HF_TOKEN) headers.authorization = `Bearer ${env.HF_TOKEN}`;
-  let res: Response;
-  try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new Unreachable(cause?.code ?? cause?.message ?? (e as Error).message);
-  }
-  if (res.status >= 500) throw new Unreachable(`HTTP ${res.status}`);
-  return res;
-}
-
 export async function resolveHubDataset(value: string, ref: HubRef, field: string, opts: HubOptions = {}): Promise<HubResolved> {
   const env = opts.env ?? process.env;
-  const endpoint = (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
+  const endpoint = hubEndpoint(env);
   const cacheDir = datasetCacheDir(ref.repo, env);
   const fromCache = (why: string): HubResolved => {
     const cached = cachedListing(ref.repo, env);

@@ -6,14 +6,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoraStudioError } from '../errors';
-import { hubCacheDir, hubFetch, isTrue, Unreachable } from '../data/hub';
+import { hubCacheDir, hubEndpoint, hubFetch, isTrue, repoCacheDir, Unreachable } from './hf_hub';
 import { writeFileAtomic } from './atomic';
 
 const MODEL_ID = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*\/)?[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const WANTED = ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
 
 export function modelCacheDir(id: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path.join(hubCacheDir(env), `models--${id.split('/').join('--')}`);
+  return repoCacheDir('models', id, env);
 }
 
 function cachedSnapshot(id: string, env: NodeJS.ProcessEnv, configOnly: boolean): string | null {
@@ -45,7 +45,7 @@ export async function resolveModelDir(
   }
   const cached = cachedSnapshot(value, env, !!opts.configOnly);
   if (cached) return cached;
-  const endpoint = (env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
+  const endpoint = hubEndpoint(env);
   const offline = (why: string) => new LoraStudioError(
     `model ${JSON.stringify(value)} is neither a local folder nor in the Hugging Face cache (${hubCacheDir(env)}), and ${why}. ` +
     'Download it where the network allows (e.g. `huggingface-cli download ' + value + '`) or give the path of a local folder with config.json, model.safetensors and tokenizer.json.',

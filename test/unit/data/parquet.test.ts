@@ -17,7 +17,8 @@ import type { DataSpec } from '../../../trainer/data/types';
 import { byteLevelTokenizerJson } from '../../../trainer/tokenizer/byte_level';
 import { loadTokenizer } from '../../../trainer/tokenizer/tokenizer';
 import { LoraStudioError } from '../../../trainer/errors';
-import { chooseSplit, datasetCacheDir, hubCacheDir, parseHubId } from '../../../trainer/data/hub';
+import { chooseSplit, datasetCacheDir, parseHubId } from '../../../trainer/data/hub';
+import { hubCacheDir } from '../../../trainer/io/hf_hub';
 
 // ---- a minimal Parquet writer (test only) ----
 
