@@ -7,14 +7,14 @@
 import * as vscode from 'vscode';
 import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LoraContext } from '../../extension/context';
 import type { ModuleNode } from '../../extension/modules/treeModel';
 import type { TrainEvent } from '../../trainer/protocol';
 import { alive } from '../util/process';
-export { alive };
+import { hashDir } from '../util/files';
+export { alive, hashDir };
 
 type RunStatus = ReturnType<LoraContext['runs']['status']>;
 
@@ -196,17 +196,6 @@ export function safetensorsHeader(file: string): Record<string, { dtype: string;
   const buf = fs.readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
   return JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-}
-
-/** sha256 of every file under `dir`, by relative path. */
-export function hashDir(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const p = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, p), createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
-  }
-  return out;
 }
 
 /** Processes (pid and command line) whose command line runs a script of this extension's dist/trainer. */

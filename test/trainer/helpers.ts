@@ -9,7 +9,6 @@ import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeRandomGPT2, type RandomModelOptions } from '../../trainer/models/gpt2/random_init';
 import type { TrainEvent } from '../../trainer/protocol';
-import { createHash } from 'node:crypto';
 import * as net from 'node:net';
 import { Rng } from '../../trainer/util/rng';
 import type { HostTensor } from '../../trainer/io/safetensors';
@@ -19,7 +18,8 @@ import { LORA_DEFAULTS, type LoraConfig, type Task } from '../../trainer/lora/co
 import type { AdapterWeights } from '../../trainer/lora/types';
 import { adapterConfigJson, saveAdapter } from '../../trainer/lora/adapter_io';
 import { alive } from '../util/process';
-export { alive };
+import { hashDir } from '../util/files';
+export { alive, hashDir };
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const BIN = path.join(REPO, 'bin', 'lora-studio.js');
@@ -137,17 +137,6 @@ export async function runCliJson(args: string[], opts: Parameters<typeof runCli>
   const last = res.events.at(-1) as Record<string, unknown> | undefined;
   if (!last) throw new Error(`no JSON on stdout (exit ${res.code}); stderr: ${res.stderr}`);
   return { res, json: last };
-}
-
-/** sha256 of every file under `dir` by relative path, for "left byte-identical" checks. */
-export function hashDir(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const p = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, p), createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
-  }
-  return out;
 }
 
 /**
