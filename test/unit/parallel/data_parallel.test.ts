@@ -44,9 +44,15 @@ describe('fast kernels vs the reference path (wasm)', () => {
     await initBothBackends();
     await useBackend('wasm');
   });
-  for (const task of ['causal-lm', 'seq-cls'] as const) {
-    it(`${task}: same training loss and gradients with dropout on`, () => {
-      const s = tinySetup(task, { config: DROPOUT, seed: 11 });
+  const cases = [
+    { task: 'causal-lm', config: DROPOUT, what: '' },
+    { task: 'seq-cls', config: DROPOUT, what: '' },
+    // 5000 rows of wte are three blocks of the K-blocked head product p · wte (HEAD_K_BLOCK = 2048)
+    { task: 'causal-lm', config: { ...DROPOUT, vocab_size: 5000 }, what: ', vocabulary of three head blocks' },
+  ] as const;
+  for (const { task, config, what } of cases) {
+    it(`${task}: same training loss and gradients with dropout on${what}`, () => {
+      const s = tinySetup(task, { config, seed: 11 });
       const batch = collate(randomRows([9, 4, 7], 3).map((input_ids, i) => ({ input_ids, label: i % 3 })), PAD);
       const results = (['reference', 'fast'] as const).map((kernels) => {
         const model = GPT2LoraModel.create(specOf(s, { kernels, lora_dropout: 0.1 }));

@@ -19,8 +19,9 @@ import { Rng } from '../../util/rng';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
 import { attentionBias, selfAttention, selfAttentionFast } from './attention';
-import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
-import { installWasmKernels } from './wasm_kernels';
+import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, HEAD_K_BLOCK, isTrainable, layerNorm, layerNormFast, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
+import { installWasmKernels, rowBlockViews } from './wasm_kernels';
+import { installHeapKernels } from './heap_kernels';
 
 /**
  * 'fast' (default): the hand-written gradients and fast-path layouts (per-head 2-D attention, (w·dyᵀ)ᵀ
@@ -74,6 +75,8 @@ interface Dense {
   wT?: tf.Tensor2D;
   /** the fast tied head: `w` is wte itself, [out, in] */
   rowsAreOut?: boolean;
+  /** the fast tied head on wasm: row blocks of wte sharing its memory, for dh = Σ p[:, block]·wte[block] */
+  rowBlocks?: tf.Tensor2D[];
 }
 
 interface Block {
@@ -112,7 +115,10 @@ export class GPT2LoraModel {
     this.targets = spec.targets;
     this.pad_token_id = spec.pad_token_id;
     this.kernels = spec.kernels ?? 'fast';
-    if (tf.getBackend() === 'wasm') installWasmKernels();
+    if (tf.getBackend() === 'wasm') {
+      installWasmKernels();
+      installHeapKernels();
+    }
     this.dropoutSeeds = new Rng(spec.seed ^ 0x5bd1e995);
     const { weights: _w, adapter: _a, ...shape } = spec;
     this.specShape = shape;
@@ -152,7 +158,8 @@ export class GPT2LoraModel {
     }
     if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight')) {
       // fast tied head: wte [V, C] is the weight, used as-is
-      this.head = { name: 'lm_head', w: this.p(`${PREFIX}wte.weight`) as tf.Tensor2D, rowsAreOut: true };
+      const wte = this.p(`${PREFIX}wte.weight`) as tf.Tensor2D;
+      this.head = { name: 'lm_head', w: wte, rowsAreOut: true, rowBlocks: rowBlockViews(wte, HEAD_K_BLOCK) ?? undefined };
     } else if (spec.task === 'causal-lm') {
       this.head = dense('lm_head', false);
       if (!this.trainable.has('lm_head.weight')) this.head.wT = this.p('transformer.wte.weight') as tf.Tensor2D;
@@ -263,6 +270,8 @@ export class GPT2LoraModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    // views into wte go before wte
+    for (const t of this.head.rowBlocks ?? []) t.dispose();
     for (const t of this.params.values()) t.dispose();
     for (const v of this.trainable.values()) if (!v.isDisposed) v.dispose();
     this.params.clear();
@@ -343,7 +352,7 @@ export class GPT2LoraModel {
       if (fast && x !== h) x.dispose();
     }
     const lnF = this.p(`${PREFIX}ln_f.weight`) as tf.Tensor1D;
-    return layerNorm(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
+    return (fast ? layerNormFast : layerNorm)(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
   }
 
   private linear(d: Dense, x: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
@@ -370,7 +379,7 @@ export class GPT2LoraModel {
     }
     const { targets, count } = causalTargets(batch);
     const head = this.head;
-    if (head.rowsAreOut) return { rows: tiedHeadNllFast(h, head.w, targets, withGrad), count };
+    if (head.rowsAreOut) return { rows: tiedHeadNllFast(h, head.w, targets, withGrad, undefined, head.rowBlocks), count };
     if (head.wT && !head.lora && !isTrainable(head.w)) {
       // the tied, frozen head: logits are made block by block and never held whole
       return { rows: tiedHeadNll(h, head.w, head.wT, targets), count };

@@ -1,0 +1,100 @@
+/**
+ * The wasm fused kernels (trainer/models/gpt2/heap_kernels.ts) against the tf-op compositions they replace, run
+ * on the cpu backend as an independent reference: gelu_new and LayerNorm values and gradients, the blocked
+ * 2-D transpose, and row-block views of a tensor (same values as slices; disposing them leaves the tensor).
+ */
+import { before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { activation, layerNorm } from '../../../trainer/models/gpt2/layers';
+import { geluNewFused, heapKernelsAvailable, installHeapKernels, layerNormFused } from '../../../trainer/models/gpt2/heap_kernels';
+import { installWasmKernels, rowBlockViews } from '../../../trainer/models/gpt2/wasm_kernels';
+import { Rng } from '../../../trainer/util/rng';
+import { initBothBackends, relErr, useBackend } from './tiny';
+
+function randomData(n: number, seed: number, scale = 3): Float32Array {
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.normal() * scale);
+}
+
+/** Runs f on a backend with host inputs; returns host outputs. */
+async function on(backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await useBackend(backend);
+  return tf.tidy(f).map((t) => {
+    const d = Float32Array.from(t.dataSync() as Float32Array);
+    t.dispose();
+    return d;
+  });
+}
+
+describe('wasm heap kernels vs the tf-op compositions on cpu', () => {
+  before(async () => {
+    await initBothBackends();
+    await useBackend('wasm');
+    installWasmKernels();
+    installHeapKernels();
+    assert.ok(heapKernelsAvailable());
+  });
+
+  it('gelu_new: values and gradient, including large |x|', async () => {
+    const x = randomData(64 * 48, 1);
+    x[0] = 40;
+    x[1] = -40;
+    const dy = randomData(64 * 48, 2, 1);
+    const run = (fused: boolean) => () => {
+      const xt = tf.tensor2d(x, [64, 48]);
+      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(fused ? geluNewFused(v) : activation('gelu_new', v), tf.tensor2d(dy, [64, 48]))));
+      return [fused ? geluNewFused(xt) : activation('gelu_new', xt), g(xt)];
+    };
+    const [fy, fg] = await on('wasm', run(true));
+    const [ry, rg] = await on('cpu', run(false));
+    assert.ok(relErr(fy, ry) < 1e-6, `values: ${relErr(fy, ry)}`);
+    assert.ok(relErr(fg, rg) < 1e-5, `gradient: ${relErr(fg, rg)}`);
+    assert.ok(Number.isFinite(fg[0]) && Number.isFinite(fg[1]));
+  });
+
+  it('LayerNorm: values and gradient', async () => {
+    const [N, C] = [37, 96];
+    const x = randomData(N * C, 3);
+    const gamma = randomData(C, 4, 1);
+    const beta = randomData(C, 5, 1);
+    const dy = randomData(N * C, 6, 1);
+    const run = (fused: boolean) => () => {
+      // γ and β are frozen weights that outlive the pass, as in the model
+      const [g1, b1] = [tf.tensor1d(gamma), tf.tensor1d(beta)];
+      const ln = (v: tf.Tensor) => (fused ? layerNormFused : layerNorm)(v as tf.Tensor2D, g1, b1, 1e-5);
+      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ln(v), tf.tensor2d(dy, [N, C]))));
+      const xt = tf.tensor2d(x, [N, C]);
+      return [ln(xt), g(xt)];
+    };
+    const [fy, fg] = await on('wasm', run(true));
+    const [ry, rg] = await on('cpu', run(false));
+    assert.ok(relErr(fy, ry) < 1e-5, `values: ${relErr(fy, ry)}`);
+    assert.ok(relErr(fg, rg) < 1e-4, `gradient: ${relErr(fg, rg)}`);
+  });
+
+  it('2-D transpose (blocked) equals the cpu transpose, for shapes that are not multiples of the block', async () => {
+    for (const [r, c] of [[1, 7], [33, 65], [100, 3]]) {
+      const x = randomData(r * c, r + c);
+      const [w] = await on('wasm', () => [tf.transpose(tf.tensor2d(x, [r, c]))]);
+      const [cpu] = await on('cpu', () => [tf.transpose(tf.tensor2d(x, [r, c]))]);
+      assert.deepEqual(Array.from(w), Array.from(cpu));
+    }
+  });
+
+  it('row-block views hold the same values as slices; disposing them keeps the tensor', async () => {
+    await useBackend('wasm');
+    const x = randomData(11 * 5, 9);
+    const t = tf.tensor2d(x, [11, 5]);
+    const views = rowBlockViews(t, 4)!;
+    assert.deepEqual(views.map((v) => v.shape), [[4, 5], [4, 5], [3, 5]]);
+    views.forEach((v, i) => assert.deepEqual(Array.from(v.dataSync()), Array.from(x.subarray(i * 20, i * 20 + v.size))));
+    const p = tf.tensor2d(randomData(2 * 4, 10), [2, 4]);
+    assert.deepEqual(Array.from(tf.matMul(p, views[1]).dataSync()), Array.from(tf.matMul(p, tf.slice(t, [4, 0], [4, 5])).dataSync()));
+    tf.dispose(views);
+    // the heap under t is still t's: new allocations do not reuse it
+    const filler = tf.fill([11, 5], 7);
+    assert.deepEqual(Array.from(t.dataSync()), Array.from(x));
+    tf.dispose([t, p, filler]);
+  });
+});

@@ -1,0 +1,222 @@
+/**
+ * Fused kernels for tfjs-backend-wasm, written in JavaScript over the wasm heap: one pass over memory where the
+ * tf-op compositions ran one stock kernel per elementwise step (tanh GELU was nine kernels and the slowest of
+ * them, tanh, is scalar on wasm; LayerNorm was ten). They read their inputs and write their outputs in place in
+ * the heap, with float64 arithmetic inside a row. Registered once per thread for the wasm backend only; on
+ * other backends `heapKernelsAvailable()` is false and the model keeps the tf-op compositions in layers.ts.
+ *
+ * - gelu_new(x) = 0.5·x·(1 + tanh(u)) = x·σ(2u), u = √(2/π)·(x + 0.044715·x³), and its derivative
+ *   σ + x·σ·(1 − σ)·2u′: 2u and the products are JavaScript passes, σ is XNNPACK's vectorized Sigmoid (the
+ *   stock Tanh is scalar, and so is Math.exp); backprop keeps only x.
+ * - LayerNormRows / LayerNormRowsGrad: torch's LayerNorm over the last axis (biased variance) with frozen γ, β;
+ *   forward also returns x̂ and 1/σ for the backward pass, dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ.
+ * - Transpose (2-D float32 override): a cache-blocked transpose. The stock kernel walks the output with strided
+ *   reads; the backward pass of every frozen matmul transposes twice.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+interface WasmData {
+  memoryOffset: number;
+}
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  dataIdMap: { get(dataId: object): WasmData };
+  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
+}
+
+const GELU_ARG = 'LoraStudioGeluNewArg';
+const GELU_OUT = 'LoraStudioGeluNewOut';
+const GELU_GRAD = 'LoraStudioGeluNewGrad';
+const LAYER_NORM = 'LoraStudioLayerNormRows';
+const LAYER_NORM_GRAD = 'LoraStudioLayerNormRowsGrad';
+
+/** A float32 view of a tensor's data in the heap (the heap's current buffer: it may have grown). */
+function f32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+  const buffer = backend.wasm.wasmMemory?.buffer ?? backend.wasm.HEAPU8.buffer;
+  return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, tf.util.sizeFromShape(t.shape));
+}
+
+function output(backend: WasmBackendLike, shape: number[]): { info: tf.TensorInfo; data: Float32Array } {
+  const info = backend.makeOutput(shape, 'float32');
+  return { info, data: f32(backend, info) };
+}
+
+const TWO_C = 2 * Math.sqrt(2 / Math.PI);
+const K3 = 0.044715;
+
+/** 2u = 2·√(2/π)·(x + 0.044715·x³): σ(2u) is then one XNNPACK Sigmoid (exp is slow in JavaScript). */
+function geluArg(x: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    out[i] = TWO_C * (v + K3 * v * v * v);
+  }
+}
+
+function geluOut(x: Float32Array, s: Float32Array, y: Float32Array): void {
+  for (let i = 0; i < x.length; i++) y[i] = x[i] * s[i];
+}
+
+/** dx = dy·(σ + x·σ·(1 − σ)·2u′), σ = σ(2u), 2u′ = 2·√(2/π)·(1 + 3·0.044715·x²). */
+function geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void {
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    const si = s[i];
+    dx[i] = dy[i] * (si + v * si * (1 - si) * TWO_C * (1 + 3 * K3 * v * v));
+  }
+}
+
+function layerNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, xhat: Float32Array, rstd: Float32Array): void {
+  const C = gamma.length;
+  const rows = x.length / C;
+  for (let r = 0, o = 0; r < rows; r++, o += C) {
+    let sum = 0;
+    for (let j = 0; j < C; j++) sum += x[o + j];
+    const mean = sum / C;
+    let sq = 0;
+    for (let j = 0; j < C; j++) {
+      const d = x[o + j] - mean;
+      sq += d * d;
+    }
+    const rs = 1 / Math.sqrt(sq / C + eps);
+    rstd[r] = rs;
+    for (let j = 0; j < C; j++) {
+      const h = (x[o + j] - mean) * rs;
+      xhat[o + j] = h;
+      y[o + j] = h * gamma[j] + beta[j];
+    }
+  }
+}
+
+function layerNormBackward(dy: Float32Array, xhat: Float32Array, rstd: Float32Array, gamma: Float32Array, dx: Float32Array): void {
+  const C = gamma.length;
+  const rows = dy.length / C;
+  for (let r = 0, o = 0; r < rows; r++, o += C) {
+    let sg = 0;
+    let sgx = 0;
+    for (let j = 0; j < C; j++) {
+      const g = dy[o + j] * gamma[j];
+      sg += g;
+      sgx += g * xhat[o + j];
+    }
+    const mg = sg / C;
+    const mgx = sgx / C;
+    const rs = rstd[r];
+    for (let j = 0; j < C; j++) dx[o + j] = rs * (dy[o + j] * gamma[j] - mg - xhat[o + j] * mgx);
+  }
+}
+
+const BLOCK = 32;
+
+/** out [cols, rows] = xᵀ for x [rows, cols], in BLOCK × BLOCK tiles. */
+function transpose2d(x: Float32Array, rows: number, cols: number, out: Float32Array): void {
+  for (let i0 = 0; i0 < rows; i0 += BLOCK) {
+    const i1 = Math.min(i0 + BLOCK, rows);
+    for (let j0 = 0; j0 < cols; j0 += BLOCK) {
+      const j1 = Math.min(j0 + BLOCK, cols);
+      for (let j = j0; j < j1; j++) {
+        const o = j * rows;
+        for (let i = i0; i < i1; i++) out[o + i] = x[i * cols + j];
+      }
+    }
+  }
+}
+
+let installed = false;
+
+/** Registers the kernels for the wasm backend (idempotent). */
+export function installHeapKernels(): void {
+  if (installed || !tf.findBackendFactory('wasm')) return;
+  installed = true;
+  const wasm = (b: unknown) => b as WasmBackendLike;
+  const elementwise = (kernelName: string, names: string[], f: (...arrays: Float32Array[]) => void) =>
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend }) => {
+        const b = wasm(backend);
+        const ins = names.map((n) => inputs[n] as tf.TensorInfo);
+        const out = output(b, [...ins[0].shape]);
+        f(...ins.map((t) => f32(b, t)), out.data);
+        return out.info;
+      },
+    });
+  elementwise(GELU_ARG, ['x'], geluArg);
+  elementwise(GELU_OUT, ['x', 's'], geluOut);
+  elementwise(GELU_GRAD, ['x', 's', 'dy'], geluGrad);
+  tf.registerKernel({
+    kernelName: LAYER_NORM,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const b = wasm(backend);
+      const x = inputs.x as tf.TensorInfo;
+      const rows = x.shape[0];
+      const y = output(b, [...x.shape]);
+      const xhat = output(b, [...x.shape]);
+      const rstd = output(b, [rows, 1]);
+      layerNormForward(f32(b, x), f32(b, inputs.gamma as tf.TensorInfo), f32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, y.data, xhat.data, rstd.data);
+      return [y.info, xhat.info, rstd.info];
+    },
+  });
+  tf.registerKernel({
+    kernelName: LAYER_NORM_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const b = wasm(backend);
+      const dy = inputs.dy as tf.TensorInfo;
+      const out = output(b, [...dy.shape]);
+      layerNormBackward(f32(b, dy), f32(b, inputs.xhat as tf.TensorInfo), f32(b, inputs.rstd as tf.TensorInfo), f32(b, inputs.gamma as tf.TensorInfo), out.data);
+      return out.info;
+    },
+  });
+  const stockTranspose = tf.getKernel('Transpose', 'wasm');
+  if (stockTranspose) {
+    tf.unregisterKernel('Transpose', 'wasm');
+    tf.registerKernel({
+      kernelName: 'Transpose',
+      backendName: 'wasm',
+      kernelFunc: (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        const perm = (args.attrs as { perm: number[] }).perm;
+        if (x.dtype !== 'float32' || x.shape.length !== 2 || perm[0] !== 1) return stockTranspose.kernelFunc(args) as tf.TensorInfo;
+        const b = wasm(args.backend);
+        const [rows, cols] = x.shape;
+        const out = output(b, [cols, rows]);
+        transpose2d(f32(b, x), rows, cols, out.data);
+        return out.info;
+      },
+    });
+  }
+}
+
+/** True when the fused kernels run on the current backend. */
+export function heapKernelsAvailable(): boolean {
+  return tf.getBackend() === 'wasm' && tf.getKernel(GELU_ARG, 'wasm') !== undefined;
+}
+
+/** gelu_new(x) with a fused forward and backward; saves x only. Needs heapKernelsAvailable(). */
+export function geluNewFused(x: tf.Tensor): tf.Tensor {
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const v = xIn as tf.Tensor;
+    (save as tf.GradSaveFunc)([v]);
+    const sigma = (t: tf.Tensor) => tf.sigmoid(tf.engine().runKernel(GELU_ARG, { x: t }) as tf.Tensor);
+    return {
+      value: tf.engine().runKernel(GELU_OUT, { x: v, s: sigma(v) }) as tf.Tensor,
+      // σ(2u) is remade from x: saving it would hold another [N, 4C] per layer until backprop
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => tf.engine().runKernel(GELU_GRAD, { x: saved[0], s: sigma(saved[0]), dy }) as tf.Tensor),
+    };
+  });
+  return op(x);
+}
+
+/** LayerNorm over the last axis of x [N, C] with frozen γ, β, fused; saves x̂ and 1/σ. Needs heapKernelsAvailable(). */
+export function layerNormFused(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): tf.Tensor2D {
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const [y, xhat, rstd] = tf.engine().runKernel(LAYER_NORM, { x: xIn as tf.Tensor, gamma, beta }, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([xhat, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(LAYER_NORM_GRAD, { dy, xhat: saved[0], rstd: saved[1], gamma }) as tf.Tensor,
+    };
+  });
+  return op(x) as tf.Tensor2D;
+}
