@@ -84,10 +84,22 @@ export function activation(name: string, x: tf.Tensor): tf.Tensor {
  */
 export class DropoutStream {
   private readonly rng: Rng | null;
+  /** set on a view from atPositions: tensors hold one entry per batch row, at these positions of T */
+  private picked: { positions: Int32Array; T: number } | null = null;
 
   /** `rows`: batch rows in every tensor this pass drops (its first axis is rows × something). */
   constructor(training: boolean, seed: number, private readonly rows = 1, private readonly rowOffset = 0) {
     this.rng = training ? new Rng(seed) : null;
+  }
+
+  /**
+   * The same stream (its sites advance together with this one) for tensors that hold only one position of each
+   * batch row, `positions[b]` of T: each mask is that row of the mask the whole [rows·T, …] tensor would get.
+   */
+  atPositions(positions: Int32Array, T: number): DropoutStream {
+    const view = Object.create(this) as DropoutStream;
+    view.picked = { positions, T };
+    return view;
   }
 
   apply<T extends tf.Tensor>(x: T, rate: number): T {
@@ -100,12 +112,16 @@ export class DropoutStream {
     if (!this.rng || rate <= 0) return null;
     const site = this.rng.int(2 ** 31);
     const rows = this.rows;
-    if (shape[0] % rows !== 0) throw new Error(`internal: dropout over ${shape[0]} leading entries for ${rows} batch rows`);
-    const part = [shape[0] / rows, ...shape.slice(1)];
+    const picked = this.picked;
+    if (picked ? shape[0] !== rows : shape[0] % rows !== 0) throw new Error(`internal: dropout over ${shape[0]} leading entries for ${rows} batch rows`);
+    const part = [picked ? picked.T : shape[0] / rows, ...shape.slice(1)];
     const keep = 1 - rate;
     return tf.tidy(() => {
-      const masks = Array.from({ length: rows }, (_, b) =>
-        tf.div(tf.floor(tf.add(tf.randomUniform(part, 0, 1, 'float32', rowSeed(site, this.rowOffset + b)), keep)), keep));
+      const masks = Array.from({ length: rows }, (_, b) => {
+        let u = tf.randomUniform(part, 0, 1, 'float32', rowSeed(site, this.rowOffset + b));
+        if (picked) u = tf.slice(u, [picked.positions[b], ...part.slice(1).map(() => 0)], [1, ...part.slice(1)]);
+        return tf.div(tf.floor(tf.add(u, keep)), keep);
+      });
       return masks.length === 1 ? masks[0] : tf.concat(masks);
     });
   }
@@ -116,6 +132,19 @@ function rowSeed(site: number, row: number): number {
   let h = Math.imul(site ^ 0x27d4eb2f, 0x165667b1) ^ Math.imul(row + 1, 0x9e3779b1);
   h = Math.imul(h ^ (h >>> 15), 0x85ebca77);
   return (h ^ (h >>> 13)) & 0x7fffffff;
+}
+
+/**
+ * x[rows] for x [N, C] with its gradient: the rows of dy scattered back into zeros [N, C] (ScatterNd; a gather's
+ * own gradient, UnsortedSegmentSum, is missing on wasm).
+ */
+export function pickRows(x: tf.Tensor2D, rows: Int32Array): tf.Tensor2D {
+  const [N, C] = x.shape;
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc) => ({
+    value: tf.gather(xIn as tf.Tensor2D, tf.tensor1d(rows, 'int32')) as tf.Tensor2D,
+    gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.scatterND(tf.tensor2d(rows, [rows.length, 1], 'int32'), dy, [N, C])),
+  }));
+  return op(x) as tf.Tensor2D;
 }
 
 /**

@@ -19,7 +19,7 @@ import { Rng } from '../../util/rng';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
 import { attentionBias, selfAttention, selfAttentionFast } from './attention';
-import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, HEAD_K_BLOCK, isTrainable, layerNorm, layerNormFast, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
+import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, HEAD_K_BLOCK, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
 import { installWasmKernels, rowBlockViews } from './wasm_kernels';
 import { installHeapKernels } from './heap_kernels';
 
@@ -176,9 +176,8 @@ export class GPT2LoraModel {
   logits(batch: Batch, opts: ForwardOptions = { training: false }): tf.Tensor {
     return tf.tidy(() => {
       const drop = this.dropout(opts, batch);
-      const h = this.hidden(batch, drop);
-      if (this.task === 'seq-cls') return this.applyHead(lastRealRows(h, batch), drop);
-      return tf.reshape(this.applyHead(h, drop), [batch.batch_size, batch.seq_len, -1]);
+      if (this.task === 'seq-cls') return this.applyHead(this.hidden(batch, drop, lastRealPositions(batch)), drop);
+      return tf.reshape(this.applyHead(this.hidden(batch, drop), drop), [batch.batch_size, batch.seq_len, -1]);
     });
   }
 
@@ -186,7 +185,7 @@ export class GPT2LoraModel {
   lastLogits(batch: Batch): tf.Tensor2D {
     return tf.tidy(() => {
       const drop = this.dropout({ training: false }, batch);
-      return this.applyHead(lastRealRows(this.hidden(batch, drop), batch), drop);
+      return this.applyHead(this.hidden(batch, drop, lastRealPositions(batch)), drop);
     });
   }
 
@@ -306,8 +305,12 @@ export class GPT2LoraModel {
     tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, 'float32')));
   }
 
-  /** The final hidden states [B·T, C] (after ln_f). */
-  private hidden(batch: Batch, drop: DropoutStream): tf.Tensor2D {
+  /**
+   * The final hidden states [B·T, C] (after ln_f). With `at` (a position of T per batch row), only those rows,
+   * [B, C]: on the fast path the last block then runs its attention output, MLP and ln_f on those rows alone
+   * (keys and values still come from every position), with the dropout masks those rows get in the full pass.
+   */
+  private hidden(batch: Batch, drop: DropoutStream, at?: Int32Array): tf.Tensor2D {
     const c = this.config;
     const { batch_size: B, seq_len: T } = batch;
     const C = c.n_embd;
@@ -325,7 +328,8 @@ export class GPT2LoraModel {
     const scale = c.scale_attn_weights ? 1 / Math.sqrt(C / c.n_head) : 1;
     const eps = c.layer_norm_epsilon;
     const fast = this.kernels === 'fast';
-    for (const blk of this.blocks) {
+    const picked = at && fast ? Int32Array.from(at, (t, b) => b * T + t) : null;
+    for (const [i, blk] of this.blocks.entries()) {
       // one scope per block: the block's intermediates are freed as soon as it is done (what backprop needs
       // was saved by its ops), so the forward pass never holds more than one block's temporaries
       const x = h;
@@ -333,13 +337,17 @@ export class GPT2LoraModel {
         if (fast) {
           const a = layerNormFast(x, blk.ln1[0], blk.ln1[1], eps);
           const qkv = this.linear(blk.attn, a, drop);
-          const heads = selfAttentionFast(qkv, bias, { B, T, C, H: c.n_head }, scale, c.attn_pdrop, drop);
-          const proj = this.linear(blk.attnProj, heads, drop);
-          const r = residualFast(x, proj, drop.multiplier(proj.shape, c.resid_pdrop));
+          let heads = selfAttentionFast(qkv, bias, { B, T, C, H: c.n_head }, scale, c.attn_pdrop, drop);
+          // the last block of a pooled pass: from here on, only the picked rows
+          const last = picked !== null && i === this.blocks.length - 1;
+          const d = last ? drop.atPositions(at!, T) : drop;
+          if (last) heads = pickRows(heads, picked);
+          const proj = this.linear(blk.attnProj, heads, d);
+          const r = residualFast(last ? pickRows(x, picked) : x, proj, d.multiplier(proj.shape, c.resid_pdrop));
           const m = layerNormFast(r, blk.ln2[0], blk.ln2[1], eps);
-          const act = activationFast(c.activation_function, this.linear(blk.fc, m, drop)) as tf.Tensor2D;
-          const out = this.linear(blk.mlpProj, act, drop);
-          return residualFast(r, out, drop.multiplier(out.shape, c.resid_pdrop));
+          const act = activationFast(c.activation_function, this.linear(blk.fc, m, d)) as tf.Tensor2D;
+          const out = this.linear(blk.mlpProj, act, d);
+          return residualFast(r, out, d.multiplier(out.shape, c.resid_pdrop));
         }
         const a = layerNorm(x, blk.ln1[0], blk.ln1[1], eps);
         const qkv = this.linear(blk.attn, a, drop);
@@ -352,7 +360,8 @@ export class GPT2LoraModel {
       if (fast && x !== h) x.dispose();
     }
     const lnF = this.p(`${PREFIX}ln_f.weight`) as tf.Tensor1D;
-    return (fast ? layerNormFast : layerNorm)(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
+    const out = (fast ? layerNormFast : layerNorm)(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
+    return at && !picked ? pickRows(out, Int32Array.from(at, (t, b) => b * T + t)) : out;
   }
 
   private linear(d: Dense, x: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
@@ -367,17 +376,17 @@ export class GPT2LoraModel {
 
   /** Per-row NLL (rows that predict nothing are 0) and the number of predictions. */
   private rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number } {
-    const h = this.hidden(batch, drop);
     if (this.task === 'seq-cls') {
       const labels = batch.labels;
       if (!labels) throw new LoraStudioError('a seq-cls batch needs labels', undefined, 'label');
       for (const l of labels) {
         if (!(Number.isInteger(l) && l >= 0 && l < this.num_labels)) throw new LoraStudioError(`label ${l} is outside [0, ${this.num_labels})`, undefined, 'label');
       }
-      const logits = this.applyHead(lastRealRows(h, batch), drop);
+      const logits = this.applyHead(this.hidden(batch, drop, lastRealPositions(batch)), drop);
       return { rows: crossEntropyRows(logits, labels), count: batch.batch_size };
     }
     const { targets, count } = causalTargets(batch);
+    const h = this.hidden(batch, drop);
     const head = this.head;
     if (head.rowsAreOut) return { rows: tiedHeadNllFast(h, head.w, targets, withGrad, undefined, head.rowBlocks), count };
     if (head.wT && !head.lora && !isTrainable(head.w)) {
@@ -405,17 +414,16 @@ export function causalTargets(batch: Batch): { targets: Int32Array; count: numbe
   return { targets, count };
 }
 
-/** Each row's last real token (index sum(mask) − 1, right padding), picked with a mask: h [B·T, C] → [B, C]. */
-export function lastRealRows(h: tf.Tensor2D, batch: Batch): tf.Tensor2D {
+/** Each row's last real token: position sum(mask) − 1 of T (right padding), 0 for an empty row. */
+export function lastRealPositions(batch: Batch): Int32Array {
   const { batch_size: B, seq_len: T, attention_mask } = batch;
-  const pick = new Float32Array(B * T);
+  const at = new Int32Array(B);
   for (let b = 0; b < B; b++) {
     let n = 0;
     for (let t = 0; t < T; t++) n += attention_mask[b * T + t];
-    pick[b * T + Math.max(n - 1, 0)] = 1;
+    at[b] = Math.max(n - 1, 0);
   }
-  const C = h.shape[1];
-  return tf.sum(tf.mul(tf.reshape(h, [B, T, C]), tf.tensor3d(pick, [B, T, 1])), 1) as tf.Tensor2D;
+  return at;
 }
 
 // ---- loading: which tensors exist, with what values, and which are trainable ----
