@@ -73,13 +73,17 @@ describe('wasm heap kernels vs the tf-op compositions on cpu', () => {
     assert.ok(relErr(fg, rg) < 1e-4, `gradient: ${relErr(fg, rg)}`);
   });
 
-  it('2-D transpose (blocked) equals the cpu transpose, for shapes that are not multiples of the block', async () => {
+  it('blocked transposes (2-D, and 3-D [0, 2, 1]) equal the cpu transpose, for shapes that are not multiples of the block', async () => {
     for (const [r, c] of [[1, 7], [33, 65], [100, 3]]) {
       const x = randomData(r * c, r + c);
       const [w] = await on('wasm', () => [tf.transpose(tf.tensor2d(x, [r, c]))]);
       const [cpu] = await on('cpu', () => [tf.transpose(tf.tensor2d(x, [r, c]))]);
       assert.deepEqual(Array.from(w), Array.from(cpu));
     }
+    const x3 = randomData(3 * 9 * 13, 5);
+    const [w3] = await on('wasm', () => [tf.transpose(tf.tensor3d(x3, [3, 9, 13]), [0, 2, 1])]);
+    const [c3] = await on('cpu', () => [tf.transpose(tf.tensor3d(x3, [3, 9, 13]), [0, 2, 1])]);
+    assert.deepEqual(Array.from(w3), Array.from(c3));
   });
 
   it('row-block views hold the same values as slices; disposing them keeps the tensor', async () => {
