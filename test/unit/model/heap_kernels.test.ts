@@ -73,6 +73,27 @@ describe('wasm heap kernels vs the tf-op compositions on cpu', () => {
     assert.ok(relErr(fg, rg) < 1e-4, `gradient: ${relErr(fg, rg)}`);
   });
 
+  it('LayerNorm stays right when allocating its outputs grows the heap (views are taken after every allocation)', async () => {
+    await useBackend('wasm');
+    const heapBytes = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length;
+    const C = 256;
+    const N = Math.ceil(heapBytes / 2 / (C * 4)); // three outputs of x's size cannot fit in the current heap
+    const x = randomData(N * C, 8);
+    const [y] = tf.tidy(() => [layerNormFused(tf.tensor2d(x, [N, C]), tf.ones([C]) as tf.Tensor1D, tf.zeros([C]) as tf.Tensor1D, 1e-5)]).map((t) => {
+      const d = t.dataSync() as Float32Array;
+      t.dispose();
+      return d;
+    });
+    assert.ok((tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm.HEAPU8.length > heapBytes, 'the heap grew');
+    for (const r of [0, N - 1]) {
+      const row = x.subarray(r * C, (r + 1) * C);
+      const mean = row.reduce((a, v) => a + v, 0) / C;
+      const rstd = 1 / Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / C + 1e-5);
+      const want = Float32Array.from(row, (v) => (v - mean) * rstd);
+      assert.ok(relErr(y.subarray(r * C, (r + 1) * C), want) < 1e-5, `row ${r}`);
+    }
+  });
+
   it('blocked transposes (2-D, and 3-D [0, 2, 1]) equal the cpu transpose, for shapes that are not multiples of the block', async () => {
     for (const [r, c] of [[1, 7], [33, 65], [100, 3]]) {
       const x = randomData(r * c, r + c);

@@ -37,9 +37,12 @@ function f32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
   return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, tf.util.sizeFromShape(t.shape));
 }
 
-function output(backend: WasmBackendLike, shape: number[]): { info: tf.TensorInfo; data: Float32Array } {
-  const info = backend.makeOutput(shape, 'float32');
-  return { info, data: f32(backend, info) };
+/**
+ * Allocates outputs, all before any view is taken: an allocation can grow the heap, which detaches every
+ * Float32Array made on the old buffer (writes to it would be silently lost).
+ */
+function outputs(backend: WasmBackendLike, shapes: number[][]): tf.TensorInfo[] {
+  return shapes.map((shape) => backend.makeOutput(shape, 'float32'));
 }
 
 const TWO_C = 2 * Math.sqrt(2 / Math.PI);
@@ -136,9 +139,9 @@ export function installHeapKernels(): void {
       kernelFunc: ({ inputs, backend }) => {
         const b = wasm(backend);
         const ins = names.map((n) => inputs[n] as tf.TensorInfo);
-        const out = output(b, [...ins[0].shape]);
-        f(...ins.map((t) => f32(b, t)), out.data);
-        return out.info;
+        const [out] = outputs(b, [[...ins[0].shape]]);
+        f(...ins.map((t) => f32(b, t)), f32(b, out));
+        return out;
       },
     });
   elementwise(GELU_ARG, ['x'], geluArg);
@@ -150,12 +153,9 @@ export function installHeapKernels(): void {
     kernelFunc: ({ inputs, backend, attrs }) => {
       const b = wasm(backend);
       const x = inputs.x as tf.TensorInfo;
-      const rows = x.shape[0];
-      const y = output(b, [...x.shape]);
-      const xhat = output(b, [...x.shape]);
-      const rstd = output(b, [rows, 1]);
-      layerNormForward(f32(b, x), f32(b, inputs.gamma as tf.TensorInfo), f32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, y.data, xhat.data, rstd.data);
-      return [y.info, xhat.info, rstd.info];
+      const [y, xhat, rstd] = outputs(b, [[...x.shape], [...x.shape], [x.shape[0], 1]]);
+      layerNormForward(f32(b, x), f32(b, inputs.gamma as tf.TensorInfo), f32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, f32(b, y), f32(b, xhat), f32(b, rstd));
+      return [y, xhat, rstd];
     },
   });
   tf.registerKernel({
@@ -164,9 +164,9 @@ export function installHeapKernels(): void {
     kernelFunc: ({ inputs, backend }) => {
       const b = wasm(backend);
       const dy = inputs.dy as tf.TensorInfo;
-      const out = output(b, [...dy.shape]);
-      layerNormBackward(f32(b, dy), f32(b, inputs.xhat as tf.TensorInfo), f32(b, inputs.rstd as tf.TensorInfo), f32(b, inputs.gamma as tf.TensorInfo), out.data);
-      return out.info;
+      const [out] = outputs(b, [[...dy.shape]]);
+      layerNormBackward(f32(b, dy), f32(b, inputs.xhat as tf.TensorInfo), f32(b, inputs.rstd as tf.TensorInfo), f32(b, inputs.gamma as tf.TensorInfo), f32(b, out));
+      return out;
     },
   });
   const stockTranspose = tf.getKernel('Transpose', 'wasm');
@@ -183,11 +183,11 @@ export function installHeapKernels(): void {
         if (x.dtype !== 'float32' || !((x.shape.length === 2 && perm[0] === 1) || batched)) return stockTranspose.kernelFunc(args) as tf.TensorInfo;
         const b = wasm(args.backend);
         const [n, rows, cols] = batched ? x.shape : [1, ...x.shape];
-        const out = output(b, batched ? [n, cols, rows] : [cols, rows]);
-        const src = f32(b, x);
+        const [out] = outputs(b, [batched ? [n, cols, rows] : [cols, rows]]);
+        const [src, dst] = [f32(b, x), f32(b, out)];
         const size = rows * cols;
-        for (let i = 0; i < n; i++) transpose2d(src.subarray(i * size, (i + 1) * size), rows, cols, out.data.subarray(i * size, (i + 1) * size));
-        return out.info;
+        for (let i = 0; i < n; i++) transpose2d(src.subarray(i * size, (i + 1) * size), rows, cols, dst.subarray(i * size, (i + 1) * size));
+        return out;
       },
     });
   }
