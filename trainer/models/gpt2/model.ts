@@ -328,7 +328,9 @@ export class GPT2LoraModel {
     const scale = c.scale_attn_weights ? 1 / Math.sqrt(C / c.n_head) : 1;
     const eps = c.layer_norm_epsilon;
     const fast = this.kernels === 'fast';
-    const picked = at && fast ? Int32Array.from(at, (t, b) => b * T + t) : null;
+    // flat row indices [B] of the picked positions; the fast path prunes the last block, the reference picks at the end
+    const atRows = at ? Int32Array.from(at, (t, b) => b * T + t) : null;
+    const picked = fast ? atRows : null;
     for (const [i, blk] of this.blocks.entries()) {
       // one scope per block: the block's intermediates are freed as soon as it is done (what backprop needs
       // was saved by its ops), so the forward pass never holds more than one block's temporaries
@@ -361,7 +363,7 @@ export class GPT2LoraModel {
     }
     const lnF = this.p(`${PREFIX}ln_f.weight`) as tf.Tensor1D;
     const out = (fast ? layerNormFast : layerNorm)(h, lnF, this.p(`${PREFIX}ln_f.bias`) as tf.Tensor1D, eps);
-    return at && !picked ? pickRows(out, Int32Array.from(at, (t, b) => b * T + t)) : out;
+    return atRows && !picked ? pickRows(out, atRows) : out;
   }
 
   private linear(d: Dense, x: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
