@@ -15,15 +15,7 @@
  *   attention transposes its [B·H, T, T] blocks.
  */
 import * as tf from '@tensorflow/tfjs-core';
-
-interface WasmData {
-  memoryOffset: number;
-}
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  dataIdMap: { get(dataId: object): WasmData };
-  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
-}
+import { heapF32, overrideWasmKernel, type WasmBackendLike } from './wasm_kernels';
 
 const GELU_ARG = 'LoraStudioGeluNewArg';
 const GELU_OUT = 'LoraStudioGeluNewOut';
@@ -31,11 +23,7 @@ const GELU_GRAD = 'LoraStudioGeluNewGrad';
 const LAYER_NORM = 'LoraStudioLayerNormRows';
 const LAYER_NORM_GRAD = 'LoraStudioLayerNormRowsGrad';
 
-/** A float32 view of a tensor's data in the heap (the heap's current buffer: it may have grown). */
-function f32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
-  const buffer = backend.wasm.wasmMemory?.buffer ?? backend.wasm.HEAPU8.buffer;
-  return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, tf.util.sizeFromShape(t.shape));
-}
+const f32 = heapF32;
 
 /**
  * Allocates outputs, all before any view is taken: an allocation can grow the heap, which detaches every
@@ -169,28 +157,19 @@ export function installHeapKernels(): void {
       return out;
     },
   });
-  const stockTranspose = tf.getKernel('Transpose', 'wasm');
-  if (stockTranspose) {
-    tf.unregisterKernel('Transpose', 'wasm');
-    tf.registerKernel({
-      kernelName: 'Transpose',
-      backendName: 'wasm',
-      kernelFunc: (args) => {
-        const x = args.inputs.x as tf.TensorInfo;
-        const perm = (args.attrs as { perm: number[] }).perm;
-        // 2-D [1, 0], or a batch of 2-D transposes: [0, 2, 1]
-        const batched = x.shape.length === 3 && perm[0] === 0 && perm[1] === 2;
-        if (x.dtype !== 'float32' || !((x.shape.length === 2 && perm[0] === 1) || batched)) return stockTranspose.kernelFunc(args) as tf.TensorInfo;
-        const b = wasm(args.backend);
-        const [n, rows, cols] = batched ? x.shape : [1, ...x.shape];
-        const [out] = outputs(b, [batched ? [n, cols, rows] : [cols, rows]]);
-        const [src, dst] = [f32(b, x), f32(b, out)];
-        const size = rows * cols;
-        for (let i = 0; i < n; i++) transpose2d(src.subarray(i * size, (i + 1) * size), rows, cols, dst.subarray(i * size, (i + 1) * size));
-        return out;
-      },
-    });
-  }
+  overrideWasmKernel('Transpose', ({ inputs, attrs, backend: b }) => {
+    const x = inputs.x as tf.TensorInfo;
+    const perm = (attrs as unknown as { perm: number[] }).perm;
+    // 2-D [1, 0], or a batch of 2-D transposes: [0, 2, 1]
+    const batched = x.shape.length === 3 && perm[0] === 0 && perm[1] === 2;
+    if (x.dtype !== 'float32' || !((x.shape.length === 2 && perm[0] === 1) || batched)) return null;
+    const [n, rows, cols] = batched ? x.shape : [1, ...x.shape];
+    const [out] = outputs(b, [batched ? [n, cols, rows] : [cols, rows]]);
+    const [src, dst] = [f32(b, x), f32(b, out)];
+    const size = rows * cols;
+    for (let i = 0; i < n; i++) transpose2d(src.subarray(i * size, (i + 1) * size), rows, cols, dst.subarray(i * size, (i + 1) * size));
+    return out;
+  });
 }
 
 /** True when the fused kernels run on the current backend. */

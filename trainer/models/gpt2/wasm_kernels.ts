@@ -6,6 +6,7 @@
  * - Slice copies only the slice. The stock kernel first copies the whole input out of the heap (readSync),
  *   which made cutting a tensor into per-head pieces cost a full copy per piece.
  * Registered once per thread, on first use of the model; tensors are immutable, so sharing buffers is safe.
+ * The helpers (the backend's shape, heap views, overriding a stock kernel) serve heap_kernels.ts too.
  * rowBlockViews cuts a frozen table into row blocks that share its memory, for the tied head's K-blocked product.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,13 +14,32 @@ import * as tf from '@tensorflow/tfjs-core';
 interface WasmData {
   memoryOffset: number;
 }
-interface WasmBackendLike {
+/** The parts of tfjs-backend-wasm's BackendWasm that the kernels here and in heap_kernels.ts use. */
+export interface WasmBackendLike {
   incRef(dataId: object): void;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
   dataIdMap: { get(dataId: object): WasmData & { id: number; refCount: number }; set(dataId: object, d: unknown): void; has(dataId: object): boolean; delete(dataId: object): void };
   dataIdNextNumber: number;
   wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory; tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void } };
+}
+
+/** A float32 view of a tensor's data in the heap (the heap's current buffer: an allocation may have grown it). */
+export function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+  const buffer = backend.wasm.wasmMemory?.buffer ?? backend.wasm.HEAPU8.buffer;
+  return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, tf.util.sizeFromShape(t.shape));
+}
+
+/** Replaces a stock wasm kernel by `fast`, which may decline (null) to hand the call back to the stock kernel. */
+export function overrideWasmKernel(kernelName: string, fast: (args: { inputs: tf.NamedTensorInfoMap; attrs: tf.NamedAttrMap; backend: WasmBackendLike }) => tf.TensorInfo | null): void {
+  const stock = tf.getKernel(kernelName, 'wasm');
+  if (!stock) return;
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({
+    kernelName,
+    backendName: 'wasm',
+    kernelFunc: (args) => fast({ inputs: args.inputs, attrs: args.attrs ?? {}, backend: args.backend as unknown as WasmBackendLike }) ?? (stock.kernelFunc(args) as tf.TensorInfo),
+  });
 }
 
 let installed = false;
@@ -37,17 +57,9 @@ export function installWasmKernels(): void {
       return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
     },
   });
-  const stockSlice = tf.getKernel('Slice', 'wasm');
-  if (!stockSlice) return;
-  tf.unregisterKernel('Slice', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Slice',
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      const fast = x.dtype === 'float32' || x.dtype === 'int32' ? sliceView(x, args.attrs as unknown as { begin: number | number[]; size: number | number[] }, args.backend as unknown as WasmBackendLike) : null;
-      return fast ?? (stockSlice.kernelFunc(args) as tf.TensorInfo);
-    },
+  overrideWasmKernel('Slice', ({ inputs, attrs, backend }) => {
+    const x = inputs.x as tf.TensorInfo;
+    return x.dtype === 'float32' || x.dtype === 'int32' ? sliceView(x, attrs as unknown as { begin: number | number[]; size: number | number[] }, backend) : null;
   });
 }
 
@@ -59,12 +71,9 @@ function sliceView(x: tf.TensorInfo, attrs: { begin: number | number[]; size: nu
   const out = backend.makeOutput(size, x.dtype);
   const n = tf.util.sizeFromShape(size);
   if (n === 0) return out;
-  const heap = backend.wasm.wasmMemory?.buffer ?? backend.wasm.HEAPU8.buffer;
-  const src = backend.dataIdMap.get(x.dataId).memoryOffset;
-  const dst = backend.dataIdMap.get(out.dataId).memoryOffset;
-  const total = tf.util.sizeFromShape(x.shape);
-  const xs = new Float32Array(heap, src, total);
-  const os = new Float32Array(heap, dst, n);
+  // int32 slices move through float32 views too: a same-type copy moves bytes
+  const xs = heapF32(backend, x);
+  const os = heapF32(backend, out);
   if (continuous) {
     const offset = tf.slice_util.computeFlatOffset(begin, tf.util.computeStrides(x.shape));
     os.set(xs.subarray(offset, offset + n));
