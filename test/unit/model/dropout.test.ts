@@ -6,7 +6,19 @@ import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { collate } from '../../../trainer/data/collate';
 import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
+import { dropoutMask } from '../../../trainer/models/gpt2/layers';
 import { BACKENDS, initBothBackends, lossOf, PAD, randomRows, specOf, tinySetup, useBackend } from './tiny';
+
+describe('dropoutMask', () => {
+  it('drops about `rate` of the entries, keeps the rest at 1/(1 − rate), and skipping k draws is the stream from k', () => {
+    const m = dropoutMask(100_000, 1234, 0.1);
+    const zeros = m.filter((v) => v === 0).length;
+    assert.ok(Math.abs(zeros / m.length - 0.1) < 0.005, `dropped ${zeros / m.length}`);
+    assert.ok(m.every((v) => v === 0 || v === Math.fround(1 / 0.9)));
+    assert.deepEqual(Array.from(dropoutMask(50, 1234, 0.1, 700)), Array.from(m.subarray(700, 750)));
+    assert.notDeepEqual(Array.from(dropoutMask(50, 1235, 0.1)), Array.from(m.subarray(0, 50)));
+  });
+});
 
 describe('dropout', () => {
   before(initBothBackends);

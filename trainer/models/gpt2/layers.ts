@@ -114,13 +114,13 @@ export class DropoutStream {
     const rows = this.rows;
     const picked = this.picked;
     if (picked ? shape[0] !== rows : shape[0] % rows !== 0) throw new Error(`internal: dropout over ${shape[0]} leading entries for ${rows} batch rows`);
-    const perRow = (picked ? picked.T : shape[0] / rows) * tf.util.sizeFromShape(shape.slice(1));
     const inner = tf.util.sizeFromShape(shape.slice(1));
+    const perRow = picked ? inner : (shape[0] / rows) * inner;
     const data = new Float32Array(tf.util.sizeFromShape(shape));
     for (let b = 0; b < rows; b++) {
-      const mask = dropoutMask(perRow, rowSeed(site, this.rowOffset + b), rate);
-      if (picked) data.set(mask.subarray(picked.positions[b] * inner, (picked.positions[b] + 1) * inner), b * inner);
-      else data.set(mask, b * perRow);
+      const seed = rowSeed(site, this.rowOffset + b);
+      // a picked row draws only its own stretch of the row's stream
+      data.set(dropoutMask(perRow, seed, rate, picked ? picked.positions[b] * inner : 0), b * perRow);
     }
     return tf.tensor(data, shape, 'float32');
   }
@@ -128,13 +128,13 @@ export class DropoutStream {
 
 /**
  * n dropout multipliers from one seed: 1/(1 − rate) with probability 1 − rate, else 0, from a mulberry32 stream
- * (the Rng of util/rng, inlined). Made on the host in one pass: tf.randomUniform plus three elementwise kernels
- * cost about ten times more on wasm.
+ * (the Rng of util/rng, inlined), starting `skip` draws in (its state is a counter, so skipping is one step).
+ * Made on the host in one pass: tf.randomUniform plus three elementwise kernels cost about ten times more on wasm.
  */
-export function dropoutMask(n: number, seed: number, rate: number): Float32Array {
+export function dropoutMask(n: number, seed: number, rate: number, skip = 0): Float32Array {
   const out = new Float32Array(n);
   const scale = 1 / (1 - rate);
-  let state = seed >>> 0;
+  let state = (seed + Math.imul(skip, 0x6d2b79f5)) >>> 0;
   for (let i = 0; i < n; i++) {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = Math.imul(state ^ (state >>> 15), state | 1);
@@ -288,8 +288,8 @@ function softmaxTimes(p: tf.Tensor2D, wte: tf.Tensor2D, blocks?: tf.Tensor2D[]):
   return acc!;
 }
 
-/** Rows per block of the fast tied head: a [rows, vocab] block near 16M floats (64 MB). */
-export const fastHeadRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 24 / vocab));
+/** Rows per block of the tied heads, so that a [rows, vocab] logits block stays near 16M floats (64 MB). */
+export const headRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 24 / vocab));
 
 /**
  * The fast frozen tied LM head: per-row NLL of h [N, C] against wte [V, C] (logits h · wteᵀ), block by block,
@@ -298,7 +298,7 @@ export const fastHeadRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 
  * that [N, C]; the backward pass scales it by the upstream dy. So the head costs two [N, C]×[C, V]-sized
  * products per step instead of three, and never keeps a logits block.
  */
-export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32Array, withGrad: boolean, rows = fastHeadRowsPerBlock(wte.shape[0]), wteBlocks?: tf.Tensor2D[]): tf.Tensor1D {
+export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32Array, withGrad: boolean, rows = headRowsPerBlock(wte.shape[0]), wteBlocks?: tf.Tensor2D[]): tf.Tensor1D {
   const N = h.shape[0];
   const C = h.shape[1];
   const V = wte.shape[0];
@@ -338,8 +338,6 @@ export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32
   return op(h) as tf.Tensor1D;
 }
 
-/** Rows per block of the tied head, so that a [rows, vocab] block stays near 16M floats (64 MB). */
-export const headRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 24 / vocab));
 
 /**
  * Per-row NLL of the frozen tied LM head, h [N, C] · wT [C, V], without ever holding [N, V]: the logits are made
