@@ -51,7 +51,11 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
   private inspectGen = 0;
   private inspectTimer: NodeJS.Timeout | undefined;
   private writeTimer: NodeJS.Timeout | undefined;
-  private writing = false;
+  /** writes of the selection to the run config that have started and not finished */
+  private writesInFlight = 0;
+  /** bumped by every change of the selection made here and by every write of it: a read of the file that began
+   * before either may be stale */
+  private localEpoch = 0;
   private loading: Promise<void> | undefined;
 
   constructor(
@@ -165,6 +169,7 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
   /** Opens the run config's model, or follows its target_modules / LoRA settings when that model is open. */
   async syncFromConfig(): Promise<void> {
     if (this.loading) await this.loading;
+    const epoch = this.localEpoch;
     const cfg = await this.store.read();
     const uri = this.store.uri;
     if (!cfg || !uri) {
@@ -180,8 +185,9 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
       return;
     }
     this.readLora(cfg);
-    // our own write coming back, or a write still pending: the tree already shows it
-    if (!this.writing && !this.writeTimer) {
+    // while a write is pending or on its way the tree is ahead of the file; after it, our own echo reads the
+    // same targets the tree shows, so only an edit made elsewhere changes the selection
+    if (this.writesInFlight === 0 && !this.writeTimer && epoch === this.localEpoch) {
       const spec = getPath(cfg, 'lora.target_modules') as TargetSpec;
       if (!sameSpec(spec, this.targetSpec())) this.selectFromSpec(spec);
     }
@@ -259,6 +265,7 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
 
   /** The selection changed here: refresh, write it to the run config, recompute the PEFT line. */
   private changed(): void {
+    this.localEpoch++;
     this.lastInspect = undefined;
     this.render();
     this.scheduleWrite();
@@ -269,7 +276,11 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
     clearTimeout(this.writeTimer);
     this.writeTimer = setTimeout(() => {
       this.writeTimer = undefined;
-      void this.writeSelection();
+      // counted from here, with no await in between: a config change event that arrives while the write is on
+      // its way would otherwise read the old file and undo the newest checks
+      this.writesInFlight++;
+      this.localEpoch++;
+      void this.writeSelection().finally(() => this.writesInFlight--);
     }, WRITE_DEBOUNCE_MS);
   }
 
@@ -280,14 +291,10 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
     const cfg = await this.store.read();
     if (!cfg || !this.sameModel(cfg, this.model)) return;
     if (sameSpec(getPath(cfg, 'lora.target_modules') as TargetSpec, spec)) return;
-    this.writing = true;
     try {
       await this.store.update([{ path: 'lora.target_modules', value: spec }]);
     } catch (e) {
       void vscode.window.showErrorMessage(`Could not write target_modules to ${uri.fsPath}: ${(e as Error).message}`);
-    } finally {
-      // the watcher's echo arrives after the save; let it pass before reading the file as the user's edit again
-      setTimeout(() => (this.writing = false), 500);
     }
   }
 
