@@ -118,9 +118,12 @@ export function adaptedLinearFast(
         const gB = tf.mul(tf.matMul(g, tf.transpose(sB)), s) as tf.Tensor2D; // [N, r]
         let dxLora = tf.matMul(gB, tf.transpose(sA)) as tf.Tensor2D; // [N, in]
         if (sm) dxLora = tf.mul(dxLora, sm);
-        const dx = tf.add(tf.transpose(tf.matMul(w, tf.transpose(g))), dxLora);
+        const gT = tf.transpose(g) as tf.Tensor2D; // [out, N]
+        const dx = tf.add(tf.transpose(tf.matMul(w, gT)), dxLora);
         const dA = tf.matMul(tf.transpose(sxd), gB);
-        const dB = tf.mul(tf.matMul(tf.transpose(sxa), g), s);
+        // dB = s·(xA)ᵀ·dy, made as (dyᵀ·xA)ᵀ: the product's right operand is then [N, r], not dy [N, out]
+        // (XNNPACK packs the right operand on every call)
+        const dB = tf.mul(tf.transpose(tf.matMul(gT, sxa)), s);
         return sm ? [dx, dA, dB, tf.zerosLike(sm)] : [dx, dA, dB];
       }),
     };
