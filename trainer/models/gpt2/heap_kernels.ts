@@ -23,8 +23,6 @@ const GELU_GRAD = 'LoraStudioGeluNewGrad';
 const LAYER_NORM = 'LoraStudioLayerNormRows';
 const LAYER_NORM_GRAD = 'LoraStudioLayerNormRowsGrad';
 
-const f32 = heapF32;
-
 /**
  * Allocates outputs, all before any view is taken: an allocation can grow the heap, which detaches every
  * Float32Array made on the old buffer (writes to it would be silently lost).
@@ -128,7 +126,7 @@ export function installHeapKernels(): void {
         const b = wasm(backend);
         const ins = names.map((n) => inputs[n] as tf.TensorInfo);
         const [out] = outputs(b, [[...ins[0].shape]]);
-        f(...ins.map((t) => f32(b, t)), f32(b, out));
+        f(...ins.map((t) => heapF32(b, t)), heapF32(b, out));
         return out;
       },
     });
@@ -142,7 +140,7 @@ export function installHeapKernels(): void {
       const b = wasm(backend);
       const x = inputs.x as tf.TensorInfo;
       const [y, xhat, rstd] = outputs(b, [[...x.shape], [...x.shape], [x.shape[0], 1]]);
-      layerNormForward(f32(b, x), f32(b, inputs.gamma as tf.TensorInfo), f32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, f32(b, y), f32(b, xhat), f32(b, rstd));
+      layerNormForward(heapF32(b, x), heapF32(b, inputs.gamma as tf.TensorInfo), heapF32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, heapF32(b, y), heapF32(b, xhat), heapF32(b, rstd));
       return [y, xhat, rstd];
     },
   });
@@ -153,7 +151,7 @@ export function installHeapKernels(): void {
       const b = wasm(backend);
       const dy = inputs.dy as tf.TensorInfo;
       const [out] = outputs(b, [[...dy.shape]]);
-      layerNormBackward(f32(b, dy), f32(b, inputs.xhat as tf.TensorInfo), f32(b, inputs.rstd as tf.TensorInfo), f32(b, inputs.gamma as tf.TensorInfo), f32(b, out));
+      layerNormBackward(heapF32(b, dy), heapF32(b, inputs.xhat as tf.TensorInfo), heapF32(b, inputs.rstd as tf.TensorInfo), heapF32(b, inputs.gamma as tf.TensorInfo), heapF32(b, out));
       return out;
     },
   });
@@ -165,7 +163,7 @@ export function installHeapKernels(): void {
     if (x.dtype !== 'float32' || !((x.shape.length === 2 && perm[0] === 1) || batched)) return null;
     const [n, rows, cols] = batched ? x.shape : [1, ...x.shape];
     const [out] = outputs(b, [batched ? [n, cols, rows] : [cols, rows]]);
-    const [src, dst] = [f32(b, x), f32(b, out)];
+    const [src, dst] = [heapF32(b, x), heapF32(b, out)];
     const size = rows * cols;
     for (let i = 0; i < n; i++) transpose2d(src.subarray(i * size, (i + 1) * size), rows, cols, dst.subarray(i * size, (i + 1) * size));
     return out;

@@ -91,12 +91,13 @@ function sliceView(x: tf.TensorInfo, attrs: { begin: number | number[]; size: nu
 
 /** dataIds of views into another tensor's memory: disposing one must not free that memory. */
 const views = new WeakSet<object>();
-let viewDisposal = false;
+/** backends whose disposeData knows views (per instance: a re-created backend needs it again) */
+const viewAware = new WeakSet<object>();
 
 /** Makes the backend release a view's bookkeeping (and XNNPACK's cached operators for it) without freeing memory. */
 function installViewDisposal(backend: WasmBackendLike): void {
-  if (viewDisposal) return;
-  viewDisposal = true;
+  if (viewAware.has(backend)) return;
+  viewAware.add(backend);
   const dispose = backend.disposeData.bind(backend);
   backend.disposeData = (dataId: object, force = false) => {
     if (!views.has(dataId) || !backend.dataIdMap.has(dataId)) return dispose(dataId, force);
