@@ -3,14 +3,14 @@
  * the same logits; exported shapes are PEFT's (A [r, in], B [out, r], score [num_labels, C]); PEFT's init modes;
  * modules_to_save and bias modes decide what is trainable; bad adapters are errors naming the tensor.
  */
-import { before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { collate } from '../../../trainer/data/collate';
 import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
 import { LoraStudioError } from '../../../trainer/errors';
 import { refSeqClsLogits } from '../../reference/gpt2_f64';
-import { adapterConfig, BACKENDS, initBothBackends, PAD, randomRows, refOf, relErr, specOf, tinySetup, useBackend } from './tiny';
+import { adapterConfig, onEachBackend, PAD, randomRows, refOf, relErr, specOf, tinySetup } from './tiny';
 
 const rows = randomRows([5, 2, 7], 21);
 const batch = collate(rows.map((input_ids) => ({ input_ids, label: 0 })), PAD);
@@ -23,57 +23,52 @@ function logitsOf(m: GPT2LoraModel): Float32Array {
 }
 
 describe('adapter export / import', () => {
-  before(initBothBackends);
-  for (const backend of BACKENDS) {
-    describe(backend, () => {
-      before(() => useBackend(backend));
+  onEachBackend(() => {
+    it('exportAdapter → create(spec with adapter) and loadAdapter give the same logits; PEFT layout', () => {
+      const s = tinySetup('seq-cls', { num_labels: 3 });
+      const first = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: false, bias: 'all', seed: 5 }));
+      const exported = first.exportAdapter(adapterConfig('seq-cls'));
+      assert.deepEqual([...exported.lora.keys()], s.targets.map((t) => t.name));
+      const ca = exported.lora.get('transformer.h.0.attn.c_attn')!;
+      assert.deepEqual(ca.A.shape, [4, 16]);
+      assert.deepEqual(ca.B.shape, [48, 4]);
+      assert.deepEqual(exported.extra.get('score.weight')!.shape, [3, 16]);
+      assert.deepEqual(exported.extra.get('transformer.h.1.mlp.c_fc.bias')!.shape, [64]);
+      assert.ok(exported.extra.has('transformer.ln_f.bias'), "bias='all' trains LayerNorm biases too, as PEFT does");
+      assert.ok(!exported.extra.has('transformer.ln_f.weight'));
+      // the exported values, read in PEFT's layout by the reference, give the model's logits
+      const ref = refOf(s, exported);
+      const want = rows.map((ids) => [...refSeqClsLogits(ref, ids)]).flat();
+      const base = logitsOf(first);
+      assert.ok(relErr(base, want) < 1e-4, `${relErr(base, want)}`);
 
-      it('exportAdapter → create(spec with adapter) and loadAdapter give the same logits; PEFT layout', () => {
-        const s = tinySetup('seq-cls', { num_labels: 3 });
-        const first = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: false, bias: 'all', seed: 5 }));
-        const exported = first.exportAdapter(adapterConfig('seq-cls'));
-        assert.deepEqual([...exported.lora.keys()], s.targets.map((t) => t.name));
-        const ca = exported.lora.get('transformer.h.0.attn.c_attn')!;
-        assert.deepEqual(ca.A.shape, [4, 16]);
-        assert.deepEqual(ca.B.shape, [48, 4]);
-        assert.deepEqual(exported.extra.get('score.weight')!.shape, [3, 16]);
-        assert.deepEqual(exported.extra.get('transformer.h.1.mlp.c_fc.bias')!.shape, [64]);
-        assert.ok(exported.extra.has('transformer.ln_f.bias'), "bias='all' trains LayerNorm biases too, as PEFT does");
-        assert.ok(!exported.extra.has('transformer.ln_f.weight'));
-        // the exported values, read in PEFT's layout by the reference, give the model's logits
-        const ref = refOf(s, exported);
-        const want = rows.map((ids) => [...refSeqClsLogits(ref, ids)]).flat();
-        const base = logitsOf(first);
-        assert.ok(relErr(base, want) < 1e-4, `${relErr(base, want)}`);
-
-        const second = GPT2LoraModel.create(specOf(s, { adapter: exported, bias: 'all' }));
-        assert.ok(relErr(logitsOf(second), base) < 1e-6);
-        const third = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, bias: 'all', seed: 99 }));
-        assert.ok(relErr(logitsOf(third), base) > 1e-3);
-        third.loadAdapter(exported);
-        assert.ok(relErr(logitsOf(third), base) < 1e-6);
-        for (const m of [first, second, third]) m.dispose();
-      });
-
-      it('init_lora_weights true leaves the base model unchanged; seeds decide A', () => {
-        const s = tinySetup('causal-lm');
-        const plain = GPT2LoraModel.create(specOf(s, { adapter: undefined, targets: [] }));
-        const a = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
-        const b = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: 'gaussian', seed: 1 }));
-        assert.deepEqual(logitsOf(a), logitsOf(plain));
-        assert.deepEqual(logitsOf(b), logitsOf(plain));
-        const A = a.exportAdapter(adapterConfig('causal-lm')).lora.get('transformer.h.0.mlp.c_proj')!;
-        assert.ok(A.B.data.every((v) => v === 0));
-        assert.ok(A.A.data.some((v) => v !== 0) && A.A.data.every((v) => Math.abs(v) <= 1 / Math.sqrt(64)), 'kaiming-uniform bound 1/sqrt(in_features)');
-        const again = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
-        const other = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 2 }));
-        const key = 'transformer.h.1.attn.c_attn.lora_A.weight';
-        assert.deepEqual(again.trainable.get(key)!.dataSync(), a.trainable.get(key)!.dataSync());
-        assert.notDeepEqual(other.trainable.get(key)!.dataSync(), a.trainable.get(key)!.dataSync());
-        for (const m of [plain, a, b, again, other]) m.dispose();
-      });
+      const second = GPT2LoraModel.create(specOf(s, { adapter: exported, bias: 'all' }));
+      assert.ok(relErr(logitsOf(second), base) < 1e-6);
+      const third = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, bias: 'all', seed: 99 }));
+      assert.ok(relErr(logitsOf(third), base) > 1e-3);
+      third.loadAdapter(exported);
+      assert.ok(relErr(logitsOf(third), base) < 1e-6);
+      for (const m of [first, second, third]) m.dispose();
     });
-  }
+
+    it('init_lora_weights true leaves the base model unchanged; seeds decide A', () => {
+      const s = tinySetup('causal-lm');
+      const plain = GPT2LoraModel.create(specOf(s, { adapter: undefined, targets: [] }));
+      const a = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
+      const b = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: 'gaussian', seed: 1 }));
+      assert.deepEqual(logitsOf(a), logitsOf(plain));
+      assert.deepEqual(logitsOf(b), logitsOf(plain));
+      const A = a.exportAdapter(adapterConfig('causal-lm')).lora.get('transformer.h.0.mlp.c_proj')!;
+      assert.ok(A.B.data.every((v) => v === 0));
+      assert.ok(A.A.data.some((v) => v !== 0) && A.A.data.every((v) => Math.abs(v) <= 1 / Math.sqrt(64)), 'kaiming-uniform bound 1/sqrt(in_features)');
+      const again = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
+      const other = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 2 }));
+      const key = 'transformer.h.1.attn.c_attn.lora_A.weight';
+      assert.deepEqual(again.trainable.get(key)!.dataSync(), a.trainable.get(key)!.dataSync());
+      assert.notDeepEqual(other.trainable.get(key)!.dataSync(), a.trainable.get(key)!.dataSync());
+      for (const m of [plain, a, b, again, other]) m.dispose();
+    });
+  });
 
   it('trainable set follows modules_to_save and bias', () => {
     const s = tinySetup('causal-lm');

@@ -3,14 +3,14 @@
  * lora_A, lora_B, score.weight and a trained bias equal central differences of the float64 reference loss;
  * the block-wise tied-head NLL equals the whole-logits one.
  */
-import { before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { collate } from '../../../trainer/data/collate';
 import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
 import { refCausalLoss, refSeqClsLoss } from '../../reference/gpt2_f64';
 import { crossEntropyRows, tiedHeadNll } from '../../../trainer/models/gpt2/layers';
-import { BACKENDS, initBothBackends, PAD, randomRows, refOf, relErr, specOf, tinySetup, type TinySetup, useBackend } from './tiny';
+import { onEachBackend, PAD, randomRows, refOf, relErr, specOf, tinySetup, type TinySetup } from './tiny';
 
 /** A coordinate of a trainable tensor, in PEFT/HF layout: the key, and [row, col] (or [i] for a vector). */
 type Coord = { key: string; at: number[] };
@@ -60,60 +60,55 @@ function check(s: TinySetup, coords: Coord[], rows: number[][], labels?: number[
 }
 
 describe('gradients vs central differences of the float64 reference', () => {
-  before(initBothBackends);
-  for (const backend of BACKENDS) {
-    describe(backend, () => {
-      before(() => useBackend(backend));
-
-      it('causal-lm: lora_A, lora_B (Conv1D kinds and lm_head) and a lora_only bias', () => {
-        const s = tinySetup('causal-lm', { headLora: true, seed: 3 });
-        check(s, [
-          { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [1, 5] },
-          { key: 'transformer.h.0.attn.c_attn.lora_B.weight', at: [40, 2] },
-          { key: 'transformer.h.1.attn.c_proj.lora_A.weight', at: [0, 3] },
-          { key: 'transformer.h.0.mlp.c_fc.lora_B.weight', at: [10, 1] },
-          { key: 'transformer.h.1.mlp.c_proj.lora_A.weight', at: [1, 60] },
-          { key: 'lm_head.lora_A.weight', at: [1, 7] },
-          { key: 'lm_head.lora_B.weight', at: [100, 0] },
-          { key: 'transformer.h.1.attn.c_attn.bias', at: [40] },
-        ], randomRows([6, 4, 2], 8));
-      });
-
-      it('causal-lm with the tied frozen head (block-wise NLL): lora_A, lora_B', () => {
-        const s = tinySetup('causal-lm', { seed: 5 });
-        check(s, [
-          { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [3, 2] },
-          { key: 'transformer.h.1.mlp.c_fc.lora_B.weight', at: [7, 2] },
-          { key: 'transformer.h.1.mlp.c_proj.lora_B.weight', at: [9, 1] },
-        ], randomRows([3, 7, 5], 10));
-      });
-
-      it('tiedHeadNll block by block equals the whole-logits cross entropy, values and gradients', () => {
-        const h = tf.randomNormal([7, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
-        const w = tf.randomNormal([11, 5], 0, 1, 'float32', 2) as tf.Tensor2D;
-        const wT = tf.transpose(w);
-        const targets = Int32Array.from([3, -1, 10, 0, 4, 4, -1]);
-        const weights = tf.tensor1d([1, 2, 3, 4, 5, 6, 7]);
-        const whole = (x: tf.Tensor) => tf.sum(tf.mul(crossEntropyRows(tf.matMul(x as tf.Tensor2D, wT), targets), weights));
-        const blocks = (x: tf.Tensor) => tf.sum(tf.mul(tiedHeadNll(x as tf.Tensor2D, wT, w, targets, 3), weights));
-        const [a, ga] = [whole(h), tf.grad(whole)(h)];
-        const [b, gb] = [blocks(h), tf.grad(blocks)(h)];
-        assert.ok(Math.abs(a.dataSync()[0] - b.dataSync()[0]) < 1e-4);
-        assert.ok(relErr(gb.dataSync(), ga.dataSync()) < 1e-5);
-        assert.ok((gb.arraySync() as number[][])[1].every((v) => v === 0), 'a row without a target has no gradient');
-        tf.dispose([h, w, wT, weights, a, ga, b, gb]);
-      });
-
-      it('seq-cls: lora_A, lora_B and score.weight (modules_to_save)', () => {
-        const s = tinySetup('seq-cls', { num_labels: 3, seed: 4 });
-        check(s, [
-          { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [2, 9] },
-          { key: 'transformer.h.1.attn.c_attn.lora_B.weight', at: [33, 3] },
-          { key: 'transformer.h.1.mlp.c_fc.lora_A.weight', at: [0, 0] },
-          { key: 'score.weight', at: [0, 4] },
-          { key: 'score.weight', at: [2, 15] },
-        ], randomRows([5, 3, 7, 1], 9), [0, 2, 1, 2]);
-      });
+  onEachBackend(() => {
+    it('causal-lm: lora_A, lora_B (Conv1D kinds and lm_head) and a lora_only bias', () => {
+      const s = tinySetup('causal-lm', { headLora: true, seed: 3 });
+      check(s, [
+        { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [1, 5] },
+        { key: 'transformer.h.0.attn.c_attn.lora_B.weight', at: [40, 2] },
+        { key: 'transformer.h.1.attn.c_proj.lora_A.weight', at: [0, 3] },
+        { key: 'transformer.h.0.mlp.c_fc.lora_B.weight', at: [10, 1] },
+        { key: 'transformer.h.1.mlp.c_proj.lora_A.weight', at: [1, 60] },
+        { key: 'lm_head.lora_A.weight', at: [1, 7] },
+        { key: 'lm_head.lora_B.weight', at: [100, 0] },
+        { key: 'transformer.h.1.attn.c_attn.bias', at: [40] },
+      ], randomRows([6, 4, 2], 8));
     });
-  }
+
+    it('causal-lm with the tied frozen head (block-wise NLL): lora_A, lora_B', () => {
+      const s = tinySetup('causal-lm', { seed: 5 });
+      check(s, [
+        { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [3, 2] },
+        { key: 'transformer.h.1.mlp.c_fc.lora_B.weight', at: [7, 2] },
+        { key: 'transformer.h.1.mlp.c_proj.lora_B.weight', at: [9, 1] },
+      ], randomRows([3, 7, 5], 10));
+    });
+
+    it('tiedHeadNll block by block equals the whole-logits cross entropy, values and gradients', () => {
+      const h = tf.randomNormal([7, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
+      const w = tf.randomNormal([11, 5], 0, 1, 'float32', 2) as tf.Tensor2D;
+      const wT = tf.transpose(w);
+      const targets = Int32Array.from([3, -1, 10, 0, 4, 4, -1]);
+      const weights = tf.tensor1d([1, 2, 3, 4, 5, 6, 7]);
+      const whole = (x: tf.Tensor) => tf.sum(tf.mul(crossEntropyRows(tf.matMul(x as tf.Tensor2D, wT), targets), weights));
+      const blocks = (x: tf.Tensor) => tf.sum(tf.mul(tiedHeadNll(x as tf.Tensor2D, wT, w, targets, 3), weights));
+      const [a, ga] = [whole(h), tf.grad(whole)(h)];
+      const [b, gb] = [blocks(h), tf.grad(blocks)(h)];
+      assert.ok(Math.abs(a.dataSync()[0] - b.dataSync()[0]) < 1e-4);
+      assert.ok(relErr(gb.dataSync(), ga.dataSync()) < 1e-5);
+      assert.ok((gb.arraySync() as number[][])[1].every((v) => v === 0), 'a row without a target has no gradient');
+      tf.dispose([h, w, wT, weights, a, ga, b, gb]);
+    });
+
+    it('seq-cls: lora_A, lora_B and score.weight (modules_to_save)', () => {
+      const s = tinySetup('seq-cls', { num_labels: 3, seed: 4 });
+      check(s, [
+        { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [2, 9] },
+        { key: 'transformer.h.1.attn.c_attn.lora_B.weight', at: [33, 3] },
+        { key: 'transformer.h.1.mlp.c_fc.lora_A.weight', at: [0, 0] },
+        { key: 'score.weight', at: [0, 4] },
+        { key: 'score.weight', at: [2, 15] },
+      ], randomRows([5, 3, 7, 1], 9), [0, 2, 1, 2]);
+    });
+  });
 });

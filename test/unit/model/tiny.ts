@@ -3,6 +3,7 @@
  * LoRA factors with non-zero B, a model spec, the float64 reference built from the same host values,
  * and a helper that runs a test body on both the cpu and the wasm backend.
  */
+import { before, describe } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { type GPT2Config, GPT2_DEFAULTS } from '../../../trainer/models/gpt2/config';
 import { randomGPT2Weights, TINY_CONFIG } from '../../../trainer/models/gpt2/random_init';
@@ -31,6 +32,17 @@ export function initBothBackends(): Promise<void> {
 export async function useBackend(name: string): Promise<void> {
   await initBothBackends();
   if (!(await tf.setBackend(name))) throw new Error(`cannot switch to ${name}`);
+}
+
+/** Inside a describe: one nested describe per backend, each switching to it first (both are set up once). */
+export function onEachBackend(body: (backend: (typeof BACKENDS)[number]) => void): void {
+  before(initBothBackends);
+  for (const backend of BACKENDS) {
+    describe(backend, () => {
+      before(() => useBackend(backend));
+      body(backend);
+    });
+  }
 }
 
 export const PAD = 256;
