@@ -1,5 +1,6 @@
 // One esbuild build for the three sides: trainer (CLI + child process), extension host, webview.
 import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
@@ -10,8 +11,9 @@ const common = { bundle: true, sourcemap: true, logLevel: 'warning', target: 'no
 /** Only sides whose entry exists are built, so each side can land on its own. */
 const entries = [
   // The trainer is self-contained (the VSIX ships no node_modules): only the optional native TensorFlow
-  // packages stay outside, loaded by a guarded require when the user installed them.
-  { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
+  // packages stay outside, loaded by a guarded require when the user installed them, and wabt, which only a run
+  // from source needs (the bundle loads the prebuilt gemm.wasm below).
+  { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt'],
     entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts', 'trainer/parallel_worker': 'trainer/parallel/worker.ts' }, outdir: 'dist' },
   { ...common, platform: 'node', format: 'cjs', external: ['vscode'],
     entryPoints: { 'extension/main': 'extension/main.ts' }, outdir: 'dist' },
@@ -29,6 +31,8 @@ const entries = [
 const wasmDist = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
 mkdirSync('dist/trainer', { recursive: true });
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) copyFileSync(path.join(wasmDist, f), path.join('dist/trainer', f));
+// Our GEMM (trainer/models/gpt2/gemm_wat.ts), assembled once here, goes there too.
+execFileSync(process.execPath, ['--import', 'tsx', 'trainer/models/gpt2/gemm_build.ts', 'dist/trainer/gemm.wasm'], { stdio: 'inherit' });
 
 if (watch) {
   for (const o of entries) await (await esbuild.context(o)).watch();

@@ -22,7 +22,7 @@ import { benchSpec, benchExamples } from './setup';
   if (process.argv[4] === 'prof') {
     const p = await tf.profile(() => { step(); });
     const agg = new Map<string, { ms: number; n: number }>();
-    for (const k of p.kernels) { const key = k.name + ' ' + (k.name.includes('atMul') ? JSON.stringify(k.inputShapes) : ''); const a = agg.get(key) ?? { ms: 0, n: 0 }; a.ms += k.kernelTimeMs as number; a.n++; agg.set(key, a); }
+    for (const k of p.kernels) { const key = k.name + ' ' + ((k.name.includes('atMul') || k.name.includes('Gemm')) ? JSON.stringify(k.inputShapes) : ''); const a = agg.get(key) ?? { ms: 0, n: 0 }; a.ms += k.kernelTimeMs as number; a.n++; agg.set(key, a); }
     const rows = [...agg].sort((a, b) => b[1].ms - a[1].ms).slice(0, 40);
     let tot = 0; for (const k of p.kernels) tot += k.kernelTimeMs as number;
     console.log('total kernel ms', tot.toFixed(0), 'peakBytes', p.peakBytes);

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { LoraStudioError } from './errors';
+import { prepareGemm } from './models/gpt2/gemm';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -110,6 +111,8 @@ async function loadWasm(): Promise<{ gpu: boolean }> {
   // The wasm and cpu backends are bundled (static imports register them); only their binaries are files.
   setWasmPaths(wasmDir() + path.sep);
   await setBackendOrThrow('wasm');
+  // products with frozen weights run through our GEMM on this backend (models/gpt2/gemm.ts)
+  await prepareGemm();
   return { gpu: false };
 }
 

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../io/safetensors';
 import type { Rng } from '../util/rng';
+import { gemm } from '../models/gpt2/gemm';
 import { type DropoutStream, matmul, matmulFast, matmulFrozenFast } from '../models/gpt2/layers';
 
 /** PEFT's init_lora_weights: true (A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, std 1/r), B zeros), false (both random). */
@@ -86,8 +87,9 @@ export function adaptedLinear(
 /**
  * The adapted layer on the fast path, as one op with a hand-written gradient, for a frozen W and bias and a
  * trainable A, B: y = x·W + b + s·(x⊙m)·A·B. Saves x⊙m and (x⊙m)·A only (autograd kept every product's
- * inputs, including the [N, out] pre-bias output). dx = (W·dyᵀ)ᵀ + s·((dy·Bᵀ)·Aᵀ)⊙m, dB = s·(xA)ᵀ·dy,
- * dA = (x⊙m)ᵀ·(s·dy·Bᵀ). Any other mix (trained W or bias, frozen factors) uses adaptedLinear.
+ * inputs, including the [N, out] pre-bias output). dx = dy·Wᵀ + s·((dy·Bᵀ)·Aᵀ)⊙m, dB = s·(xA)ᵀ·dy,
+ * dA = (x⊙m)ᵀ·(s·dy·Bᵀ); the products with W, and those with a transposed operand, go through gemm.
+ * Any other mix (trained W or bias, frozen factors) uses adaptedLinear.
  */
 export function adaptedLinearFast(
   x: tf.Tensor2D,
@@ -108,22 +110,19 @@ export function adaptedLinearFast(
     const xd = m ? (tf.mul(xIn, m) as tf.Tensor2D) : xIn;
     const xa = tf.matMul(xd, A);
     save(m ? [xd, xa, A, B, m] : [xd, xa, A, B]);
-    let y = tf.add(tf.matMul(xIn, w), tf.mul(tf.matMul(xa, B), s));
-    if (bias) y = tf.add(y, bias);
+    const y = tf.add(gemm(xIn, w, { bias }), tf.mul(tf.matMul(xa, B), s));
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [sxd, sxa, sA, sB, sm] = saved as tf.Tensor2D[];
         const g = dy as tf.Tensor2D;
-        const gB = tf.mul(tf.matMul(g, tf.transpose(sB)), s) as tf.Tensor2D; // [N, r]
-        let dxLora = tf.matMul(gB, tf.transpose(sA)) as tf.Tensor2D; // [N, in]
+        const gB = tf.mul(gemm(g, sB, { transposeB: true }), s) as tf.Tensor2D; // [N, r]
+        let dxLora = gemm(gB, sA, { transposeB: true }); // [N, in]
         if (sm) dxLora = tf.mul(dxLora, sm);
-        const gT = tf.transpose(g) as tf.Tensor2D; // [out, N]
-        const dx = tf.add(tf.transpose(tf.matMul(w, gT)), dxLora);
-        const dA = tf.matMul(tf.transpose(sxd), gB);
-        // dB = s·(xA)ᵀ·dy, made as (dyᵀ·xA)ᵀ: the product's right operand is then [N, r], not dy [N, out]
-        // (XNNPACK packs the right operand on every call)
-        const dB = tf.mul(tf.transpose(tf.matMul(gT, sxa)), s);
+        const dx = tf.add(gemm(g, w, { transposeB: true }), dxLora);
+        // dA = (x⊙m)ᵀ·gB and dB = s·(xA)ᵀ·dy, made as (gBᵀ·(x⊙m))ᵀ and (xA)ᵀ·dy: only [N, r] tensors are transposed
+        const dA = tf.transpose(gemm(tf.transpose(gB), sxd));
+        const dB = tf.mul(gemm(tf.transpose(sxa), g), s);
         return sm ? [dx, dA, dB, tf.zerosLike(sm)] : [dx, dA, dB];
       }),
     };

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; the umbrella package would import this for us.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Rng } from '../../util/rng';
+import { gemm } from './gemm';
 import { geluNewFused, heapKernelsAvailable, layerNormFused } from './heap_kernels';
 
 /**
@@ -222,14 +223,14 @@ export function crossEntropyRows(logits: tf.Tensor2D, targets: Int32Array): tf.T
 }
 
 /**
- * The fast frozen matmul: x [N, in] · w [in, out], with dx = (w · dyᵀ)ᵀ. Both products stay plain 2-D (wasm's
- * fast path) and only activations are transposed, never the weight (a weight transpose per backward step
- * cost more than the product). Nothing is saved for backprop. A frozen `bias` is added inside the op.
+ * The fast frozen matmul: x [N, in] · w [in, out] (+ a frozen bias, in the same pass), with dx = dy · wᵀ. On wasm
+ * both go through our GEMM (gemm.ts), which reads w where it lies for either product; nothing is saved for
+ * backprop.
  */
 export function matmulFrozenFast(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
   const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc) => ({
-    value: bias ? tf.add(tf.matMul(xIn as tf.Tensor2D, w), bias) : tf.matMul(xIn as tf.Tensor2D, w),
-    gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.transpose(tf.matMul(w, tf.transpose(dy as tf.Tensor2D)))),
+    value: gemm(xIn as tf.Tensor2D, w, { bias }),
+    gradFunc: (dy: tf.Tensor) => gemm(dy as tf.Tensor2D, w, { transposeB: true }),
   }));
   return op(x) as tf.Tensor2D;
 }
@@ -267,38 +268,17 @@ export function activationFast(name: string, x: tf.Tensor): tf.Tensor {
   return name === 'gelu_new' || name === 'gelu_pytorch_tanh' ? geluTanhFast(x) : activation(name, x);
 }
 
-/** Rows of wte per block of the head's K-blocked product p · wte (see softmaxTimes). */
-export const HEAD_K_BLOCK = 2048;
-
-/**
- * p [n, V] · wte [V, C]. With `blocks` (wte's row blocks), as Σ p[:, block] · wte[block]: XNNPACK streams a
- * K = 50257 product's packed weights from memory once per row tile; blocks of 2048 rows stay in cache, which
- * halves the time (865 → 445 ms for n = 256 here). The sum runs in block order.
- */
-function softmaxTimes(p: tf.Tensor2D, wte: tf.Tensor2D, blocks?: tf.Tensor2D[]): tf.Tensor2D {
-  if (!blocks || blocks.length < 2) return tf.matMul(p, wte);
-  const n = p.shape[0];
-  let acc: tf.Tensor2D | null = null;
-  let start = 0;
-  for (const b of blocks) {
-    const part: tf.Tensor2D = tf.matMul(tf.slice(p, [0, start], [n, b.shape[0]]), b);
-    acc = acc ? (tf.add(acc, part) as tf.Tensor2D) : part;
-    start += b.shape[0];
-  }
-  return acc!;
-}
-
 /** Rows per block of the tied heads, so that a [rows, vocab] logits block stays near 16M floats (64 MB). */
 export const headRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 24 / vocab));
 
 /**
  * The fast frozen tied LM head: per-row NLL of h [N, C] against wte [V, C] (logits h · wteᵀ), block by block,
- * without a transposed copy of wte: logitsᵀ = wte · hᵀ is a plain product, turned around per block.
+ * without a transposed copy of wte (gemm reads wte as it is for both h · wteᵀ and p · wte).
  * With `withGrad`, the forward pass also makes dNLL/dh for each row (softmax·wte − wte[target]) and saves only
  * that [N, C]; the backward pass scales it by the upstream dy. So the head costs two [N, C]×[C, V]-sized
  * products per step instead of three, and never keeps a logits block.
  */
-export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32Array, withGrad: boolean, rows = headRowsPerBlock(wte.shape[0]), wteBlocks?: tf.Tensor2D[]): tf.Tensor1D {
+export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32Array, withGrad: boolean, rows = headRowsPerBlock(wte.shape[0])): tf.Tensor1D {
   const N = h.shape[0];
   const C = h.shape[1];
   const V = wte.shape[0];
@@ -312,7 +292,7 @@ export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32
       const { flat, valid } = targetIndex(tg, V);
       const [nll, g] = tf.tidy((): tf.Tensor[] => {
         const hb = n === N ? x : tf.slice(x, [start, 0], [n, C]);
-        const logits = tf.transpose(tf.matMul(wte, tf.transpose(hb))) as tf.Tensor2D;
+        const logits = gemm(hb, wte, { transposeB: true });
         const p = tf.softmax(logits);
         const picked = tf.gather(tf.reshape(p, [-1]), tf.tensor1d(flat, 'int32'));
         const tiny = (picked.dataSync() as Float32Array).some((v, i) => valid[i] === 1 && !(v > 1e-30));
@@ -320,7 +300,7 @@ export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32
         const nllRows = tiny ? blockNll(logits, tg) : tf.mul(tf.neg(tf.log(picked)), tf.tensor1d(valid));
         if (!withGrad) return [nllRows];
         const safe = Int32Array.from(tg, (t) => (t >= 0 && t < V ? t : 0));
-        const dh = tf.mul(tf.sub(softmaxTimes(p, wte, wteBlocks), tf.gather(wte, tf.tensor1d(safe, 'int32'))), tf.tensor2d(valid, [n, 1]));
+        const dh = tf.mul(tf.sub(gemm(p, wte), tf.gather(wte, tf.tensor1d(safe, 'int32'))), tf.tensor2d(valid, [n, 1]));
         return [nllRows, dh];
       });
       nlls.push(nll as tf.Tensor1D);

@@ -19,8 +19,9 @@ import { Rng } from '../../util/rng';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
 import { attentionBias, selfAttention, selfAttentionFast } from './attention';
-import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, HEAD_K_BLOCK, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
-import { installWasmKernels, rowBlockViews } from './wasm_kernels';
+import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
+import { gemm } from './gemm';
+import { installWasmKernels } from './wasm_kernels';
 import { installHeapKernels } from './heap_kernels';
 
 /**
@@ -75,8 +76,6 @@ interface Dense {
   wT?: tf.Tensor2D;
   /** the fast tied head: `w` is wte itself, [out, in] */
   rowsAreOut?: boolean;
-  /** the fast tied head on wasm: row blocks of wte sharing its memory, for dh = Σ p[:, block]·wte[block] */
-  rowBlocks?: tf.Tensor2D[];
 }
 
 interface Block {
@@ -159,7 +158,7 @@ export class GPT2LoraModel {
     if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight')) {
       // fast tied head: wte [V, C] is the weight, used as-is
       const wte = this.p(`${PREFIX}wte.weight`) as tf.Tensor2D;
-      this.head = { name: 'lm_head', w: wte, rowsAreOut: true, rowBlocks: rowBlockViews(wte, HEAD_K_BLOCK) ?? undefined };
+      this.head = { name: 'lm_head', w: wte, rowsAreOut: true };
     } else if (spec.task === 'causal-lm') {
       this.head = dense('lm_head', false);
       if (!this.trainable.has('lm_head.weight')) this.head.wT = this.p('transformer.wte.weight') as tf.Tensor2D;
@@ -269,8 +268,6 @@ export class GPT2LoraModel {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    // views into wte go before wte
-    for (const t of this.head.rowBlocks ?? []) t.dispose();
     for (const t of this.params.values()) t.dispose();
     for (const v of this.trainable.values()) if (!v.isDisposed) v.dispose();
     this.params.clear();
@@ -371,8 +368,8 @@ export class GPT2LoraModel {
   }
 
   private applyHead(h: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
-    // the fast tied head holds wte [V, C]: logits = (wte · hᵀ)ᵀ, plain products only
-    if (this.head.rowsAreOut) return tf.transpose(tf.matMul(this.head.w, tf.transpose(h))) as tf.Tensor2D;
+    // the fast tied head holds wte [V, C]: logits = h · wteᵀ, read from wte as it is
+    if (this.head.rowsAreOut) return gemm(h, this.head.w, { transposeB: true });
     return this.linear(this.head, h, drop);
   }
 
@@ -390,7 +387,7 @@ export class GPT2LoraModel {
     const { targets, count } = causalTargets(batch);
     const h = this.hidden(batch, drop);
     const head = this.head;
-    if (head.rowsAreOut) return { rows: tiedHeadNllFast(h, head.w, targets, withGrad, undefined, head.rowBlocks), count };
+    if (head.rowsAreOut) return { rows: tiedHeadNllFast(h, head.w, targets, withGrad), count };
     if (head.wT && !head.lora && !isTrainable(head.w)) {
       // the tied, frozen head: logits are made block by block and never held whole
       return { rows: tiedHeadNll(h, head.w, head.wT, targets), count };

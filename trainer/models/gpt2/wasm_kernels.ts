@@ -7,7 +7,6 @@
  *   which made cutting a tensor into per-head pieces cost a full copy per piece.
  * Registered once per thread, on first use of the model; tensors are immutable, so sharing buffers is safe.
  * The helpers (the backend's shape, heap views, overriding a stock kernel) serve heap_kernels.ts too.
- * rowBlockViews cuts a frozen table into row blocks that share its memory, for the tied head's K-blocked product.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -18,10 +17,8 @@ interface WasmData {
 export interface WasmBackendLike {
   incRef(dataId: object): void;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  disposeData(dataId: object, force?: boolean): boolean;
-  dataIdMap: { get(dataId: object): WasmData & { id: number; refCount: number }; set(dataId: object, d: unknown): void; has(dataId: object): boolean; delete(dataId: object): void };
-  dataIdNextNumber: number;
-  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory; tfjs: { registerTensor(id: number, size: number, offset: number): void; disposeData(id: number): void } };
+  dataIdMap: { get(dataId: object): WasmData };
+  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 }
 
 /** A float32 view of a tensor's data in the heap (the heap's current buffer: an allocation may have grown it). */
@@ -85,52 +82,6 @@ function sliceView(x: tf.TensorInfo, attrs: { begin: number | number[]; size: nu
   for (let r = 0; r < rows; r++) {
     const from = (r0 + r) * cols + c0;
     os.set(xs.subarray(from, from + w), r * w);
-  }
-  return out;
-}
-
-/** dataIds of views into another tensor's memory: disposing one must not free that memory. */
-const views = new WeakSet<object>();
-/** backends whose disposeData knows views (per instance: a re-created backend needs it again) */
-const viewAware = new WeakSet<object>();
-
-/** Makes the backend release a view's bookkeeping (and XNNPACK's cached operators for it) without freeing memory. */
-function installViewDisposal(backend: WasmBackendLike): void {
-  if (viewAware.has(backend)) return;
-  viewAware.add(backend);
-  const dispose = backend.disposeData.bind(backend);
-  backend.disposeData = (dataId: object, force = false) => {
-    if (!views.has(dataId) || !backend.dataIdMap.has(dataId)) return dispose(dataId, force);
-    const d = backend.dataIdMap.get(dataId);
-    d.refCount--;
-    if (!force && d.refCount > 0) return false;
-    backend.wasm.tfjs.disposeData(d.id);
-    backend.dataIdMap.delete(dataId);
-    return true;
-  };
-}
-
-/**
- * Row blocks of a 2-D float32 tensor on wasm as views that share its memory (no copy), each a tensor of its own
- * to tfjs: [rows, C] → blocks of `blockRows` rows. The caller must dispose the views before `t`. Null on other
- * backends.
- */
-export function rowBlockViews(t: tf.Tensor2D, blockRows: number): tf.Tensor2D[] | null {
-  if (tf.getBackend() !== 'wasm' || t.dtype !== 'float32') return null;
-  const backend = tf.backend() as unknown as WasmBackendLike;
-  installViewDisposal(backend);
-  const [rows, cols] = t.shape;
-  const base = backend.dataIdMap.get(t.dataId).memoryOffset;
-  const out: tf.Tensor2D[] = [];
-  for (let start = 0; start < rows; start += blockRows) {
-    const n = Math.min(blockRows, rows - start);
-    const dataId = {};
-    const id = backend.dataIdNextNumber++;
-    const offset = base + start * cols * 4;
-    backend.dataIdMap.set(dataId, { id, memoryOffset: offset, shape: [n, cols], dtype: 'float32', refCount: 1 });
-    backend.wasm.tfjs.registerTensor(id, n * cols, offset);
-    views.add(dataId);
-    out.push(tf.engine().makeTensorFromDataId(dataId, [n, cols], 'float32', backend as unknown as tf.KernelBackend) as tf.Tensor2D);
   }
   return out;
 }

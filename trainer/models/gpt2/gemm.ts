@@ -1,0 +1,104 @@
+/**
+ * Products with a frozen weight on the wasm backend, through LoRA Studio's own GEMM (gemm_wat.ts), registered as
+ * the tfjs kernel `LoraStudioGemm`; on every other backend, tf.matMul.
+ *
+ * `gemm(a, b)` is a·b for b [k, m]; with `transposeB`, a·bᵀ for b [m, k]; `bias` is added in the same pass.
+ * So one copy of each weight serves the forward product x·W and the backward product dy·Wᵀ, and the tied head's
+ * h·wteᵀ and p·wte, with no transposed copy and no XNNPACK packed copy.
+ *
+ * The module's binary is made by the build (dist/trainer/gemm.wasm, beside the bundle); running from source,
+ * it is assembled from its text with wabt (a dev dependency). prepareGemm() must have run (backend.ts calls it
+ * when the wasm backend starts); each backend instance gets its own instance of the module on its own memory.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { GEMM_SCRATCH_BYTES, gemmWat } from './gemm_wat';
+import type { WasmBackendLike } from './wasm_kernels';
+
+const KERNEL = 'LoraStudioGemm';
+/** The binary's file name beside the bundled trainer. */
+export const GEMM_WASM = 'gemm.wasm';
+
+interface Attrs {
+  transposeB: boolean;
+}
+interface Instance {
+  gemm: (a: number, lda: number, b: number, ldb: number, bt: number, c: number, ldc: number, bias: number, n: number, k: number, m: number, scratch: number) => void;
+  scratch: number;
+}
+type WasmModule = WasmBackendLike['wasm'] & { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number };
+
+type Wabt = () => Promise<{ parseWat(name: string, text: string, features: { simd: boolean }): { toBinary(o: object): { buffer: Uint8Array<ArrayBuffer> }; destroy(): void } }>;
+/** A run-time require: wabt is a dev dependency, never bundled (the bundle has gemm.wasm instead). */
+const devRequire: NodeJS.Require = require;
+
+let compiled: WebAssembly.Module | null = null;
+const instances = new WeakMap<object, Instance>();
+
+/** Assembles the module's text with wabt (from source; the build writes the result to dist/trainer/gemm.wasm). */
+export async function assembleGemm(): Promise<Uint8Array<ArrayBuffer>> {
+  const wabt = await (devRequire('wabt') as Wabt)();
+  const parsed = wabt.parseWat('gemm.wat', gemmWat(), { simd: true });
+  try {
+    return parsed.toBinary({}).buffer;
+  } finally {
+    parsed.destroy();
+  }
+}
+
+/** Compiles the module once per thread and registers the kernel for wasm (idempotent). */
+export async function prepareGemm(): Promise<void> {
+  if (compiled) return;
+  const built = path.join(__dirname, GEMM_WASM);
+  const bytes = fs.existsSync(built) ? new Uint8Array(fs.readFileSync(built)) : await assembleGemm();
+  compiled = new WebAssembly.Module(bytes);
+  if (!tf.getKernel(KERNEL, 'wasm')) {
+    tf.registerKernel({ kernelName: KERNEL, backendName: 'wasm', kernelFunc: ({ inputs, attrs, backend }) => run(inputs, attrs as unknown as Attrs, backend as unknown as WasmBackendLike) });
+  }
+}
+
+/** The module instance on this backend's memory, with its scratch buffer. */
+function instanceFor(backend: WasmBackendLike): Instance {
+  let inst = instances.get(backend);
+  if (!inst) {
+    const wasm = backend.wasm as WasmModule;
+    const exports = new WebAssembly.Instance(compiled!, { env: { memory: wasm.asm.memory } }).exports as unknown as Pick<Instance, 'gemm'>;
+    // never freed: one scratch buffer per backend, for as long as the backend lives
+    inst = { gemm: exports.gemm, scratch: wasm._malloc(GEMM_SCRATCH_BYTES) };
+    instances.set(backend, inst);
+  }
+  return inst;
+}
+
+function run(inputs: tf.NamedTensorInfoMap, attrs: Attrs, backend: WasmBackendLike): tf.TensorInfo {
+  const { a, b, bias } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
+  const [n, k] = a.shape;
+  const [m, kb] = attrs.transposeB ? b.shape : [b.shape[1], b.shape[0]];
+  if (kb !== k) throw new Error(`internal: gemm of [${a.shape}] by ${attrs.transposeB ? 'the transpose of ' : ''}[${b.shape}]`);
+  const inst = instanceFor(backend);
+  // allocate first: an allocation may grow the heap (the module sees the same memory object either way)
+  const out = backend.makeOutput([n, m], 'float32');
+  const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
+  inst.gemm(at(a), k * 4, at(b), b.shape[1] * 4, attrs.transposeB ? 1 : 0, at(out), m * 4, bias ? at(bias) : 0, n, k, m, inst.scratch);
+  return out;
+}
+
+/** True when products run through the GEMM here (the wasm backend, with prepareGemm done). */
+export function gemmAvailable(): boolean {
+  return compiled !== null && tf.getBackend() === 'wasm';
+}
+
+/**
+ * a [n, k] · b [k, m] (or a · bᵀ for b [m, k] with `transposeB`) + bias [m]. No gradient: callers use it inside
+ * ops with their own gradient. float32 only.
+ */
+export function gemm(a: tf.Tensor2D, b: tf.Tensor2D, opts: { transposeB?: boolean; bias?: tf.Tensor1D } = {}): tf.Tensor2D {
+  const transposeB = opts.transposeB === true;
+  if (!gemmAvailable() || a.shape[1] === 0 || a.shape[0] === 0) {
+    const product: tf.Tensor2D = tf.matMul(a, b, false, transposeB);
+    return opts.bias ? (tf.add(product, opts.bias) as tf.Tensor2D) : product;
+  }
+  const inputs: tf.NamedTensorMap = opts.bias ? { a, b, bias: opts.bias } : { a, b };
+  return tf.engine().runKernel(KERNEL, inputs, { transposeB } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
