@@ -101,12 +101,12 @@ export function adaptedLinearFast(
   const plain = !isTrainableVar(w) && !(bias && isTrainableVar(bias)) && (!lora || (isTrainableVar(lora.A) && isTrainableVar(lora.B)));
   if (!plain) return adaptedLinear(x, w, bias, lora, drop, undefined, true);
   if (!lora) return isTrainableVar(w) ? matmulFast(x, w) : matmulFrozenFast(x, w, bias);
-  const mask = drop.multiplier(x.shape, lora.dropout);
+  // the dropout mask is a constant of the op, not an input (an input's zero gradient would live until backprop ends)
+  const m = drop.multiplier(x.shape, lora.dropout);
   const s = lora.scaling;
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const save = args[3] as tf.GradSaveFunc;
     const [xIn, A, B] = args as tf.Tensor2D[];
-    const m = args.length > 4 ? (args[3] as tf.Tensor) : null;
     const xd = m ? (tf.mul(xIn, m) as tf.Tensor2D) : xIn;
     const xa = tf.matMul(xd, A);
     save(m ? [xd, xa, A, B, m] : [xd, xa, A, B]);
@@ -123,11 +123,11 @@ export function adaptedLinearFast(
         // dA = (x⊙m)ᵀ·gB and dB = s·(xA)ᵀ·dy, made as (gBᵀ·(x⊙m))ᵀ and (xA)ᵀ·dy: only [N, r] tensors are transposed
         const dA = tf.transpose(gemm(tf.transpose(gB), sxd));
         const dB = tf.mul(gemm(tf.transpose(sxa), g), s);
-        return sm ? [dx, dA, dB, tf.zerosLike(sm)] : [dx, dA, dB];
+        return [dx, dA, dB];
       }),
     };
   });
-  return (mask ? op(x, lora.A, lora.B, mask) : op(x, lora.A, lora.B)) as tf.Tensor2D;
+  return op(x, lora.A, lora.B) as tf.Tensor2D;
 }
 
 function isTrainableVar(t: tf.Tensor): boolean {

@@ -65,7 +65,9 @@ export function selfAttentionFast(
 ): tf.Tensor2D {
   const { B, T, C, H } = dims;
   const D = C / H;
-  const mask = drop.multiplier([B, H, T, T], attnPdrop);
+  // the dropout mask is a constant of the op, not an input: an input would get a (zero) gradient that lives until
+  // the backward pass ends
+  const m = drop.multiplier([B, H, T, T], attnPdrop);
   const head = (x: tf.Tensor2D, b: number, col: number) => tf.slice(x, [b * T, col], [T, D]) as tf.Tensor2D;
   const headT = (xT: tf.Tensor2D, b: number, row: number) => tf.slice(xT, [row, b * T], [D, T]) as tf.Tensor2D;
   const block = (x: tf.Tensor2D, i: number) => tf.slice(x, [i * T, 0], [T, T]) as tf.Tensor2D;
@@ -74,9 +76,7 @@ export function selfAttentionFast(
   /** per-b rows of column blocks → [B·T, cols] */
   const assemble = (rows: tf.Tensor2D[][]) => tf.concat(rows.map((r) => (r.length === 1 ? r[0] : tf.concat(r, 1))), 0) as tf.Tensor2D;
   const transposeBlocks = (x: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(x, [B * H, T, T]), [0, 2, 1]), [B * H * T, T]) as tf.Tensor2D;
-  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, ...rest: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = rest[rest.length - 1] as tf.GradSaveFunc;
-    const m = rest.length > 1 ? (rest[0] as tf.Tensor) : null;
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const x = xIn as tf.Tensor2D;
     const xT = tf.transpose(x) as tf.Tensor2D; // [3C, B·T]
     const scores: tf.Tensor[] = [];
@@ -90,7 +90,7 @@ export function selfAttentionFast(
     for (let b = 0; b < B; b++) {
       out.push(Array.from({ length: H }, (_, h) => tf.matMul(block(pd2, b * H + h), head(x, b, 2 * C + h * D))));
     }
-    save(m ? [x, probs, m] : [x, probs]);
+    (save as tf.GradSaveFunc)(m ? [x, probs, m] : [x, probs]);
     return {
       value: assemble(out),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
@@ -123,9 +123,9 @@ export function selfAttentionFast(
           rows.push([...dQ, ...dK, ...dV[b]]);
         }
         const dx = assemble(rows);
-        return m ? [dx, tf.zerosLike(sm!)] : [dx];
+        return dx;
       }),
     };
   });
-  return (mask ? op(qkv, mask) : op(qkv)) as tf.Tensor2D;
+  return op(qkv) as tf.Tensor2D;
 }

@@ -382,12 +382,13 @@ export function layerNormFast(x: tf.Tensor2D, gamma: tf.Tensor1D, beta: tf.Tenso
  */
 export function residualFast(x: tf.Tensor2D, d: tf.Tensor2D, mask: tf.Tensor | null): tf.Tensor2D {
   if (!mask) return tf.add(x, d);
-  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, dIn: tf.Tensor | tf.GradSaveFunc, mIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
-    (save as tf.GradSaveFunc)([mIn as tf.Tensor]);
+  // the mask is a constant of the op, not an input (an input's zero gradient would live until backprop ends)
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, dIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    (save as tf.GradSaveFunc)([mask]);
     return {
-      value: tf.add(xIn as tf.Tensor, tf.mul(dIn as tf.Tensor, mIn as tf.Tensor)),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => [tf.clone(dy), tf.mul(dy, saved[0]), tf.zerosLike(saved[0])]),
+      value: tf.add(xIn as tf.Tensor, tf.mul(dIn as tf.Tensor, mask)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => [tf.clone(dy), tf.mul(dy, saved[0])]),
     };
   });
-  return op(x, d, mask) as tf.Tensor2D;
+  return op(x, d) as tf.Tensor2D;
 }

@@ -20,6 +20,7 @@ import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
 import { attentionBias, selfAttention, selfAttentionFast } from './attention';
 import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
+import { releaseAsBackpropPasses } from '../../util/tape';
 import { gemm } from './gemm';
 import { installWasmKernels } from './wasm_kernels';
 import { installHeapKernels } from './heap_kernels';
@@ -192,7 +193,10 @@ export class GPT2LoraModel {
   loss(batch: Batch, opts: ForwardOptions = { training: false }): tf.Scalar {
     return tf.tidy(() => {
       const { rows, count } = this.rowNll(batch, this.dropout(opts, batch), true);
-      return tf.div(tf.sum(rows), opts.denominator ?? Math.max(count, 1)) as tf.Scalar;
+      const loss = tf.div(tf.sum(rows), opts.denominator ?? Math.max(count, 1)) as tf.Scalar;
+      // under tf.variableGrads: each node's saved tensors and output gradients go as soon as backprop passes it
+      releaseAsBackpropPasses();
+      return loss;
     });
   }
 
