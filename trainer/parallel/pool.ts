@@ -15,6 +15,7 @@ import type { Batch } from '../data/collate';
 import type { GPT2LoraModel } from '../models/gpt2/model';
 import type { FromWorker, ToWorker } from './protocol';
 import { lossDenominator, shardBatch } from './shard';
+import { collectGarbage } from '../util/gc';
 
 /** The env variable that sets the number of threads (1: no workers); default: automatic. */
 export const WORKERS_ENV = 'LORA_STUDIO_WORKERS';
@@ -71,13 +72,15 @@ export class DataParallel {
     const script = workerScript();
     if (!script || threads < 2) return null;
     const workers: Worker[] = [];
+    // the model's source weights (the caller has let go of them) go before the replicas' buffers come
+    collectGarbage();
     try {
       for (let i = 1; i < threads; i++) {
         // from source, the worker registers tsx itself (a worker does not inherit --import hooks)
         const w = script.endsWith('.ts') ? new Worker(`require('tsx/cjs'); require(${JSON.stringify(script)});`, { eval: true }) : new Worker(script);
         workers.push(w);
         // one replica at a time: the host copy of the weights exists only while a worker loads it
-        const spec = model.replicaSpec();
+        const { spec, buffer } = model.replicaSpec();
         await new Promise<void>((resolve, reject) => {
           const onMessage = (m: FromWorker) => {
             if (m.kind === 'ready') resolve();
@@ -87,13 +90,15 @@ export class DataParallel {
           };
           w.on('message', onMessage);
           w.once('error', reject);
-          w.postMessage({ kind: 'init', backend, spec } satisfies ToWorker);
+          w.postMessage({ kind: 'init', backend, spec } satisfies ToWorker, [buffer]);
         });
       }
     } catch (e) {
       for (const w of workers) void w.terminate();
       throw e;
     }
+    // the host copies made while loading (this model's source weights, the replicas' buffers) are garbage now
+    collectGarbage();
     // idle workers never keep the process alive; they are ref'd only while a request is out
     for (const w of workers) w.unref();
     return new DataParallel(model, workers);

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../backend';
 import { GPT2LoraModel } from '../models/gpt2/model';
 import type { FromWorker, ToWorker } from './protocol';
+import { collectGarbage } from '../util/gc';
 
 let model: GPT2LoraModel | null = null;
 
@@ -24,6 +25,9 @@ async function handle(m: ToWorker): Promise<void> {
     await initBackend(m.backend as BackendName);
     model = GPT2LoraModel.create(m.spec);
     m.spec.weights.clear();
+    m.spec.adapter = undefined;
+    // the transferred buffer is garbage now: give its pages back before training starts
+    collectGarbage();
     reply({ kind: 'ready' });
     return;
   }

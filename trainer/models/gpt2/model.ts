@@ -22,7 +22,7 @@ import { attentionBias, selfAttention, selfAttentionFast } from './attention';
 import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
 import { releaseAsBackpropPasses } from '../../util/tape';
 import { gemm } from './gemm';
-import { installWasmKernels } from './wasm_kernels';
+import { installWasmKernels, readInto } from './wasm_kernels';
 import { installHeapKernels } from './heap_kernels';
 
 /**
@@ -245,21 +245,29 @@ export class GPT2LoraModel {
 
   /**
    * The spec of an identical replica (for a data-parallel worker): the base weights read back from this model
-   * (canonical HF keys and layout), and the current trainable values as an adapter.
+   * (canonical HF keys and layout), and the current trainable values as an adapter, all views into `buffer`.
    */
-  replicaSpec(): ModelSpec {
-    const weights = new Map<string, HostTensor>();
-    for (const key of this.params.keys()) {
-      if (this.trainable.has(key) || key === 'lm_head.weight' || /\.lora_[AB]\.weight$/.test(key)) continue;
-      weights.set(key, this.hostValue(key));
-    }
-    const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
-    for (const t of this.targets) lora.set(t.name, { A: this.hostValue(`${t.name}.lora_A.weight`), B: this.hostValue(`${t.name}.lora_B.weight`) });
-    const extra = new Map<string, HostTensor>();
-    for (const key of this.trainable.keys()) if (!/\.lora_[AB]\.weight$/.test(key)) extra.set(key, this.hostValue(key));
+  replicaSpec(): { spec: ModelSpec; buffer: ArrayBuffer } {
+    const frozen = [...this.params.keys()].filter((key) => !(this.trainable.has(key) || key === 'lm_head.weight' || /\.lora_[AB]\.weight$/.test(key)));
+    const extraKeys = [...this.trainable.keys()].filter((key) => !/\.lora_[AB]\.weight$/.test(key));
+    const loraKeys = this.targets.flatMap((t) => [`${t.name}.lora_A.weight`, `${t.name}.lora_B.weight`]);
+    // one buffer for every value: a worker gets it by transfer (no copy), and no per-tensor copies are left over
+    const buffer = new ArrayBuffer([...frozen, ...extraKeys, ...loraKeys].reduce((n, key) => n + this.p(key).size * 4, 0));
+    let offset = 0;
+    const take = (key: string): HostTensor => {
+      const t = this.p(key);
+      const data = new Float32Array(buffer, offset, t.size);
+      offset += t.size * 4;
+      readInto(t, data);
+      const host: HostTensor = { shape: [...t.shape], data, dtype: 'F32' };
+      return TRANSPOSED.test(key) ? transposeHost(host) : host;
+    };
+    const weights = new Map<string, HostTensor>(frozen.map((key) => [key, take(key)]));
+    const lora = new Map<string, { A: HostTensor; B: HostTensor }>(this.targets.map((t) => [t.name, { A: take(`${t.name}.lora_A.weight`), B: take(`${t.name}.lora_B.weight`) }]));
+    const extra = new Map<string, HostTensor>(extraKeys.map((key) => [key, take(key)]));
     // a trained base tensor (bias, modules_to_save) still needs a base value to plan from
     for (const key of extra.keys()) if (key !== 'lm_head.weight' && !weights.has(key)) weights.set(key, extra.get(key)!);
-    return { ...this.specShape, weights, adapter: { config: {} as AdapterConfigJson, lora, extra } };
+    return { spec: { ...this.specShape, weights, adapter: { config: {} as AdapterConfigJson, lora, extra } }, buffer };
   }
 
   /** Number of scalars in the trainable parameters. */

@@ -41,8 +41,14 @@ export const TINY_CONFIG: Partial<GPT2Config> = {
 export function randomGPT2Weights(config: GPT2Config, task: Task, numLabels: number, seed: number, std: number, dtype: FloatDType): Map<string, HostTensor> {
   const rng = new Rng(seed);
   const out = new Map<string, HostTensor>();
-  for (const [key, shape] of gpt2WeightShapes(config, task, numLabels)) {
-    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const shapes = gpt2WeightShapes(config, task, numLabels);
+  // one buffer with a view per tensor, as a safetensors file is read (not one allocation per tensor)
+  const buffer = new Float32Array([...shapes.values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0));
+  let offset = 0;
+  for (const [key, shape] of shapes) {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = buffer.subarray(offset, offset + size);
+    offset += size;
     const isLn = /ln_[12f]\.weight$/.test(key);
     for (let i = 0; i < data.length; i++) data[i] = (isLn ? 1 : 0) + std * rng.normal();
     out.set(key, { shape, data, dtype });

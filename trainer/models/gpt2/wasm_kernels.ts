@@ -27,6 +27,12 @@ export function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Arra
   return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, tf.util.sizeFromShape(t.shape));
 }
 
+/** Copies a float32 tensor's values into `out`; on wasm straight from the heap (dataSync would copy them first). */
+export function readInto(t: tf.Tensor, out: Float32Array): void {
+  if (t.dtype === 'float32' && tf.getBackend() === 'wasm') out.set(heapF32(tf.backend() as unknown as WasmBackendLike, t));
+  else out.set(t.dataSync() as Float32Array);
+}
+
 /** Replaces a stock wasm kernel by `fast`, which may decline (null) to hand the call back to the stock kernel. */
 export function overrideWasmKernel(kernelName: string, fast: (args: { inputs: tf.NamedTensorInfoMap; attrs: tf.NamedAttrMap; backend: WasmBackendLike }) => tf.TensorInfo | null): void {
   const stock = tf.getKernel(kernelName, 'wasm');
