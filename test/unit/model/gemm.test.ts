@@ -2,14 +2,15 @@
  * LoRA Studio's wasm GEMM (trainer/models/gpt2/gemm.ts) against a float64 product computed here: both layouts
  * of B, with and without bias, at shapes that exercise every edge of the blocking (row remainders of 1–3, panels
  * narrower than 8 columns, more than one KC block of k and NC block of m), an output that makes the heap grow,
- * and the fallback to tf.matMul on the cpu backend. Also checks that the bundled binary is the assembled text.
+ * the fallback to tf.matMul on the cpu backend, and both builds (fused multiply-add, separate multiplies and
+ * adds). Also checks that the bundled binaries are the assembled text.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { assembleGemm, gemm, gemmAvailable, GEMM_WASM } from '../../../trainer/models/gpt2/gemm';
+import { assembleGemm, gemm, gemmAvailable, gemmVariant, GEMM_WASM, type GemmVariant, prepareGemm } from '../../../trainer/models/gpt2/gemm';
 import { GEMM_KC, GEMM_NC } from '../../../trainer/models/gpt2/gemm_wat';
 import { Rng } from '../../../trainer/util/rng';
 import { useBackend } from './tiny';
@@ -70,6 +71,8 @@ describe('gemm on wasm vs a float64 product', () => {
   it('runs as its own kernel once the wasm backend is up', async () => {
     await useBackend('wasm');
     assert.equal(gemmAvailable(), true);
+    // Node ≥ 20 compiles relaxed SIMD (Node 20 once prepareGemm has set its flag)
+    assert.equal(gemmVariant(), 'fma');
     const profile = await tf.profile(() => gemm(tf.ones([2, 3]), tf.ones([3, 4])));
     assert.ok(profile.kernels.some((k) => k.name === 'LoraStudioGemm'), `kernels: ${profile.kernels.map((k) => k.name).join(', ')}`);
   });
@@ -82,6 +85,17 @@ describe('gemm on wasm vs a float64 product', () => {
       });
     }
   }
+
+  it('the build without relaxed SIMD (separate multiplies and adds) gives the same products', async () => {
+    await useBackend('wasm');
+    await prepareGemm('mul-add');
+    try {
+      assert.equal(gemmVariant(), 'mul-add');
+      SHAPES.forEach(([n, k, m], i) => check(n, k, m, i % 2 === 0, i % 3 === 0, 1000 + i));
+    } finally {
+      await prepareGemm('fma');
+    }
+  });
 
   it('writes a correct output when allocating it grows the heap', async () => {
     await useBackend('wasm');
@@ -107,8 +121,10 @@ describe('gemm on wasm vs a float64 product', () => {
     check(5, 9, 17, false, false, 12);
   });
 
-  const built = path.resolve(__dirname, '..', '..', '..', 'dist', 'trainer', GEMM_WASM);
-  it('the bundled binary is the assembled text', { skip: fs.existsSync(built) ? false : 'skipped: dist/trainer/gemm.wasm is absent (npm run build makes it)' }, async () => {
-    assert.deepEqual(new Uint8Array(fs.readFileSync(built)), await assembleGemm());
-  });
+  for (const [which, file] of Object.entries(GEMM_WASM) as Array<[GemmVariant, string]>) {
+    const built = path.resolve(__dirname, '..', '..', '..', 'dist', 'trainer', file);
+    it(`the bundled ${file} is the assembled text`, { skip: fs.existsSync(built) ? false : `skipped: dist/trainer/${file} is absent (npm run build makes it)` }, async () => {
+      assert.deepEqual(new Uint8Array(fs.readFileSync(built)), await assembleGemm(which));
+    });
+  }
 });

@@ -6,19 +6,30 @@
  * So one copy of each weight serves the forward product x·W and the backward product dy·Wᵀ, and the tied head's
  * h·wteᵀ and p·wte, with no transposed copy and no XNNPACK packed copy.
  *
- * The module's binary is made by the build (dist/trainer/gemm.wasm, beside the bundle); running from source,
- * it is assembled from its text with wabt (a dev dependency). prepareGemm() must have run (backend.ts calls it
- * when the wasm backend starts); each backend instance gets its own instance of the module on its own memory.
+ * Two builds of the module: with fused multiply-adds (relaxed SIMD; V8 ≥ 11.4 has it, Node 20's V8 behind a
+ * flag, which prepareGemm sets) and with separate multiplies and adds, for runtimes without relaxed SIMD.
+ * `gemmVariant()` says which one runs. The binaries are made by the build (dist/trainer/gemm*.wasm, beside
+ * the bundle); running from source, they are assembled from their text with wabt (a dev dependency).
+ * prepareGemm() must have run (backend.ts calls it when the wasm backend starts); each backend instance gets
+ * its own instance of the module on its own memory.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import * as v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs-core';
 import { GEMM_SCRATCH_BYTES, gemmWat } from './gemm_wat';
 import type { WasmBackendLike } from './wasm_kernels';
 
 const KERNEL = 'LoraStudioGemm';
-/** The binary's file name beside the bundled trainer. */
-export const GEMM_WASM = 'gemm.wasm';
+export type GemmVariant = 'fma' | 'mul-add';
+/** The binaries' file names beside the bundled trainer. */
+export const GEMM_WASM: Record<GemmVariant, string> = { fma: 'gemm-fma.wasm', 'mul-add': 'gemm.wasm' };
+
+/** A module of one function that returns f32x4.relaxed_madd of three zero vectors: valid where relaxed SIMD is. */
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0,
+  ...[0, 1, 2].flatMap(() => [253, 12, ...new Array<number>(16).fill(0)]), 253, 133, 2, 11,
+]);
 
 interface Attrs {
   transposeB: boolean;
@@ -29,17 +40,19 @@ interface Instance {
 }
 type WasmModule = WasmBackendLike['wasm'] & { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number };
 
-type Wabt = () => Promise<{ parseWat(name: string, text: string, features: { simd: boolean }): { toBinary(o: object): { buffer: Uint8Array<ArrayBuffer> }; destroy(): void } }>;
+type Wabt = () => Promise<{ parseWat(name: string, text: string, features: { simd: boolean; relaxed_simd: boolean }): { toBinary(o: object): { buffer: Uint8Array<ArrayBuffer> }; destroy(): void } }>;
 /** A run-time require: wabt is a dev dependency, never bundled (the bundle has gemm.wasm instead). */
 const devRequire: NodeJS.Require = require;
 
 let compiled: WebAssembly.Module | null = null;
-const instances = new WeakMap<object, Instance>();
+let variant: GemmVariant | null = null;
+/** per backend instance, for the module compiled now */
+let instances = new WeakMap<object, Instance>();
 
-/** Assembles the module's text with wabt (from source; the build writes the result to dist/trainer/gemm.wasm). */
-export async function assembleGemm(): Promise<Uint8Array<ArrayBuffer>> {
+/** Assembles a variant's text with wabt (from source; the build writes the results to dist/trainer/). */
+export async function assembleGemm(which: GemmVariant): Promise<Uint8Array<ArrayBuffer>> {
   const wabt = await (devRequire('wabt') as Wabt)();
-  const parsed = wabt.parseWat('gemm.wat', gemmWat(), { simd: true });
+  const parsed = wabt.parseWat('gemm.wat', gemmWat({ fma: which === 'fma' }), { simd: true, relaxed_simd: true });
   try {
     return parsed.toBinary({}).buffer;
   } finally {
@@ -47,12 +60,25 @@ export async function assembleGemm(): Promise<Uint8Array<ArrayBuffer>> {
   }
 }
 
-/** Compiles the module once per thread and registers the kernel for wasm (idempotent). */
-export async function prepareGemm(): Promise<void> {
-  if (compiled) return;
-  const built = path.join(__dirname, GEMM_WASM);
-  const bytes = fs.existsSync(built) ? new Uint8Array(fs.readFileSync(built)) : await assembleGemm();
+/** Whether this runtime compiles relaxed SIMD; on a V8 that has it behind a flag (Node 20), sets the flag. */
+function relaxedSimd(): boolean {
+  if (WebAssembly.validate(RELAXED_PROBE)) return true;
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return WebAssembly.validate(RELAXED_PROBE);
+}
+
+/**
+ * Compiles the module once per thread and registers the kernel for wasm (idempotent). `which` forces a build
+ * (tests run both); by default, fma where the runtime has relaxed SIMD.
+ */
+export async function prepareGemm(which?: GemmVariant): Promise<void> {
+  if (compiled && (which === undefined || which === variant)) return;
+  which ??= relaxedSimd() ? 'fma' : 'mul-add';
+  const built = path.join(__dirname, GEMM_WASM[which]);
+  const bytes = fs.existsSync(built) ? new Uint8Array(fs.readFileSync(built)) : await assembleGemm(which);
   compiled = new WebAssembly.Module(bytes);
+  variant = which;
+  instances = new WeakMap();
   if (!tf.getKernel(KERNEL, 'wasm')) {
     tf.registerKernel({ kernelName: KERNEL, backendName: 'wasm', kernelFunc: ({ inputs, attrs, backend }) => run(inputs, attrs as unknown as Attrs, backend as unknown as WasmBackendLike) });
   }
@@ -82,6 +108,11 @@ function run(inputs: tf.NamedTensorInfoMap, attrs: Attrs, backend: WasmBackendLi
   const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
   inst.gemm(at(a), k * 4, at(b), b.shape[1] * 4, attrs.transposeB ? 1 : 0, at(out), m * 4, bias ? at(bias) : 0, n, k, m, inst.scratch);
   return out;
+}
+
+/** Which build of the GEMM runs in this thread (null before prepareGemm). */
+export function gemmVariant(): GemmVariant | null {
+  return variant;
 }
 
 /** True when products run through the GEMM here (the wasm backend, with prepareGemm done). */
