@@ -3,6 +3,7 @@
  * an additive mask for the future and for padding keys, softmax, attention dropout, and the heads merged back.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gemmAvailable, gemmBatch, type GemmJob } from './gemm';
 import type { DropoutStream } from './layers';
 
 /** Added to masked scores; finite, so a fully masked row stays a uniform softmax instead of NaN. */
@@ -63,6 +64,7 @@ export function selfAttentionFast(
   attnPdrop: number,
   drop: DropoutStream,
 ): tf.Tensor2D {
+  if (gemmAvailable()) return selfAttentionGemm(qkv, bias, dims, scale, attnPdrop, drop);
   const { B, T, C, H } = dims;
   const D = C / H;
   // the dropout mask is a constant of the op, not an input: an input would get a (zero) gradient that lives until
@@ -124,6 +126,79 @@ export function selfAttentionFast(
         }
         const dx = assemble(rows);
         return dx;
+      }),
+    };
+  });
+  return op(qkv) as tf.Tensor2D;
+}
+
+/**
+ * selfAttentionFast on wasm through gemmBatch: each (example, head) product reads its blocks of qkv, the
+ * probabilities or the upstream gradient in place (row strides, no slices) and writes its block of one output
+ * (no concats): scores [B·H·T, T] = q·kᵀ, out [B·T, C] = p·v; backward dp = dO·vᵀ, and dqkv [B·T, 3C] from
+ * dq = ds·k, dk = dsᵀ·q, dv = pᵀ·dO in one call (the two transposed operands are transposed per block first).
+ * Softmax and its gradient stay tf ops. Saves qkv, the probabilities and the dropout mask, as selfAttentionFast.
+ */
+function selfAttentionGemm(
+  qkv: tf.Tensor2D,
+  bias: tf.Tensor4D,
+  dims: { B: number; T: number; C: number; H: number },
+  scale: number,
+  attnPdrop: number,
+  drop: DropoutStream,
+): tf.Tensor2D {
+  const { B, T, C, H } = dims;
+  const D = C / H;
+  const C3 = 3 * C;
+  // the dropout mask is a constant of the op (see selfAttentionFast)
+  const m = drop.multiplier([B, H, T, T], attnPdrop);
+  /** one job per (example, head): `f(b, h)` gives the blocks */
+  const perHead = (f: (b: number, h: number) => GemmJob): GemmJob[] => Array.from({ length: B * H }, (_, i) => f(Math.floor(i / H), i % H));
+  /** the [T, T] block of (b, h) in a [B·H·T, T] tensor */
+  const square = (b: number, h: number) => (b * H + h) * T * T;
+  const transposeBlocks = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B * H, T, T]), [0, 2, 1]);
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
+    const x = xIn as tf.Tensor2D;
+    // q_bh at rows b·T.., columns h·D..; k_bh at columns C + h·D; v_bh at 2C + h·D
+    const scores = gemmBatch([x], [B, H, T, T], perHead((b, h) => ({
+      a: 0, aOffset: b * T * C3 + h * D, lda: C3, b: 0, bOffset: b * T * C3 + C + h * D, ldb: C3, transposeB: true,
+      cOffset: square(b, h), ldc: T, n: T, k: D, m: T,
+    })));
+    const probs = tf.softmax(tf.add(scale !== 1 ? tf.mul(scores, scale) : scores, bias));
+    const pd = m ? tf.mul(probs, m) : probs;
+    const out = gemmBatch([pd, x], [B * T, C], perHead((b, h) => ({
+      a: 0, aOffset: square(b, h), lda: T, b: 1, bOffset: b * T * C3 + 2 * C + h * D, ldb: C3, transposeB: false,
+      cOffset: b * T * C + h * D, ldc: C, n: T, k: T, m: D,
+    })));
+    (save as tf.GradSaveFunc)(m ? [x, probs, m] : [x, probs]);
+    return {
+      value: out as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [sx, sp, sm] = saved as [tf.Tensor2D, tf.Tensor, tf.Tensor | undefined];
+        // dp_bh = dO_bh · v_bhᵀ, dO_bh the (b, h) block of dy [B·T, C]
+        const dPd = gemmBatch([dy, sx], [B, H, T, T], perHead((b, h) => ({
+          a: 0, aOffset: b * T * C + h * D, lda: C, b: 1, bOffset: b * T * C3 + 2 * C + h * D, ldb: C3, transposeB: true,
+          cOffset: square(b, h), ldc: T, n: T, k: D, m: T,
+        })));
+        const dP = sm ? tf.mul(dPd, sm) : dPd;
+        let dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true)));
+        if (scale !== 1) dS = tf.mul(dS, scale);
+        const dST = transposeBlocks(dS);
+        const pdT = transposeBlocks(sm ? tf.mul(sp, sm) : sp);
+        // inputs: 0 dS, 1 dSᵀ (per block), 2 pᵀ (dropped out, per block), 3 qkv, 4 dy
+        const jobs = perHead((b, h) => ({ // dq = ds · k
+          a: 0, aOffset: square(b, h), lda: T, b: 3, bOffset: b * T * C3 + C + h * D, ldb: C3, transposeB: false,
+          cOffset: b * T * C3 + h * D, ldc: C3, n: T, k: T, m: D,
+        }));
+        jobs.push(...perHead((b, h) => ({ // dk = dsᵀ · q
+          a: 1, aOffset: square(b, h), lda: T, b: 3, bOffset: b * T * C3 + h * D, ldb: C3, transposeB: false,
+          cOffset: b * T * C3 + C + h * D, ldc: C3, n: T, k: T, m: D,
+        })));
+        jobs.push(...perHead((b, h) => ({ // dv = pᵀ · dO
+          a: 2, aOffset: square(b, h), lda: T, b: 4, bOffset: b * T * C + h * D, ldb: C, transposeB: false,
+          cOffset: b * T * C3 + 2 * C + h * D, ldc: C3, n: T, k: T, m: D,
+        })));
+        return gemmBatch([dS, dST, pdT, sx, dy], [B * T, C3], jobs);
       }),
     };
   });

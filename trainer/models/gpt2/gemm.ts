@@ -21,6 +21,7 @@ import { GEMM_SCRATCH_BYTES, gemmWat } from './gemm_wat';
 import type { WasmBackendLike } from './wasm_kernels';
 
 const KERNEL = 'LoraStudioGemm';
+const BATCH_KERNEL = 'LoraStudioGemmBatch';
 export type GemmVariant = 'fma' | 'mul-add';
 /** The binaries' file names beside the bundled trainer. */
 export const GEMM_WASM: Record<GemmVariant, string> = { fma: 'gemm-fma.wasm', 'mul-add': 'gemm.wasm' };
@@ -81,6 +82,7 @@ export async function prepareGemm(which?: GemmVariant): Promise<void> {
   instances = new WeakMap();
   if (!tf.getKernel(KERNEL, 'wasm')) {
     tf.registerKernel({ kernelName: KERNEL, backendName: 'wasm', kernelFunc: ({ inputs, attrs, backend }) => run(inputs, attrs as unknown as Attrs, backend as unknown as WasmBackendLike) });
+    tf.registerKernel({ kernelName: BATCH_KERNEL, backendName: 'wasm', kernelFunc: ({ inputs, attrs, backend }) => runBatch(inputs, attrs as unknown as BatchAttrs, backend as unknown as WasmBackendLike) });
   }
 }
 
@@ -108,6 +110,60 @@ function run(inputs: tf.NamedTensorInfoMap, attrs: Attrs, backend: WasmBackendLi
   const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
   inst.gemm(at(a), k * 4, at(b), b.shape[1] * 4, attrs.transposeB ? 1 : 0, at(out), m * 4, bias ? at(bias) : 0, n, k, m, inst.scratch);
   return out;
+}
+
+/**
+ * One product of gemmBatch: C block = A block · B block (or · B blockᵀ), each block given by the index of its
+ * tensor among the inputs (A, B) or the output (C), an offset and a row stride, in elements.
+ */
+export interface GemmJob {
+  a: number;
+  aOffset: number;
+  lda: number;
+  b: number;
+  bOffset: number;
+  ldb: number;
+  transposeB: boolean;
+  cOffset: number;
+  ldc: number;
+  n: number;
+  k: number;
+  m: number;
+}
+const JOB_FIELDS = 12;
+interface BatchAttrs {
+  shape: number[];
+  jobs: number[];
+}
+
+function runBatch(inputs: tf.NamedTensorInfoMap, attrs: BatchAttrs, backend: WasmBackendLike): tf.TensorInfo {
+  const inst = instanceFor(backend);
+  const out = backend.makeOutput(attrs.shape, 'float32');
+  const ins = Object.keys(inputs).map((_, i) => inputs[`t${i}`] as tf.TensorInfo);
+  const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
+  const base = ins.map(at);
+  const c = at(out);
+  const j = attrs.jobs;
+  for (let i = 0; i < j.length; i += JOB_FIELDS) {
+    const [a, aOffset, lda, b, bOffset, ldb, bt, cOffset, ldc, n, k, m] = j.slice(i, i + JOB_FIELDS);
+    inst.gemm(base[a] + aOffset * 4, lda * 4, base[b] + bOffset * 4, ldb * 4, bt, c + cOffset * 4, ldc * 4, 0, n, k, m, inst.scratch);
+  }
+  return out;
+}
+
+/**
+ * Many products over blocks of the given tensors (strided views: rows of `lda` elements apart), each written into
+ * its block of one new [shape] tensor; entries no job writes are unspecified. Only on wasm (gemmAvailable()): it
+ * replaces per-block slices, products and concats, e.g. attention's per-(example, head) products. No gradient.
+ */
+export function gemmBatch(inputs: tf.Tensor[], shape: number[], jobs: GemmJob[]): tf.Tensor {
+  if (!gemmAvailable()) throw new Error('internal: gemmBatch runs on the wasm backend only');
+  for (const job of jobs) {
+    if (job.k < 1) throw new Error('internal: gemmBatch needs k ≥ 1');
+  }
+  const flat = jobs.flatMap((q) => [q.a, q.aOffset, q.lda, q.b, q.bOffset, q.ldb, q.transposeB ? 1 : 0, q.cOffset, q.ldc, q.n, q.k, q.m]);
+  const named: tf.NamedTensorMap = Object.fromEntries(inputs.map((t, i) => [`t${i}`, t]));
+  return tf.engine().runKernel(BATCH_KERNEL, named, { shape, jobs: flat } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** Which build of the GEMM runs in this thread (null before prepareGemm). */
