@@ -5,8 +5,12 @@
  * adapter over `cp` of its weights file, and the latency from a trainer step to its metrics event reaching a
  * client of the real IPC child (dist/trainer/main.js, forked as the extension forks it). Prints one table and
  * writes the same numbers to bench/results.json. Installs python3-torch with apt when it is missing.
+ * Our side runs as the trainer ships: bench/ours.ts and the gradient worker are bundled like the trainer
+ * (dist/bench/, beside copies of the wasm binaries) and run by plain node, so neither its time nor its RSS
+ * includes tsx compiling TypeScript in every thread.
  */
 import { execFileSync, fork, spawnSync } from 'node:child_process';
+import * as esbuild from 'esbuild';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -50,11 +54,29 @@ function runJson(cmd: string, args: string[]): RunResult {
   return JSON.parse(line) as RunResult;
 }
 
-function throughput(task: string) {
+/** Builds the trainer (dist/trainer) when it is missing. */
+function ensureBuilt(): void {
+  if (!fs.existsSync(path.join(REPO, 'dist', 'trainer', 'main.js'))) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
+}
+
+/** bench/ours.ts bundled as the build bundles the trainer, with the wasm binaries beside it; returns its path. */
+async function bundleOurs(): Promise<string> {
+  const out = path.join(REPO, 'dist', 'bench');
+  await esbuild.build({
+    absWorkingDir: REPO, entryPoints: { ours: 'bench/ours.ts', parallel_worker: 'trainer/parallel/worker.ts' }, outdir: out,
+    bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning',
+    external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt'],
+  });
+  const trainer = path.join(REPO, 'dist', 'trainer');
+  for (const f of fs.readdirSync(trainer).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(trainer, f), path.join(out, f));
+  return path.join(out, 'ours.js');
+}
+
+function throughput(task: string, oursJs: string) {
   const ours: RunResult[] = [];
   const torch: RunResult[] = [];
   for (let i = 0; i < REPEATS; i++) {
-    ours.push(runJson(process.execPath, ['--import', 'tsx', 'bench/ours.ts', task, String(B), String(T), String(STEPS)]));
+    ours.push(runJson(process.execPath, [oursJs, task, String(B), String(T), String(STEPS)]));
     torch.push(runJson(PYTHON, ['bench/torch_ref.py', task, String(B), String(T), String(STEPS)]));
   }
   const o = median(ours.map((r) => r.tokens_per_s));
@@ -104,7 +126,6 @@ function mergeTiming() {
 /** Step → client latency through the real IPC child: arrival time minus the mtime of the metrics line written just before the send. */
 async function ipcLatency() {
   const main = path.join(REPO, 'dist', 'trainer', 'main.js');
-  if (!fs.existsSync(main)) execFileSync('npm', ['run', 'build'], { cwd: REPO, stdio: 'ignore' });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-bench-ipc-'));
   try {
     writeRandomGPT2(path.join(dir, 'model'), { seed: 7, std: 0.1, config: { n_embd: 32, n_head: 2, n_layer: 2, n_positions: 64 } });
@@ -138,9 +159,11 @@ async function ipcLatency() {
 
 async function main(): Promise<void> {
   ensureTorch();
+  ensureBuilt();
+  const oursJs = await bundleOurs();
   const started = Date.now();
   const tasks: Record<string, ReturnType<typeof throughput>> = {};
-  for (const task of ['causal-lm', 'seq-cls']) tasks[task] = throughput(task);
+  for (const task of ['causal-lm', 'seq-cls']) tasks[task] = throughput(task, oursJs);
   const merge = mergeTiming();
   const ipc = await ipcLatency();
   const results = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, shape: { batch: B, seq_len: T, r: R, steps: STEPS, repeats: REPEATS }, tasks, merge, ipc, bench_s: (Date.now() - started) / 1000 };
