@@ -1,7 +1,7 @@
 /**
  * The wasm fused kernels (trainer/models/gpt2/heap_kernels.ts) against the tf-op compositions they replace, run
- * on the cpu backend as an independent reference: gelu_new and LayerNorm values and gradients, the blocked
- * 2-D transpose.
+ * on the cpu backend as an independent reference: gelu_new and LayerNorm values and gradients (their SIMD
+ * versions in the wasm module, and the JavaScript passes where SIMD does not apply), the blocked 2-D transpose.
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -36,42 +36,47 @@ describe('wasm heap kernels vs the tf-op compositions on cpu', () => {
     assert.ok(heapKernelsAvailable());
   });
 
-  it('gelu_new: values and gradient, including large |x|', async () => {
-    const x = randomData(64 * 48, 1);
-    x[0] = 40;
-    x[1] = -40;
-    const dy = randomData(64 * 48, 2, 1);
-    const run = (fused: boolean) => () => {
-      const xt = tf.tensor2d(x, [64, 48]);
-      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(fused ? geluNewFused(v) : activation('gelu_new', v), tf.tensor2d(dy, [64, 48]))));
-      return [fused ? geluNewFused(xt) : activation('gelu_new', xt), g(xt)];
-    };
-    const [fy, fg] = await on('wasm', run(true));
-    const [ry, rg] = await on('cpu', run(false));
-    assert.ok(relErr(fy, ry) < 1e-6, `values: ${relErr(fy, ry)}`);
-    assert.ok(relErr(fg, rg) < 1e-5, `gradient: ${relErr(fg, rg)}`);
-    assert.ok(Number.isFinite(fg[0]) && Number.isFinite(fg[1]));
-  });
+  // 64 × 48 runs four at a time in SIMD; 5 × 7 leaves a scalar tail
+  for (const [R, C] of [[64, 48], [5, 7]]) {
+    it(`gelu_new: values and gradient, including large |x| ([${R}, ${C}])`, async () => {
+      const x = randomData(R * C, 1);
+      x[0] = 40;
+      x[1] = -40;
+      const dy = randomData(R * C, 2, 1);
+      const run = (fused: boolean) => () => {
+        const xt = tf.tensor2d(x, [R, C]);
+        const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(fused ? geluNewFused(v) : activation('gelu_new', v), tf.tensor2d(dy, [R, C]))));
+        return [fused ? geluNewFused(xt) : activation('gelu_new', xt), g(xt)];
+      };
+      const [fy, fg] = await on('wasm', run(true));
+      const [ry, rg] = await on('cpu', run(false));
+      assert.ok(relErr(fy, ry) < 1e-6, `values: ${relErr(fy, ry)}`);
+      assert.ok(relErr(fg, rg) < 1e-5, `gradient: ${relErr(fg, rg)}`);
+      assert.ok(Number.isFinite(fg[0]) && Number.isFinite(fg[1]));
+    });
+  }
 
-  it('LayerNorm: values and gradient', async () => {
-    const [N, C] = [37, 96];
-    const x = randomData(N * C, 3);
-    const gamma = randomData(C, 4, 1);
-    const beta = randomData(C, 5, 1);
-    const dy = randomData(N * C, 6, 1);
-    const run = (fused: boolean) => () => {
-      // γ and β are frozen weights that outlive the pass, as in the model
-      const [g1, b1] = [tf.tensor1d(gamma), tf.tensor1d(beta)];
-      const ln = (v: tf.Tensor) => (fused ? layerNormFused : layerNorm)(v as tf.Tensor2D, g1, b1, 1e-5);
-      const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ln(v), tf.tensor2d(dy, [N, C]))));
-      const xt = tf.tensor2d(x, [N, C]);
-      return [ln(xt), g(xt)];
-    };
-    const [fy, fg] = await on('wasm', run(true));
-    const [ry, rg] = await on('cpu', run(false));
-    assert.ok(relErr(fy, ry) < 1e-5, `values: ${relErr(fy, ry)}`);
-    assert.ok(relErr(fg, rg) < 1e-4, `gradient: ${relErr(fg, rg)}`);
-  });
+  // C = 96 runs in the wasm module (SIMD); C = 30 (not a multiple of 4) in the JavaScript pass
+  for (const [N, C] of [[37, 96], [9, 30]]) {
+    it(`LayerNorm: values and gradient ([${N}, ${C}])`, async () => {
+      const x = randomData(N * C, 3);
+      const gamma = randomData(C, 4, 1);
+      const beta = randomData(C, 5, 1);
+      const dy = randomData(N * C, 6, 1);
+      const run = (fused: boolean) => () => {
+        // γ and β are frozen weights that outlive the pass, as in the model
+        const [g1, b1] = [tf.tensor1d(gamma), tf.tensor1d(beta)];
+        const ln = (v: tf.Tensor) => (fused ? layerNormFused : layerNorm)(v as tf.Tensor2D, g1, b1, 1e-5);
+        const g = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(ln(v), tf.tensor2d(dy, [N, C]))));
+        const xt = tf.tensor2d(x, [N, C]);
+        return [ln(xt), g(xt)];
+      };
+      const [fy, fg] = await on('wasm', run(true));
+      const [ry, rg] = await on('cpu', run(false));
+      assert.ok(relErr(fy, ry) < 1e-5, `values: ${relErr(fy, ry)}`);
+      assert.ok(relErr(fg, rg) < 1e-4, `gradient: ${relErr(fg, rg)}`);
+    });
+  }
 
   it('LayerNorm stays right when allocating its outputs grows the heap (views are taken after every allocation)', async () => {
     await useBackend('wasm');

@@ -35,8 +35,17 @@ const RELAXED_PROBE = new Uint8Array([
 interface Attrs {
   transposeB: boolean;
 }
+/** The fused elementwise kernels the module also exports (elementwise_wat.ts): byte addresses, float counts. */
+export interface ElementwiseKernels {
+  gelu_arg(x: number, out: number, n: number): void;
+  gelu_out(x: number, s: number, out: number, n: number): void;
+  gelu_grad(x: number, s: number, dy: number, out: number, n: number): void;
+  layer_norm(x: number, gamma: number, beta: number, y: number, xhat: number, rstd: number, rows: number, C: number, eps: number): void;
+  layer_norm_grad(dy: number, xhat: number, rstd: number, gamma: number, dx: number, rows: number, C: number): void;
+}
 interface Instance {
   gemm: (a: number, lda: number, b: number, ldb: number, bt: number, c: number, ldc: number, bias: number, n: number, k: number, m: number, scratch: number) => void;
+  elementwise: ElementwiseKernels;
   scratch: number;
 }
 type WasmModule = WasmBackendLike['wasm'] & { asm: { memory: WebAssembly.Memory }; _malloc(bytes: number): number };
@@ -91,9 +100,9 @@ function instanceFor(backend: WasmBackendLike): Instance {
   let inst = instances.get(backend);
   if (!inst) {
     const wasm = backend.wasm as WasmModule;
-    const exports = new WebAssembly.Instance(compiled!, { env: { memory: wasm.asm.memory } }).exports as unknown as Pick<Instance, 'gemm'>;
+    const exports = new WebAssembly.Instance(compiled!, { env: { memory: wasm.asm.memory } }).exports as unknown as Pick<Instance, 'gemm'> & ElementwiseKernels;
     // never freed: one scratch buffer per backend, for as long as the backend lives
-    inst = { gemm: exports.gemm, scratch: wasm._malloc(GEMM_SCRATCH_BYTES) };
+    inst = { gemm: exports.gemm, elementwise: exports, scratch: wasm._malloc(GEMM_SCRATCH_BYTES) };
     instances.set(backend, inst);
   }
   return inst;
@@ -164,6 +173,11 @@ export function gemmBatch(inputs: tf.Tensor[], shape: number[], jobs: GemmJob[])
   const flat = jobs.flatMap((q) => [q.a, q.aOffset, q.lda, q.b, q.bOffset, q.ldb, q.transposeB ? 1 : 0, q.cOffset, q.ldc, q.n, q.k, q.m]);
   const named: tf.NamedTensorMap = Object.fromEntries(inputs.map((t, i) => [`t${i}`, t]));
   return tf.engine().runKernel(BATCH_KERNEL, named, { shape, jobs: flat } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** The module's elementwise kernels on this backend (heap_kernels.ts uses them); null before prepareGemm. */
+export function elementwiseKernels(backend: WasmBackendLike): ElementwiseKernels | null {
+  return compiled ? instanceFor(backend).elementwise : null;
 }
 
 /** Which build of the GEMM runs in this thread (null before prepareGemm). */

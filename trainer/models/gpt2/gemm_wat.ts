@@ -14,7 +14,10 @@
  * every panel: MR·NR/4 f32x4 accumulators, one splat of A per row and NR/4 vectors of B per step. Panels
  * narrower than NR go through an NR-wide tile; row remainders use kernels of fewer rows. The reduction over k
  * runs in order, in float32, one KC block after another (C accumulates across blocks).
+ * The module also carries the fused elementwise kernels of elementwise_wat.ts.
  */
+
+import { elementwiseWat } from './elementwise_wat';
 
 /** Rows of B per packed block (and per pass of the micro-kernel). */
 export const GEMM_KC = 256;
@@ -295,5 +298,6 @@ ${narrowPanel(tile.nr)}
 ${packRows(tile.nr)}
 ${packColumns(tile.nr)}
 ${driver(tile)}
+${elementwiseWat()}
 )`;
 }

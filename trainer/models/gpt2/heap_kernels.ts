@@ -1,20 +1,22 @@
 /**
- * Fused kernels for tfjs-backend-wasm, written in JavaScript over the wasm heap: one pass over memory where the
+ * Fused kernels for tfjs-backend-wasm that work in place in the wasm heap: one pass over memory where the
  * tf-op compositions ran one stock kernel per elementwise step (tanh GELU was nine kernels and the slowest of
- * them, tanh, is scalar on wasm; LayerNorm was ten). They read their inputs and write their outputs in place in
- * the heap, with float64 arithmetic inside a row. Registered once per thread for the wasm backend only; on
- * other backends `heapKernelsAvailable()` is false and the model keeps the tf-op compositions in layers.ts.
+ * them, tanh, is scalar on wasm; LayerNorm was ten). The elementwise passes are the SIMD functions of our wasm
+ * module (elementwise_wat.ts, compiled with the GEMM); LayerNorm over rows whose length is not a multiple of 4
+ * and the transposes are JavaScript over heap views (float64 inside a row). Registered once per thread for
+ * the wasm backend only; elsewhere `heapKernelsAvailable()` is false and the model keeps the tf-op
+ * compositions in layers.ts.
  *
  * - gelu_new(x) = 0.5·x·(1 + tanh(u)) = x·σ(2u), u = √(2/π)·(x + 0.044715·x³), and its derivative
- *   σ + x·σ·(1 − σ)·2u′: 2u and the products are JavaScript passes, σ is XNNPACK's vectorized Sigmoid (the
- *   stock Tanh is scalar, and so is Math.exp); backprop keeps only x.
+ *   σ + x·σ·(1 − σ)·2u′: 2u and the products are SIMD passes, σ is XNNPACK's vectorized Sigmoid (the stock
+ *   Tanh is scalar); backprop keeps only x.
  * - LayerNormRows / LayerNormRowsGrad: torch's LayerNorm over the last axis (biased variance) with frozen γ, β;
  *   forward also returns x̂ and 1/σ for the backward pass, dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ.
  * - Transpose (float32 override for 2-D, and 3-D with perm [0, 2, 1]): a cache-blocked transpose. The stock
- *   kernel walks the output with strided reads; the backward pass of every frozen matmul transposes twice, and
- *   attention transposes its [B·H, T, T] blocks.
+ *   kernel walks the output with strided reads; attention transposes its [B·H, T, T] blocks.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { elementwiseKernels, gemmAvailable } from './gemm';
 import { heapF32, overrideWasmKernel, type WasmBackendLike } from './wasm_kernels';
 
 const GELU_ARG = 'LoraStudioGeluNewArg';
@@ -29,30 +31,6 @@ const LAYER_NORM_GRAD = 'LoraStudioLayerNormRowsGrad';
  */
 function outputs(backend: WasmBackendLike, shapes: number[][]): tf.TensorInfo[] {
   return shapes.map((shape) => backend.makeOutput(shape, 'float32'));
-}
-
-const TWO_C = 2 * Math.sqrt(2 / Math.PI);
-const K3 = 0.044715;
-
-/** 2u = 2·√(2/π)·(x + 0.044715·x³): σ(2u) is then one XNNPACK Sigmoid (exp is slow in JavaScript). */
-function geluArg(x: Float32Array, out: Float32Array): void {
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    out[i] = TWO_C * (v + K3 * v * v * v);
-  }
-}
-
-function geluOut(x: Float32Array, s: Float32Array, y: Float32Array): void {
-  for (let i = 0; i < x.length; i++) y[i] = x[i] * s[i];
-}
-
-/** dx = dy·(σ + x·σ·(1 − σ)·2u′), σ = σ(2u), 2u′ = 2·√(2/π)·(1 + 3·0.044715·x²). */
-function geluGrad(x: Float32Array, s: Float32Array, dy: Float32Array, dx: Float32Array): void {
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i];
-    const si = s[i];
-    dx[i] = dy[i] * (si + v * si * (1 - si) * TWO_C * (1 + 3 * K3 * v * v));
-  }
 }
 
 function layerNormForward(x: Float32Array, gamma: Float32Array, beta: Float32Array, eps: number, y: Float32Array, xhat: Float32Array, rstd: Float32Array): void {
@@ -118,7 +96,9 @@ export function installHeapKernels(): void {
   if (installed || !tf.findBackendFactory('wasm')) return;
   installed = true;
   const wasm = (b: unknown) => b as WasmBackendLike;
-  const elementwise = (kernelName: string, names: string[], f: (...arrays: Float32Array[]) => void) =>
+  const at = (b: WasmBackendLike, t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset;
+  /** the wasm module's SIMD pass (registered only for backends where prepareGemm compiled the module) */
+  const elementwise = (kernelName: string, names: string[], simd: 'gelu_arg' | 'gelu_out' | 'gelu_grad') =>
     tf.registerKernel({
       kernelName,
       backendName: 'wasm',
@@ -126,13 +106,14 @@ export function installHeapKernels(): void {
         const b = wasm(backend);
         const ins = names.map((n) => inputs[n] as tf.TensorInfo);
         const [out] = outputs(b, [[...ins[0].shape]]);
-        f(...ins.map((t) => heapF32(b, t)), heapF32(b, out));
+        const k = elementwiseKernels(b)!;
+        (k[simd] as (...args: number[]) => void)(...ins.map((t) => at(b, t)), at(b, out), tf.util.sizeFromShape(out.shape));
         return out;
       },
     });
-  elementwise(GELU_ARG, ['x'], geluArg);
-  elementwise(GELU_OUT, ['x', 's'], geluOut);
-  elementwise(GELU_GRAD, ['x', 's', 'dy'], geluGrad);
+  elementwise(GELU_ARG, ['x'], 'gelu_arg');
+  elementwise(GELU_OUT, ['x', 's'], 'gelu_out');
+  elementwise(GELU_GRAD, ['x', 's', 'dy'], 'gelu_grad');
   tf.registerKernel({
     kernelName: LAYER_NORM,
     backendName: 'wasm',
@@ -140,6 +121,12 @@ export function installHeapKernels(): void {
       const b = wasm(backend);
       const x = inputs.x as tf.TensorInfo;
       const [y, xhat, rstd] = outputs(b, [[...x.shape], [...x.shape], [x.shape[0], 1]]);
+      const [rows, C] = x.shape;
+      const k = elementwiseKernels(b);
+      if (k && C % 4 === 0) {
+        k.layer_norm(at(b, x), at(b, inputs.gamma as tf.TensorInfo), at(b, inputs.beta as tf.TensorInfo), at(b, y), at(b, xhat), at(b, rstd), rows, C, (attrs as { eps: number }).eps);
+        return [y, xhat, rstd];
+      }
       layerNormForward(heapF32(b, x), heapF32(b, inputs.gamma as tf.TensorInfo), heapF32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, heapF32(b, y), heapF32(b, xhat), heapF32(b, rstd));
       return [y, xhat, rstd];
     },
@@ -151,6 +138,12 @@ export function installHeapKernels(): void {
       const b = wasm(backend);
       const dy = inputs.dy as tf.TensorInfo;
       const [out] = outputs(b, [[...dy.shape]]);
+      const [rows, C] = dy.shape;
+      const k = elementwiseKernels(b);
+      if (k && C % 4 === 0) {
+        k.layer_norm_grad(at(b, dy), at(b, inputs.xhat as tf.TensorInfo), at(b, inputs.rstd as tf.TensorInfo), at(b, inputs.gamma as tf.TensorInfo), at(b, out), rows, C);
+        return out;
+      }
       layerNormBackward(heapF32(b, dy), heapF32(b, inputs.xhat as tf.TensorInfo), heapF32(b, inputs.rstd as tf.TensorInfo), heapF32(b, inputs.gamma as tf.TensorInfo), heapF32(b, out));
       return out;
     },
@@ -170,9 +163,9 @@ export function installHeapKernels(): void {
   });
 }
 
-/** True when the fused kernels run on the current backend. */
+/** True when the fused kernels run on the current backend (wasm, with the GEMM module compiled). */
 export function heapKernelsAvailable(): boolean {
-  return tf.getBackend() === 'wasm' && tf.getKernel(GELU_ARG, 'wasm') !== undefined;
+  return gemmAvailable() && tf.getKernel(GELU_ARG, 'wasm') !== undefined;
 }
 
 /** gelu_new(x) with a fused forward and backward; saves x only. Needs heapKernelsAvailable(). */
