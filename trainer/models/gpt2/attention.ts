@@ -49,156 +49,120 @@ export function selfAttention(
   return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * T, C]);
 }
 
+type Dims = { B: number; T: number; C: number; H: number };
+
 /**
- * selfAttention on wasm's fast path, as one op with a hand-written gradient. Every product is a plain 2-D
- * matmul per (example, head) — [T, D]·[D, T] and [T, T]·[T, D] — where tfjs's batched matmul takes a naive
- * loop about ten times slower. Heads are cut straight out of qkv [B·T, 3C] and its transpose (no 5-D
- * transposes). Saves qkv, the softmax probabilities and the dropout mask; qkvᵀ is remade in the backward pass.
- * Same values as selfAttention up to float rounding, with the same dropout draw.
+ * The four families of products of attention, given qkv x [B·T, 3C] (q, k, v side by side, heads of D = C/H
+ * columns), the dropped-out probabilities pd [B, H, T, T] and the upstream gradient dy [B·T, C].
+ */
+interface AttentionProducts {
+  /** q·kᵀ per (example, head): [B, H, T, T] */
+  scores(x: tf.Tensor2D): tf.Tensor;
+  /** pd·v per (example, head), heads merged: [B·T, C] */
+  merged(pd: tf.Tensor, x: tf.Tensor2D): tf.Tensor2D;
+  /** dO·vᵀ per (example, head), dO the head's block of dy: [B, H, T, T] */
+  dProbs(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor;
+  /** [dS·k | dSᵀ·q | pdᵀ·dO] per (example, head), heads merged: [B·T, 3C] */
+  dQkv(dS: tf.Tensor, pd: tf.Tensor, x: tf.Tensor2D, dy: tf.Tensor2D): tf.Tensor2D;
+}
+
+/** The products as tfjs batched matmuls over [B, H, T, D] views (native backends do these well). */
+function tfProducts({ B, T, C, H }: Dims): AttentionProducts {
+  const D = C / H;
+  const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, T, H, D]), [0, 2, 1, 3]); // [B, H, T, D]
+  const merge = (t: tf.Tensor) => tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B * T, C]) as tf.Tensor2D;
+  const qkv = (x: tf.Tensor2D) => tf.split(x, 3, 1).map(heads) as tf.Tensor4D[];
+  return {
+    scores: (x) => {
+      const [q, k] = qkv(x);
+      return tf.matMul(q, k, false, true);
+    },
+    merged: (pd, x) => merge(tf.matMul(pd as tf.Tensor4D, qkv(x)[2])),
+    dProbs: (dy, x) => tf.matMul(heads(dy) as tf.Tensor4D, qkv(x)[2], false, true),
+    dQkv: (dS, pd, x, dy) => {
+      const [q, k] = qkv(x);
+      const dO = heads(dy) as tf.Tensor4D;
+      const dS4 = dS as tf.Tensor4D;
+      return tf.concat([merge(tf.matMul(dS4, k)), merge(tf.matMul(dS4, q, true, false)), merge(tf.matMul(pd as tf.Tensor4D, dO, true, false))], 1) as tf.Tensor2D;
+    },
+  };
+}
+
+/**
+ * The products on wasm through gemmBatch: each (example, head) product reads its blocks of qkv, pd or dy in
+ * place (row strides, no slices) and writes its block of one output (no concats). dSᵀ·q and pdᵀ·dO transpose
+ * dS and pd per [T, T] block first (our GEMM reads its left operand row by row).
+ */
+function gemmProducts({ B, T, C, H }: Dims): AttentionProducts {
+  const D = C / H;
+  const C3 = 3 * C;
+  /** one job per (example, head): `f(b, h)` gives the blocks */
+  const perHead = (f: (b: number, h: number) => GemmJob): GemmJob[] => Array.from({ length: B * H }, (_, i) => f(Math.floor(i / H), i % H));
+  /** where the [T, T] block of (b, h) starts in a [B, H, T, T] tensor */
+  const square = (b: number, h: number) => (b * H + h) * T * T;
+  /** where (b, h)'s rows of q (part 0), k (1) or v (2) start in x [B·T, 3C] */
+  const part = (b: number, h: number, which: number) => b * T * C3 + which * C + h * D;
+  /** where (b, h)'s rows start in a [B·T, C] tensor */
+  const rowsOf = (b: number, h: number) => b * T * C + h * D;
+  const transposeBlocks = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B * H, T, T]), [0, 2, 1]);
+  /** (b, h)'s [T, T] block as a left operand */
+  const squareA = (b: number, h: number) => ({ aOffset: square(b, h), lda: T });
+  return {
+    scores: (x) => gemmBatch([x], [B, H, T, T], perHead((b, h) => ({
+      a: 0, aOffset: part(b, h, 0), lda: C3, b: 0, bOffset: part(b, h, 1), ldb: C3, transposeB: true, cOffset: square(b, h), ldc: T, n: T, k: D, m: T,
+    }))),
+    merged: (pd, x) => gemmBatch([pd, x], [B * T, C], perHead((b, h) => ({
+      a: 0, ...squareA(b, h), b: 1, bOffset: part(b, h, 2), ldb: C3, transposeB: false, cOffset: rowsOf(b, h), ldc: C, n: T, k: T, m: D,
+    }))) as tf.Tensor2D,
+    dProbs: (dy, x) => gemmBatch([dy, x], [B, H, T, T], perHead((b, h) => ({
+      a: 0, aOffset: rowsOf(b, h), lda: C, b: 1, bOffset: part(b, h, 2), ldb: C3, transposeB: true, cOffset: square(b, h), ldc: T, n: T, k: D, m: T,
+    }))),
+    dQkv: (dS, pd, x, dy) => {
+      // inputs: 0 dS, 1 dSᵀ (per block), 2 pdᵀ (per block), 3 x, 4 dy; each job writes (b, h)'s part of dqkv
+      const into = (b: number, h: number, which: number) => ({ cOffset: part(b, h, which), ldc: C3, n: T, k: T, m: D, transposeB: false });
+      return gemmBatch([dS, transposeBlocks(dS), transposeBlocks(pd), x, dy], [B * T, C3], [
+        ...perHead((b, h) => ({ a: 0, ...squareA(b, h), b: 3, bOffset: part(b, h, 1), ldb: C3, ...into(b, h, 0) })), // dq = dS·k
+        ...perHead((b, h) => ({ a: 1, ...squareA(b, h), b: 3, bOffset: part(b, h, 0), ldb: C3, ...into(b, h, 1) })), // dk = dSᵀ·q
+        ...perHead((b, h) => ({ a: 2, ...squareA(b, h), b: 4, bOffset: rowsOf(b, h), ldb: C, ...into(b, h, 2) })), // dv = pdᵀ·dO
+      ]) as tf.Tensor2D;
+    },
+  };
+}
+
+/**
+ * selfAttention as one op with a hand-written gradient, for the fast path: saves only qkv, the softmax
+ * probabilities and the dropout mask (autograd kept every intermediate), and remakes the dropped-out
+ * probabilities in the backward pass. The products run through gemmBatch on wasm (gemmProducts), as batched
+ * tfjs matmuls elsewhere (tfProducts). Same values as selfAttention up to float rounding, same dropout draw.
  */
 export function selfAttentionFast(
   qkv: tf.Tensor2D,
   bias: tf.Tensor4D,
-  dims: { B: number; T: number; C: number; H: number },
+  dims: Dims,
   scale: number,
   attnPdrop: number,
   drop: DropoutStream,
 ): tf.Tensor2D {
-  if (gemmAvailable()) return selfAttentionGemm(qkv, bias, dims, scale, attnPdrop, drop);
-  const { B, T, C, H } = dims;
-  const D = C / H;
+  const { B, T, H } = dims;
+  const products = gemmAvailable() ? gemmProducts(dims) : tfProducts(dims);
   // the dropout mask is a constant of the op, not an input: an input would get a (zero) gradient that lives until
   // the backward pass ends
   const m = drop.multiplier([B, H, T, T], attnPdrop);
-  const head = (x: tf.Tensor2D, b: number, col: number) => tf.slice(x, [b * T, col], [T, D]) as tf.Tensor2D;
-  const headT = (xT: tf.Tensor2D, b: number, row: number) => tf.slice(xT, [row, b * T], [D, T]) as tf.Tensor2D;
-  const block = (x: tf.Tensor2D, i: number) => tf.slice(x, [i * T, 0], [T, T]) as tf.Tensor2D;
-  /** [T, T] blocks, (b, h) order → [B, H, T, T] */
-  const stack = (parts: tf.Tensor[]) => tf.reshape(tf.concat(parts), [B, H, T, T]);
-  /** per-b rows of column blocks → [B·T, cols] */
-  const assemble = (rows: tf.Tensor2D[][]) => tf.concat(rows.map((r) => (r.length === 1 ? r[0] : tf.concat(r, 1))), 0) as tf.Tensor2D;
-  const transposeBlocks = (x: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(x, [B * H, T, T]), [0, 2, 1]), [B * H * T, T]) as tf.Tensor2D;
   const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const x = xIn as tf.Tensor2D;
-    const xT = tf.transpose(x) as tf.Tensor2D; // [3C, B·T]
-    const scores: tf.Tensor[] = [];
-    for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) scores.push(tf.matMul(head(x, b, h * D), headT(xT, b, C + h * D)));
-    let s = stack(scores);
-    if (scale !== 1) s = tf.mul(s, scale);
-    const probs = tf.softmax(tf.add(s, bias));
-    const pd = m ? tf.mul(probs, m) : probs;
-    const pd2 = tf.reshape(pd, [B * H * T, T]) as tf.Tensor2D;
-    const out: tf.Tensor2D[][] = [];
-    for (let b = 0; b < B; b++) {
-      out.push(Array.from({ length: H }, (_, h) => tf.matMul(block(pd2, b * H + h), head(x, b, 2 * C + h * D))));
-    }
+    const scores = products.scores(x);
+    const probs = tf.softmax(tf.add(scale !== 1 ? tf.mul(scores, scale) : scores, bias));
     (save as tf.GradSaveFunc)(m ? [x, probs, m] : [x, probs]);
     return {
-      value: assemble(out),
+      value: products.merged(m ? tf.mul(probs, m) : probs, x),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [sx, sp, sm] = saved as [tf.Tensor2D, tf.Tensor, tf.Tensor | undefined];
         const g = dy as tf.Tensor2D;
-        // qkvᵀ and the dropped-out probabilities are cheap to remake: not saved
-        const sxT = tf.transpose(sx) as tf.Tensor2D;
-        const spd = sm ? tf.mul(sp, sm) : sp;
-        const pdT = transposeBlocks(spd);
-        const dPd: tf.Tensor[] = [];
-        const dV: tf.Tensor2D[][] = [];
-        for (let b = 0; b < B; b++) {
-          const row: tf.Tensor2D[] = [];
-          for (let h = 0; h < H; h++) {
-            const dO = head(g, b, h * D);
-            dPd.push(tf.matMul(dO, headT(sxT, b, 2 * C + h * D)));
-            row.push(tf.matMul(block(pdT, b * H + h), dO));
-          }
-          dV.push(row);
-        }
-        const dP = sm ? tf.mul(stack(dPd), sm) : stack(dPd);
-        let dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true)));
-        if (scale !== 1) dS = tf.mul(dS, scale);
-        const dS2 = tf.reshape(dS, [B * H * T, T]) as tf.Tensor2D;
-        const dST = transposeBlocks(dS);
-        const rows: tf.Tensor2D[][] = [];
-        for (let b = 0; b < B; b++) {
-          const dQ: tf.Tensor2D[] = Array.from({ length: H }, (_, h) => tf.matMul(block(dS2, b * H + h), head(sx, b, C + h * D)));
-          const dK: tf.Tensor2D[] = Array.from({ length: H }, (_, h) => tf.matMul(block(dST, b * H + h), head(sx, b, h * D)));
-          rows.push([...dQ, ...dK, ...dV[b]]);
-        }
-        const dx = assemble(rows);
-        return dx;
-      }),
-    };
-  });
-  return op(qkv) as tf.Tensor2D;
-}
-
-/**
- * selfAttentionFast on wasm through gemmBatch: each (example, head) product reads its blocks of qkv, the
- * probabilities or the upstream gradient in place (row strides, no slices) and writes its block of one output
- * (no concats): scores [B·H·T, T] = q·kᵀ, out [B·T, C] = p·v; backward dp = dO·vᵀ, and dqkv [B·T, 3C] from
- * dq = ds·k, dk = dsᵀ·q, dv = pᵀ·dO in one call (the two transposed operands are transposed per block first).
- * Softmax and its gradient stay tf ops. Saves qkv, the probabilities and the dropout mask, as selfAttentionFast.
- */
-function selfAttentionGemm(
-  qkv: tf.Tensor2D,
-  bias: tf.Tensor4D,
-  dims: { B: number; T: number; C: number; H: number },
-  scale: number,
-  attnPdrop: number,
-  drop: DropoutStream,
-): tf.Tensor2D {
-  const { B, T, C, H } = dims;
-  const D = C / H;
-  const C3 = 3 * C;
-  // the dropout mask is a constant of the op (see selfAttentionFast)
-  const m = drop.multiplier([B, H, T, T], attnPdrop);
-  /** one job per (example, head): `f(b, h)` gives the blocks */
-  const perHead = (f: (b: number, h: number) => GemmJob): GemmJob[] => Array.from({ length: B * H }, (_, i) => f(Math.floor(i / H), i % H));
-  /** the [T, T] block of (b, h) in a [B·H·T, T] tensor */
-  const square = (b: number, h: number) => (b * H + h) * T * T;
-  const transposeBlocks = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [B * H, T, T]), [0, 2, 1]);
-  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
-    const x = xIn as tf.Tensor2D;
-    // q_bh at rows b·T.., columns h·D..; k_bh at columns C + h·D; v_bh at 2C + h·D
-    const scores = gemmBatch([x], [B, H, T, T], perHead((b, h) => ({
-      a: 0, aOffset: b * T * C3 + h * D, lda: C3, b: 0, bOffset: b * T * C3 + C + h * D, ldb: C3, transposeB: true,
-      cOffset: square(b, h), ldc: T, n: T, k: D, m: T,
-    })));
-    const probs = tf.softmax(tf.add(scale !== 1 ? tf.mul(scores, scale) : scores, bias));
-    const pd = m ? tf.mul(probs, m) : probs;
-    const out = gemmBatch([pd, x], [B * T, C], perHead((b, h) => ({
-      a: 0, aOffset: square(b, h), lda: T, b: 1, bOffset: b * T * C3 + 2 * C + h * D, ldb: C3, transposeB: false,
-      cOffset: b * T * C + h * D, ldc: C, n: T, k: T, m: D,
-    })));
-    (save as tf.GradSaveFunc)(m ? [x, probs, m] : [x, probs]);
-    return {
-      value: out as tf.Tensor2D,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const [sx, sp, sm] = saved as [tf.Tensor2D, tf.Tensor, tf.Tensor | undefined];
-        // dp_bh = dO_bh · v_bhᵀ, dO_bh the (b, h) block of dy [B·T, C]
-        const dPd = gemmBatch([dy, sx], [B, H, T, T], perHead((b, h) => ({
-          a: 0, aOffset: b * T * C + h * D, lda: C, b: 1, bOffset: b * T * C3 + 2 * C + h * D, ldb: C3, transposeB: true,
-          cOffset: square(b, h), ldc: T, n: T, k: D, m: T,
-        })));
+        const dPd = products.dProbs(g, sx);
         const dP = sm ? tf.mul(dPd, sm) : dPd;
         let dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true)));
         if (scale !== 1) dS = tf.mul(dS, scale);
-        const dST = transposeBlocks(dS);
-        const pdT = transposeBlocks(sm ? tf.mul(sp, sm) : sp);
-        // inputs: 0 dS, 1 dSᵀ (per block), 2 pᵀ (dropped out, per block), 3 qkv, 4 dy
-        const jobs = perHead((b, h) => ({ // dq = ds · k
-          a: 0, aOffset: square(b, h), lda: T, b: 3, bOffset: b * T * C3 + C + h * D, ldb: C3, transposeB: false,
-          cOffset: b * T * C3 + h * D, ldc: C3, n: T, k: T, m: D,
-        }));
-        jobs.push(...perHead((b, h) => ({ // dk = dsᵀ · q
-          a: 1, aOffset: square(b, h), lda: T, b: 3, bOffset: b * T * C3 + h * D, ldb: C3, transposeB: false,
-          cOffset: b * T * C3 + C + h * D, ldc: C3, n: T, k: T, m: D,
-        })));
-        jobs.push(...perHead((b, h) => ({ // dv = pᵀ · dO
-          a: 2, aOffset: square(b, h), lda: T, b: 4, bOffset: b * T * C + h * D, ldb: C, transposeB: false,
-          cOffset: b * T * C3 + 2 * C + h * D, ldc: C3, n: T, k: T, m: D,
-        })));
-        return gemmBatch([dS, dST, pdT, sx, dy], [B * T, C3], jobs);
+        return products.dQkv(dS, sm ? tf.mul(sp, sm) : sp, sx, g);
       }),
     };
   });
