@@ -255,12 +255,9 @@ export class GPT2LoraModel {
     const buffer = new ArrayBuffer([...frozen, ...extraKeys, ...loraKeys].reduce((n, key) => n + this.p(key).size * 4, 0));
     let offset = 0;
     const take = (key: string): HostTensor => {
-      const t = this.p(key);
-      const data = new Float32Array(buffer, offset, t.size);
-      offset += t.size * 4;
-      readInto(t, data);
-      const host: HostTensor = { shape: [...t.shape], data, dtype: 'F32' };
-      return TRANSPOSED.test(key) ? transposeHost(host) : host;
+      const data = new Float32Array(buffer, offset, this.p(key).size);
+      offset += data.byteLength;
+      return this.hostValue(key, data);
     };
     const weights = new Map<string, HostTensor>(frozen.map((key) => [key, take(key)]));
     const lora = new Map<string, { A: HostTensor; B: HostTensor }>(this.targets.map((t) => [t.name, { A: take(`${t.name}.lora_A.weight`), B: take(`${t.name}.lora_B.weight`) }]));
@@ -298,9 +295,11 @@ export class GPT2LoraModel {
     return new DropoutStream(opts.training, opts.training ? opts.seed ?? this.dropoutSeeds.int(2 ** 31) : 0, batch.batch_size, opts.rowOffset ?? 0);
   }
 
-  private hostValue(key: string): HostTensor {
+  /** A parameter's value on the host, in PEFT's layout; read into `data` when given (a view of a shared buffer). */
+  private hostValue(key: string, data = new Float32Array(this.p(key).size)): HostTensor {
     const t = this.p(key);
-    const host: HostTensor = { shape: [...t.shape], data: Float32Array.from(t.dataSync() as Float32Array), dtype: 'F32' };
+    readInto(t, data);
+    const host: HostTensor = { shape: [...t.shape], data, dtype: 'F32' };
     return TRANSPOSED.test(key) ? transposeHost(host) : host;
   }
 
