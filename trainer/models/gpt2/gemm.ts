@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs-core';
 import { GEMM_SCRATCH_BYTES, gemmWat } from './gemm_wat';
-import type { WasmBackendLike } from './wasm_kernels';
+import { heapOffset, type WasmBackendLike } from './wasm_kernels';
 
 const KERNEL = 'LoraStudioGemm';
 const BATCH_KERNEL = 'LoraStudioGemmBatch';
@@ -116,7 +116,7 @@ function run(inputs: tf.NamedTensorInfoMap, attrs: Attrs, backend: WasmBackendLi
   const inst = instanceFor(backend);
   // allocate first: an allocation may grow the heap (the module sees the same memory object either way)
   const out = backend.makeOutput([n, m], 'float32');
-  const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
+  const at = (t: tf.TensorInfo) => heapOffset(backend, t);
   inst.gemm(at(a), k * 4, at(b), b.shape[1] * 4, attrs.transposeB ? 1 : 0, at(out), m * 4, bias ? at(bias) : 0, n, k, m, inst.scratch);
   return out;
 }
@@ -149,7 +149,7 @@ function runBatch(inputs: tf.NamedTensorInfoMap, attrs: BatchAttrs, backend: Was
   const inst = instanceFor(backend);
   const out = backend.makeOutput(attrs.shape, 'float32');
   const ins = Object.keys(inputs).map((_, i) => inputs[`t${i}`] as tf.TensorInfo);
-  const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
+  const at = (t: tf.TensorInfo) => heapOffset(backend, t);
   const base = ins.map(at);
   const c = at(out);
   const j = attrs.jobs;

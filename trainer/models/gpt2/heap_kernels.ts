@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { elementwiseKernels, gemmAvailable } from './gemm';
-import { heapF32, overrideWasmKernel, type WasmBackendLike } from './wasm_kernels';
+import { heapF32, heapOffset, overrideWasmKernel, type WasmBackendLike } from './wasm_kernels';
 
 const GELU_ARG = 'LoraStudioGeluNewArg';
 const GELU_OUT = 'LoraStudioGeluNewOut';
@@ -96,7 +96,6 @@ export function installHeapKernels(): void {
   if (installed || !tf.findBackendFactory('wasm')) return;
   installed = true;
   const wasm = (b: unknown) => b as WasmBackendLike;
-  const at = (b: WasmBackendLike, t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset;
   /** the wasm module's SIMD pass (registered only for backends where prepareGemm compiled the module) */
   const elementwise = (kernelName: string, names: string[], simd: 'gelu_arg' | 'gelu_out' | 'gelu_grad') =>
     tf.registerKernel({
@@ -107,7 +106,7 @@ export function installHeapKernels(): void {
         const ins = names.map((n) => inputs[n] as tf.TensorInfo);
         const [out] = outputs(b, [[...ins[0].shape]]);
         const k = elementwiseKernels(b)!;
-        (k[simd] as (...args: number[]) => void)(...ins.map((t) => at(b, t)), at(b, out), tf.util.sizeFromShape(out.shape));
+        (k[simd] as (...args: number[]) => void)(...ins.map((t) => heapOffset(b, t)), heapOffset(b, out), tf.util.sizeFromShape(out.shape));
         return out;
       },
     });
@@ -124,7 +123,7 @@ export function installHeapKernels(): void {
       const [rows, C] = x.shape;
       const k = elementwiseKernels(b);
       if (k && C % 4 === 0) {
-        k.layer_norm(at(b, x), at(b, inputs.gamma as tf.TensorInfo), at(b, inputs.beta as tf.TensorInfo), at(b, y), at(b, xhat), at(b, rstd), rows, C, (attrs as { eps: number }).eps);
+        k.layer_norm(heapOffset(b, x), heapOffset(b, inputs.gamma as tf.TensorInfo), heapOffset(b, inputs.beta as tf.TensorInfo), heapOffset(b, y), heapOffset(b, xhat), heapOffset(b, rstd), rows, C, (attrs as { eps: number }).eps);
         return [y, xhat, rstd];
       }
       layerNormForward(heapF32(b, x), heapF32(b, inputs.gamma as tf.TensorInfo), heapF32(b, inputs.beta as tf.TensorInfo), (attrs as { eps: number }).eps, heapF32(b, y), heapF32(b, xhat), heapF32(b, rstd));
@@ -141,7 +140,7 @@ export function installHeapKernels(): void {
       const [rows, C] = dy.shape;
       const k = elementwiseKernels(b);
       if (k && C % 4 === 0) {
-        k.layer_norm_grad(at(b, dy), at(b, inputs.xhat as tf.TensorInfo), at(b, inputs.rstd as tf.TensorInfo), at(b, inputs.gamma as tf.TensorInfo), at(b, out), rows, C);
+        k.layer_norm_grad(heapOffset(b, dy), heapOffset(b, inputs.xhat as tf.TensorInfo), heapOffset(b, inputs.rstd as tf.TensorInfo), heapOffset(b, inputs.gamma as tf.TensorInfo), heapOffset(b, out), rows, C);
         return out;
       }
       layerNormBackward(heapF32(b, dy), heapF32(b, inputs.xhat as tf.TensorInfo), heapF32(b, inputs.rstd as tf.TensorInfo), heapF32(b, inputs.gamma as tf.TensorInfo), heapF32(b, out));

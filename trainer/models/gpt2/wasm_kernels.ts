@@ -21,10 +21,15 @@ export interface WasmBackendLike {
   wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory };
 }
 
+/** Where a tensor's data starts in the heap (a byte address, as wasm code takes it). */
+export function heapOffset(backend: WasmBackendLike, t: tf.TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset;
+}
+
 /** A float32 view of a tensor's data in the heap (the heap's current buffer: an allocation may have grown it). */
 export function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
   const buffer = backend.wasm.wasmMemory?.buffer ?? backend.wasm.HEAPU8.buffer;
-  return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, tf.util.sizeFromShape(t.shape));
+  return new Float32Array(buffer, heapOffset(backend, t), tf.util.sizeFromShape(t.shape));
 }
 
 /** Copies a float32 tensor's values into `out`; on wasm straight from the heap (dataSync would copy them first). */
