@@ -21,6 +21,31 @@ export class LoraStudioError extends Error {
   }
 }
 
+/**
+ * A short, safe rendering of a user's value for an error message: JSON, cut to `max` characters, and never
+ * deeper than a few levels (a value nested thousands deep would overflow JSON.stringify's stack).
+ */
+export function preview(value: unknown, max = 60): string {
+  if (value === undefined) return 'nothing';
+  let s: string;
+  try {
+    s = JSON.stringify(shallow(value, 3)) ?? String(value);
+  } catch {
+    s = String(value);
+  }
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+function shallow(v: unknown, depth: number): unknown {
+  if (typeof v === 'string') return v.length > 200 ? `${v.slice(0, 200)}…` : v;
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  if (typeof v === 'bigint') return `${v}`;
+  if (!v || typeof v !== 'object') return v;
+  if (depth === 0) return Array.isArray(v) ? ['…'] : { '…': '…' };
+  if (Array.isArray(v)) return v.slice(0, 8).map((x) => shallow(x, depth - 1));
+  return Object.fromEntries(Object.keys(v).slice(0, 8).map((k) => [k, shallow((v as Record<string, unknown>)[k], depth - 1)]));
+}
+
 /** Close names first, for "did you mean" hints. Levenshtein distance; inputs are short (field and module names). */
 export function closestNames(wanted: string, candidates: Iterable<string>, limit = 3): string[] {
   const scored: Array<[number, string]> = [];
