@@ -8,8 +8,10 @@ import { hasDataExtension } from '../data/format';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { z } from 'zod';
-import { LoraStudioError, closestNames } from '../errors';
-import { KNOWN_FIELDS, RunConfigSchema, TrainingSchema, type RunConfig, type RunConfigInput } from './schema';
+import { LoraStudioError, closestNames, preview } from '../errors';
+import { isPlainObject, readJsonFile } from '../io/json';
+import { regexSyntaxError } from '../util/regex';
+import { KNOWN_FIELDS, LoraSchema, RunConfigSchema, TrainingSchema, type RunConfig, type RunConfigInput } from './schema';
 
 export { RunConfigSchema, type RunConfig, type RunConfigInput } from './schema';
 
@@ -33,17 +35,17 @@ interface Problem {
   message: string;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isObject = isPlainObject;
+
+/** Problems listed in one error; a list of 100,000 wrong items is reported by its first few. */
+const MAX_PROBLEMS = 20;
+
+/** A run config is a few kB; 1 MiB leaves room for long comments-as-fields and still refuses a data file passed by mistake. */
+export const MAX_RUN_CONFIG_BYTES = 1024 * 1024;
 
 /** Reads, parses, validates and completes a run config. `overrides` win over the file. */
 export function loadRunConfig(file: string, overrides?: RunConfigOverrides, cwd = process.cwd()): RunConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new LoraStudioError(`cannot read the run config: ${(e as Error).message}`, file);
-  }
-  const raw = parseJson(text, file);
+  const raw = readJsonFile(file, { maxBytes: MAX_RUN_CONFIG_BYTES });
   const merged = overrides ? applyOverrides(raw, overrides, cwd) : raw;
   return parseRunConfig(merged, file);
 }
@@ -55,28 +57,13 @@ export function parseRunConfig(raw: unknown, file: string, options: ParseOptions
   if (!result.success) for (const issue of result.error.issues) problems.push(...describeIssue(issue, raw));
   problems.push(...crossFieldProblems(raw));
   if (problems.length > 0 || !result.success) {
-    throw new LoraStudioError(problems.map((p) => `${p.field}: ${p.message}`).join('\n'), file, problems[0]?.field);
+    const lines = problems.slice(0, MAX_PROBLEMS).map((p) => `${p.field}: ${p.message}`);
+    if (problems.length > MAX_PROBLEMS) lines.push(`… and ${problems.length - MAX_PROBLEMS} more problem(s)`);
+    throw new LoraStudioError(lines.join('\n'), file, problems[0]?.field);
   }
   const cfg = completeDefaults(result.data);
+  keepPatternKeys(cfg, raw);
   return options.resolvePaths === false ? cfg : resolvePaths(cfg, path.dirname(path.resolve(file)));
-}
-
-// ---- JSON ----
-
-function parseJson(text: string, file: string): unknown {
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  try {
-    return JSON.parse(body);
-  } catch (e) {
-    const msg = (e as Error).message;
-    const m = /position (\d+)/.exec(msg);
-    const pos = m ? Number(m[1]) : body.length;
-    const before = body.slice(0, pos);
-    const line = before.split('\n').length;
-    const column = pos - before.lastIndexOf('\n');
-    const reason = msg.replace(/\s*\(line \d+ column \d+\)/, '').replace(/ in JSON at position \d+$/, '');
-    throw new LoraStudioError(`not valid JSON at line ${line}, column ${column} (position ${pos}): ${reason}`, file);
-  }
 }
 
 // ---- overrides ----
@@ -107,16 +94,11 @@ function applyOverrides(raw: unknown, overrides: RunConfigOverrides, cwd: string
 
 // ---- issues → lines ----
 
-function preview(v: unknown): string {
-  if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
-  return s.length > 60 ? s.slice(0, 57) + '…' : s;
-}
-
 function valueAt(root: unknown, p: PropertyKey[]): unknown {
   let cur = root;
   for (const k of p) {
     if (cur === null || typeof cur !== 'object') return undefined;
+    if (!Object.prototype.hasOwnProperty.call(cur, k)) return undefined;
     cur = (cur as Record<string, unknown>)[k as string];
   }
   return cur;
@@ -124,8 +106,14 @@ function valueAt(root: unknown, p: PropertyKey[]): unknown {
 
 function fieldPath(p: PropertyKey[]): string {
   let s = '';
-  for (const k of p) s += typeof k === 'number' ? `[${k}]` : s ? `.${String(k)}` : String(k);
+  for (const k of p) s += typeof k === 'number' ? `[${k}]` : s ? `.${shortKey(k)}` : shortKey(k);
   return s;
+}
+
+/** A key of the user's file as it appears in a field path: cut, so a megabyte-long key cannot flood the message. */
+function shortKey(k: PropertyKey): string {
+  const s = String(k);
+  return s.length > 60 ? `${s.slice(0, 59)}…` : s;
 }
 
 function describeIssue(issue: z.core.$ZodIssue, raw: unknown): Problem[] {
@@ -133,15 +121,15 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): Problem[] {
   if (issue.code === 'unrecognized_keys') {
     const known = KNOWN_FIELDS[where] ?? [];
     return issue.keys.map((key) => {
-      const near = closestNames(key, known, 1);
+      const near = key.length <= 100 ? closestNames(key, known, 1) : [];
       const hint = near.length ? `did you mean "${near[0]}"?` : `allowed: ${known.join(', ')}`;
-      return { field: where ? `${where}.${key}` : key, message: `unknown field; ${hint}` };
+      return { field: where ? `${where}.${shortKey(key)}` : shortKey(key), message: `unknown field; ${hint}` };
     });
   }
   const value = valueAt(raw, issue.path);
   if (value === undefined) return [{ field: where, message: `required; ${issue.message}` }];
   let message = `${issue.message} (got ${preview(value)})`;
-  if (issue.code === 'invalid_value' && typeof value === 'string') {
+  if (issue.code === 'invalid_value' && typeof value === 'string' && value.length <= 100) {
     const near = closestNames(value, issue.values.map(String), 1);
     if (near.length) message += `; did you mean "${near[0]}"?`;
   }
@@ -165,7 +153,7 @@ function crossFieldProblems(raw: unknown): Problem[] {
     for (const key of ['target_modules', 'exclude_modules'] as const) {
       const v = raw.lora[key];
       if (typeof v === 'string' && v !== 'all-linear') {
-        const err = regexError(v);
+        const err = regexReason(regexSyntaxError(v, 'full'));
         if (err) problems.push({ field: `lora.${key}`, message: `not a valid regular expression: ${err}` });
       }
     }
@@ -173,8 +161,13 @@ function crossFieldProblems(raw: unknown): Problem[] {
       const v = raw.lora[key];
       if (!isObject(v)) continue;
       for (const pattern of Object.keys(v)) {
-        const err = regexError(pattern);
-        if (err) problems.push({ field: `lora.${key}`, message: `key ${JSON.stringify(pattern)} is not a valid regular expression: ${err}` });
+        // zod's record skips the key "__proto__"; it is an ordinary pattern here, so its value is checked here
+        const leaf = (key === 'rank_pattern' ? LoraSchema.shape.rank_pattern : LoraSchema.shape.alpha_pattern).unwrap().valueType;
+        if (pattern === '__proto__' && !leaf.safeParse(v[pattern]).success) {
+          problems.push({ field: `lora.${key}.__proto__`, message: `${key === 'rank_pattern' ? 'must be an integer >= 1' : 'must be a number > 0'} (got ${preview(v[pattern])})` });
+        }
+        const err = regexReason(regexSyntaxError(pattern, 'suffix'));
+        if (err) problems.push({ field: `lora.${key}`, message: `key ${preview(pattern)} is not a valid regular expression: ${err}` });
       }
     }
   }
@@ -213,12 +206,21 @@ function crossFieldProblems(raw: unknown): Problem[] {
   return problems;
 }
 
-function regexError(pattern: string): string | null {
-  try {
-    new RegExp(pattern);
-    return null;
-  } catch (e) {
-    return (e as Error).message;
+/** V8's message repeats the whole (anchored) pattern; the reason alone is kept, the pattern is shown by preview(). */
+function regexReason(err: string | null): string | null {
+  return err === null ? null : err.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+}
+
+/**
+ * zod's record drops the key "__proto__"; in rank_pattern / alpha_pattern it is an ordinary pattern (its value is
+ * checked in crossFieldProblems), so it is put back as an own property.
+ */
+function keepPatternKeys(cfg: RunConfig, raw: unknown): void {
+  const lora = isObject(raw) && isObject(raw.lora) ? raw.lora : {};
+  for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
+    const src = lora[key];
+    if (!isObject(src) || !Object.prototype.hasOwnProperty.call(src, '__proto__')) continue;
+    Object.defineProperty(cfg.lora[key], '__proto__', { value: src['__proto__'], enumerable: true, writable: true, configurable: true });
   }
 }
 

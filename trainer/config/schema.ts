@@ -14,6 +14,21 @@ export const INTERVAL_STRATEGIES = ['no', 'steps', 'epoch'] as const;
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export const LORA_BIAS = ['none', 'all', 'lora_only'] as const;
 
+// ---- bounds: counts and sizes a real run stays far below; anything larger would only allocate or loop for nothing ----
+
+/** Optimizer steps, and any step interval (logging/eval/save/warmup): a billion steps is years of training. */
+export const MAX_STEPS = 1_000_000_000;
+/** Tokens per example: far above any GPT-2-class context (n_positions is 1024 for GPT-2). */
+export const MAX_LENGTH = 1_048_576;
+/** Examples per batch, and batches per optimizer step. */
+export const MAX_BATCH = 65_536;
+/** Passes over the data. */
+export const MAX_EPOCHS = 1_000_000;
+/** seq-cls classes (transformers builds an id2label entry per class). */
+export const MAX_LABELS = 100_000;
+/** LoRA rank (PEFT's r, and rank_pattern values). */
+export const MAX_RANK = 65_536;
+
 // ---- leaf builders: each sets one error text, naming what is allowed, on every check ----
 
 interface Range {
@@ -69,7 +84,7 @@ export const DataSchema = z
         .describe('File format; when null it is inferred from the file extension.'),
       text_column: str().default('text').describe('Column (or JSON key) holding the text.'),
       label_column: str().default('label').describe('seq-cls: column (or JSON key) holding the class label.'),
-      max_length: int({ ge: 1 })
+      max_length: int({ ge: 1, le: MAX_LENGTH })
         .default(256)
         .describe('Maximum tokens per example; longer examples are truncated (with packing: the block length).'),
       eval_split: num({ ge: 0, lt: 1 })
@@ -88,7 +103,7 @@ const L = LORA_DEFAULTS;
 export const LoraSchema = z
   .strictObject(
     {
-      r: int({ ge: 1 }).default(L.r).describe('LoRA rank (PEFT `r`).'),
+      r: int({ ge: 1, le: MAX_RANK }).default(L.r).describe('LoRA rank (PEFT `r`).'),
       lora_alpha: num({ gt: 0 }).default(L.lora_alpha).describe('LoRA scaling numerator: scaling = lora_alpha / r (or / sqrt(r) with use_rslora).'),
       lora_dropout: num({ ge: 0, lt: 1 }).default(L.lora_dropout).describe('Dropout probability on the LoRA input during training.'),
       target_modules: stringOrList('a regular expression matched against whole module names')
@@ -116,7 +131,7 @@ export const LoraSchema = z
         .default(L.init_lora_weights)
         .describe('true: Kaiming-uniform A and zero B (PEFT default); "gaussian": normal A; false: random B too (testing only).'),
       rank_pattern: z
-        .record(z.string(), int({ ge: 1 }), { error: 'must be an object mapping module-name patterns to ranks' })
+        .record(z.string(), int({ ge: 1, le: MAX_RANK }), { error: 'must be an object mapping module-name patterns to ranks' })
         .default(() => ({ ...L.rank_pattern }))
         .describe('Per-module rank overrides: {pattern: r}; a pattern matches module names ending with it.'),
       alpha_pattern: z
@@ -132,13 +147,13 @@ export const TrainingSchema = z
   .strictObject(
     {
       output_dir: str('a folder path').default('trainer_output').describe('Where checkpoints, the final adapter and metrics go (relative to this config file).'),
-      num_train_epochs: num({ gt: 0 }).default(3).describe('Number of passes over the training data (ignored when max_steps > 0).'),
-      max_steps: int({ ge: -1 })
+      num_train_epochs: num({ gt: 0, le: MAX_EPOCHS }).default(3).describe('Number of passes over the training data (ignored when max_steps > 0).'),
+      max_steps: int({ ge: -1, le: MAX_STEPS })
         .default(-1)
         .describe('Total optimizer steps; overrides num_train_epochs when > 0. -1: derive from num_train_epochs.'),
-      per_device_train_batch_size: int({ ge: 1 }).default(8).describe('Examples per training batch.'),
-      per_device_eval_batch_size: int({ ge: 1 }).default(8).describe('Examples per evaluation batch.'),
-      gradient_accumulation_steps: int({ ge: 1 }).default(1).describe('Batches whose gradients are summed before each optimizer step.'),
+      per_device_train_batch_size: int({ ge: 1, le: MAX_BATCH }).default(8).describe('Examples per training batch.'),
+      per_device_eval_batch_size: int({ ge: 1, le: MAX_BATCH }).default(8).describe('Examples per evaluation batch.'),
+      gradient_accumulation_steps: int({ ge: 1, le: MAX_BATCH }).default(1).describe('Batches whose gradients are summed before each optimizer step.'),
       learning_rate: num({ ge: 0 }).default(5e-5).describe('Peak learning rate of AdamW.'),
       weight_decay: num({ ge: 0 }).default(0).describe('AdamW decoupled weight decay (not applied to biases and LayerNorm weights).'),
       adam_beta1: num({ ge: 0, lt: 1 }).default(0.9).describe('AdamW beta1.'),
@@ -151,18 +166,18 @@ export const TrainingSchema = z
         .describe('Clip gradients to this global L2 norm; 0 or null disables clipping.'),
       lr_scheduler_type: oneOf(LR_SCHEDULER_TYPES).default('linear').describe('Learning-rate schedule after warmup.'),
       warmup_ratio: num({ ge: 0, le: 1 }).default(0).describe('Fraction of the total steps used for linear warmup (ignored when warmup_steps > 0).'),
-      warmup_steps: int({ ge: 0 }).default(0).describe('Linear warmup steps; overrides warmup_ratio when > 0.'),
+      warmup_steps: int({ ge: 0, le: MAX_STEPS }).default(0).describe('Linear warmup steps; overrides warmup_ratio when > 0.'),
       logging_strategy: oneOf(INTERVAL_STRATEGIES).default('steps').describe('When to log training loss: "no", every logging_steps ("steps"), or each "epoch".'),
-      logging_steps: int({ ge: 1 }).default(500).describe('Log every this many optimizer steps (logging_strategy "steps").'),
+      logging_steps: int({ ge: 1, le: MAX_STEPS }).default(500).describe('Log every this many optimizer steps (logging_strategy "steps").'),
       eval_strategy: oneOf(INTERVAL_STRATEGIES).default('no').describe('When to evaluate: "no", every eval_steps ("steps"), or each "epoch".'),
-      eval_steps: int({ ge: 1 }, true)
+      eval_steps: int({ ge: 1, le: MAX_STEPS }, true)
         .nullable()
         .default(null)
         .describe('Evaluate every this many optimizer steps (eval_strategy "steps"); null: logging_steps.'),
       eval_on_start: bool().default(false).describe('Evaluate once before training starts.'),
       save_strategy: oneOf(INTERVAL_STRATEGIES).default('steps').describe('When to save a checkpoint: "no", every save_steps ("steps"), or each "epoch".'),
-      save_steps: int({ ge: 1 }, true).nullable().default(500).describe('Save every this many optimizer steps (save_strategy "steps").'),
-      save_total_limit: int({ ge: 1 }, true)
+      save_steps: int({ ge: 1, le: MAX_STEPS }, true).nullable().default(500).describe('Save every this many optimizer steps (save_strategy "steps").'),
+      save_total_limit: int({ ge: 1, le: MAX_STEPS }, true)
         .nullable()
         .default(null)
         .describe('Keep at most this many checkpoints (the best one is always kept); null: keep all.'),
@@ -178,7 +193,7 @@ export const TrainingSchema = z
         .default(null)
         .describe('Whether a higher metric_for_best_model is better. Default: false for names ending in "loss", else true.'),
       dataloader_drop_last: bool().default(false).describe('Drop the last incomplete training batch of each epoch.'),
-      seed: int({ ge: 0 }).default(42).describe('Random seed for LoRA init, shuffling, dropout and the eval split.'),
+      seed: int({ ge: 0, le: 2 ** 32 - 1 }).default(42).describe('Random seed for LoRA init, shuffling, dropout and the eval split.'),
       resume_from_checkpoint: z
         .union([z.boolean(), str()], { error: 'must be null, true (latest checkpoint in output_dir), or a checkpoint folder path' })
         .nullable()
@@ -200,7 +215,7 @@ export const RunConfigSchema = z
       'Base model: a Hugging Face model folder (relative to this config file) or a hub id such as "gpt2".',
     ),
     task: oneOf(TASKS).default('causal-lm').describe('"causal-lm": next-token prediction; "seq-cls": sequence classification.'),
-    num_labels: int({ ge: 1 }).optional().describe('seq-cls: number of classes (default 2).'),
+    num_labels: int({ ge: 1, le: MAX_LABELS }).optional().describe('seq-cls: number of classes (default 2).'),
     data: DataSchema,
     lora: LoraSchema.prefault({}),
     training: TrainingSchema.prefault({}),

@@ -118,15 +118,23 @@ describe('parseRunConfig', () => {
 
   it('out-of-range values state the allowed range', () => {
     const cases: Array<[string, string, unknown, string]> = [
-      ['lora', 'r', 0, 'lora.r: must be an integer >= 1 (got 0)'],
-      ['lora', 'r', 4.5, 'lora.r: must be an integer >= 1 (got 4.5)'],
+      ['lora', 'r', 0, 'lora.r: must be an integer >= 1 and <= 65536 (got 0)'],
+      ['lora', 'r', 4.5, 'lora.r: must be an integer >= 1 and <= 65536 (got 4.5)'],
       ['lora', 'lora_dropout', 1, 'lora.lora_dropout: must be a number >= 0 and < 1 (got 1)'],
       ['lora', 'lora_dropout', -0.1, 'lora.lora_dropout: must be a number >= 0 and < 1 (got -0.1)'],
       ['data', 'eval_split', -0.1, 'data.eval_split: must be a number >= 0 and < 1 (got -0.1)'],
       ['data', 'eval_split', 1.5, 'data.eval_split: must be a number >= 0 and < 1 (got 1.5)'],
       ['training', 'warmup_ratio', 2, 'training.warmup_ratio: must be a number >= 0 and <= 1 (got 2)'],
-      ['training', 'save_total_limit', 0, 'training.save_total_limit: must be an integer >= 1, or null (got 0)'],
-      ['training', 'max_steps', -2, 'training.max_steps: must be an integer >= -1 (got -2)'],
+      ['training', 'save_total_limit', 0, 'training.save_total_limit: must be an integer >= 1 and <= 1000000000, or null (got 0)'],
+      ['training', 'max_steps', -2, 'training.max_steps: must be an integer >= -1 and <= 1000000000 (got -2)'],
+      // absurd sizes are refused before anything is allocated or looped over
+      ['training', 'num_train_epochs', 1e300, 'training.num_train_epochs: must be a number > 0 and <= 1000000 (got 1e+300)'],
+      ['training', 'max_steps', 1e12, 'training.max_steps: must be an integer >= -1 and <= 1000000000 (got 1000000000000)'],
+      ['training', 'per_device_train_batch_size', 1e9, 'training.per_device_train_batch_size: must be an integer >= 1 and <= 65536 (got 1000000000)'],
+      ['training', 'gradient_accumulation_steps', 1e9, 'training.gradient_accumulation_steps: must be an integer >= 1 and <= 65536 (got 1000000000)'],
+      ['training', 'logging_steps', 1e10, 'training.logging_steps: must be an integer >= 1 and <= 1000000000 (got 10000000000)'],
+      ['training', 'warmup_steps', 1e10, 'training.warmup_steps: must be an integer >= 0 and <= 1000000000 (got 10000000000)'],
+      ['data', 'max_length', 1e9, 'data.max_length: must be an integer >= 1 and <= 1048576 (got 1000000000)'],
     ];
     for (const [section, key, value, line] of cases) {
       const raw = clone(ISSUE_EXAMPLE) as unknown as Record<string, Record<string, unknown>>;
@@ -213,7 +221,7 @@ describe('loadRunConfig', () => {
     const truncated = path.join(root, 'truncated.json');
     fs.writeFileSync(truncated, '{"model": "gpt2"');
     assert.throws(() => loadRunConfig(truncated), /not valid JSON at line 1, column 17/);
-    assert.throws(() => loadRunConfig(path.join(root, 'absent.json')), (e: LoraStudioError) => e.file!.endsWith('absent.json') && /cannot read/.test(e.message));
+    assert.throws(() => loadRunConfig(path.join(root, 'absent.json')), (e: LoraStudioError) => e.file!.endsWith('absent.json') && /missing/.test(e.message));
   });
 
   it('resolves paths against the config file folder; a model name that is no folder there stays a hub id', () => {
@@ -249,5 +257,60 @@ describe('loadRunConfig', () => {
     assert.equal(cfg.training.backend, 'wasm');
     assert.equal(cfg.training.num_train_epochs, 10, 'other fields stay');
     assert.throws(() => loadRunConfig(file, { training: { lr_scheduler_type: 'exp' as never } }, cwd), /training\.lr_scheduler_type: must be one of/);
+  });
+
+  it('hostile files: deep nesting, a BOM, huge values, a folder instead of a file', () => {
+    const file = path.join(root, 'hostile.json');
+    // 5,000 levels deep used to overflow JSON.stringify while formatting the error
+    fs.writeFileSync(file, `{"model": "gpt2", "data": {"train": "t.jsonl"}, "lora": {"target_modules": ${'['.repeat(5000)}${']'.repeat(5000)}}}`);
+    assert.throws(() => loadRunConfig(file), (e: LoraStudioError) => {
+      assert.ok(e instanceof LoraStudioError);
+      assert.equal(e.file, file);
+      assert.match(e.field!, /^lora\.target_modules/);
+      assert.match(e.message, /nested more than 64 levels/);
+      return true;
+    });
+    // a UTF-8 BOM is accepted
+    fs.writeFileSync(file, '\ufeff' + JSON.stringify(minimal()));
+    assert.equal(loadRunConfig(file).model, 'gpt2');
+    // a huge string value is shown cut short
+    fs.writeFileSync(file, JSON.stringify({ ...minimal(), task: 'x'.repeat(500_000) }));
+    assert.throws(() => loadRunConfig(file), (e: LoraStudioError) => e.field === 'task' && e.message.length < 300);
+    // a folder or a FIFO is refused, never read
+    assert.throws(() => loadRunConfig(root), (e: LoraStudioError) => e.file === root && /not a regular file/.test(e.message));
+  });
+
+  it('any JSON value at any field gives a LoraStudioError, with a bounded message', () => {
+    const deep = JSON.parse('['.repeat(60) + ']'.repeat(60));
+    const values: unknown[] = [null, true, 1.5, -1, 1e308, '', 'x'.repeat(100_000), [], deep, { a: deep }, Array(50_000).fill(7), JSON.parse('{"__proto__": 1, "toString": 2}')];
+    const fields = [[], ['model'], ['task'], ['num_labels'], ['data'], ['data', 'train'], ['data', 'max_length'], ['lora'], ['lora', 'target_modules'],
+      ['lora', 'rank_pattern'], ['lora', 'modules_to_save'], ['training'], ['training', 'save_total_limit'], ['training', 'resume_from_checkpoint']];
+    for (const f of fields) {
+      for (const v of values) {
+        const raw = { ...clone(ISSUE_EXAMPLE) } as Record<string, unknown>;
+        if (f.length === 1) raw[f[0]] = v;
+        if (f.length === 2) raw[f[0]] = { ...(raw[f[0]] as object), [f[1]]: v };
+        try {
+          parseRunConfig(f.length === 0 ? v : raw, FILE, { resolvePaths: false });
+        } catch (e) {
+          assert.ok(e instanceof LoraStudioError, `${f.join('.')}: ${String(e)}`);
+          assert.ok(e.message.length < 20_000, `${f.join('.')}: message of ${e.message.length} chars`);
+        }
+      }
+    }
+  });
+
+  it('"__proto__" is an ordinary rank_pattern key, and its value is checked', () => {
+    const ok = parseRunConfig(JSON.parse('{"model": "gpt2", "data": {"train": "t.jsonl"}, "lora": {"rank_pattern": {"__proto__": 4, "toString": 2}}}'), FILE, { resolvePaths: false });
+    assert.deepEqual(Object.entries(ok.lora.rank_pattern), [['toString', 2], ['__proto__', 4]]);
+    const { lines } = errorLines(JSON.parse('{"model": "gpt2", "data": {"train": "t.jsonl"}, "lora": {"alpha_pattern": {"__proto__": "big"}}}'));
+    assert.deepEqual(lines, ['lora.alpha_pattern.__proto__: must be a number > 0 (got "big")']);
+  });
+
+  it('a regex error in a rank_pattern key is checked as PEFT anchors it, and a long key is cut', () => {
+    const { lines } = errorLines({ ...minimal(), lora: { rank_pattern: { [`(${'a'.repeat(500)}`]: 2 } } });
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0], `lora.rank_pattern: key "(${'a'.repeat(57)}… is not a valid regular expression: Unterminated group`);
+    assert.ok(lines[0].length < 300);
   });
 });
