@@ -141,17 +141,10 @@ async function filterRegex(ctx: LoraContext): Promise<void> {
     title: 'Filter modules by regex',
     prompt: 'Matched against the WHOLE module name (PEFT uses re.fullmatch), e.g. transformer\\.h\\.(0|1)\\..*  or  .*c_(attn|proj)',
     value: seed,
-    validateInput: (v) => {
-      try {
-        new RegExp(v);
-        return undefined;
-      } catch (e) {
-        return (e as Error).message;
-      }
-    },
   });
   if (pattern === undefined || pattern === '') return;
-  ctx.modules.applyFilter({ kind: 'regex', pattern });
+  // the trainer checks and matches it (Python's spelling, under a time limit) and the view shows its error
+  await ctx.modules.applyFilter({ kind: 'regex', pattern });
 }
 
 // ---- adapters ----
@@ -229,14 +222,16 @@ async function loadAdapter(ctx: LoraContext, arg: unknown): Promise<void> {
   ctx.lastAdapter = dir;
   const base = check.config.base_model_name_or_path;
   if (!ctx.modules.openModel && typeof base === 'string' && base) {
-    const ref: ModelRef = fs.existsSync(path.join(base, 'config.json')) ? { kind: 'folder', ref: path.resolve(base) } : { kind: 'hub', ref: base };
+    // a local base is written relative to the adapter folder when the user gave a relative path, as PEFT keeps it
+    const local = path.resolve(dir, base);
+    const ref: ModelRef = fs.existsSync(path.join(local, 'config.json')) ? { kind: 'folder', ref: local } : { kind: 'hub', ref: base };
     if (!(await ctx.modules.open(ref, { selectionFromConfig: false }))) return;
   }
   if (!ctx.modules.openModel) {
     void vscode.window.showWarningMessage('Open the adapter\'s base model first (LoRA: Open Model…); its target modules will then be checked.');
     return;
   }
-  ctx.modules.selectSpec(check.config.target_modules as string | string[] | null, dir);
+  if (!(await ctx.modules.selectSpec(check.config.target_modules as string | string[] | null, dir))) return;
   void vscode.window.showInformationMessage(`Checked the target modules of ${path.basename(dir)}: ${JSON.stringify(check.config.target_modules)} (r=${check.config.r}, lora_alpha=${check.config.lora_alpha}).`);
 }
 

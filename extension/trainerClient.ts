@@ -12,13 +12,14 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import type {
-  ChildMessage, DoneEvent, ErrorCode, InspectParams, InspectResult, ParentMessage, TrainEvent, TrainEventName, TrainParams,
+  ChildMessage, DoneEvent, ErrorCode, InspectParams, InspectResult, ParentMessage, SelectParams, SelectResult, TrainEvent, TrainEventName, TrainParams,
 } from '../trainer/protocol';
 
 /** Each method's params and result. */
 export interface TrainerMethods {
   train: { params: TrainParams; result: DoneEvent };
   inspect: { params: InspectParams; result: InspectResult };
+  select: { params: SelectParams; result: SelectResult };
 }
 export type Method = keyof TrainerMethods;
 

@@ -9,6 +9,7 @@ import { LoraStudioError } from './errors';
 import { loadRunConfig } from './config/run_config';
 import { train } from './train/trainer';
 import { inspect } from './commands/inspect';
+import { selectModules } from './commands/select';
 import { LORA_DEFAULTS } from './lora/config';
 import { resolveModelDir } from './io/hub_model';
 
@@ -46,6 +47,10 @@ async function handle(m: ParentMessage): Promise<void> {
         backend: p.backend,
         configFile: p.config_file,
       });
+    } else if (m.method === 'select') {
+      const p = m.params;
+      const modelDir = await resolveModelDir(p.model_dir, 'model', { configOnly: true });
+      result = selectModules({ modelDir, task: p.task, num_labels: p.num_labels, target_modules: p.target_modules });
     } else if ('config_file' in m.params) {
       const cfg = loadRunConfig(m.params.config_file);
       const modelDir = await resolveModelDir(cfg.model, 'model', { configFile: m.params.config_file, configOnly: true });

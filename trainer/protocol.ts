@@ -78,6 +78,7 @@ export type TrainEventName = TrainEvent['event'];
 
 export type { InspectResult, InspectModule } from './commands/inspect';
 export type { LoraTarget, ModuleInfo } from './lora/types';
+export type { SelectResult } from './lora/select';
 
 /** The LoRA fields that inspect takes (PEFT LoraConfig names); unset ones take PEFT's defaults. */
 export interface InspectLora {
@@ -104,10 +105,19 @@ export type InspectParams =
   | { config_file: string }
   | { model_dir: string; task?: 'causal-lm' | 'seq-cls'; num_labels?: number; lora?: InspectLora };
 
-/** parent → child; the response to `inspect` is an InspectResult, to `train` the DoneEvent */
+/** What a target_modules value selects in a model's module table (a picker's view of PEFT's matching rules). */
+export interface SelectParams {
+  model_dir: string;
+  task?: 'causal-lm' | 'seq-cls';
+  num_labels?: number;
+  target_modules: string | string[] | null;
+}
+
+/** parent → child; the response to `inspect` is an InspectResult, to `select` a SelectResult, to `train` the DoneEvent */
 export type ParentMessage =
   | { kind: 'request'; id: number; method: 'train'; params: TrainParams }
   | { kind: 'request'; id: number; method: 'inspect'; params: InspectParams }
+  | { kind: 'request'; id: number; method: 'select'; params: SelectParams }
   /** ask the request `id` to stop: a training run saves a checkpoint first, then answers */
   | { kind: 'cancel'; id: number };
 
@@ -130,5 +140,6 @@ export function isParentMessage(m: unknown): m is ParentMessage {
   const p = o.params as Record<string, unknown>;
   if (o.method === 'train') return typeof p.config_file === 'string';
   if (o.method === 'inspect') return typeof p.config_file === 'string' || typeof p.model_dir === 'string';
+  if (o.method === 'select') return typeof p.model_dir === 'string' && (p.target_modules === null || typeof p.target_modules === 'string' || Array.isArray(p.target_modules));
   return false;
 }

@@ -1,16 +1,14 @@
 /**
  * The pure logic of the Modules view (no vscode): the tree built from inspect's module table as
- * named_modules() names it, checkbox state and its propagation, the filters, the conversion between a
- * selection and PEFT's target_modules (a list of full names, or a regex matched against the whole name),
- * and the text of the view's PEFT line and warnings. extension/modules/view.ts renders it.
+ * named_modules() names it, checkbox state and its propagation, the attention filter, the conversion from a
+ * selection to PEFT's target_modules (a list of full names, or the active regex), and the text of the view's
+ * PEFT line and warnings. extension/modules/view.ts renders it. Which modules a target_modules value selects is
+ * the trainer's rule (its `select` request): the view never matches a user's pattern itself.
  */
 import type { InspectModule, InspectResult } from '../../trainer/protocol';
 
 /** The module classes that can take LoRA here (PEFT: torch.nn.Linear and transformers' Conv1D). */
 export const ADAPTABLE_TYPES: ReadonlySet<string> = new Set(['Linear', 'Conv1D']);
-/** PEFT's default target for model_type gpt2. */
-export const GPT2_DEFAULT_TARGETS = ['c_attn'];
-export const ALL_LINEAR = 'all-linear';
 /** The sequence-classification head that PEFT adds to modules_to_save for SEQ_CLS. */
 export const SEQ_CLS_HEAD = 'score';
 
@@ -119,132 +117,35 @@ export function orderedSelection(tree: ModuleTree, selected: ReadonlySet<string>
 
 // ---- filters ----
 
+/** The filters the view applies itself; a regex and "all-linear" are target_modules values the trainer resolves. */
 export type Filter =
   | { kind: 'regex'; pattern: string }
   | { kind: 'attention' }
   | { kind: 'all-linear' }
   | { kind: 'clear' };
 
-export class PatternError extends Error {}
-
-/**
- * A Python regex as JavaScript, anchored like re.fullmatch (PEFT matches a target_modules string with
- * re.fullmatch). Translates (?P<name>…), (?P=name), \A, \Z and a leading inline flag group such as (?i).
- */
-export function compileFullMatch(pattern: string): RegExp {
-  let src = pattern;
-  let flags = '';
-  const inline = /^\(\?([aiLmsux]+)\)/.exec(src);
-  if (inline) {
-    src = src.slice(inline[0].length);
-    for (const f of ['i', 's', 'm']) if (inline[1].includes(f)) flags += f;
-  }
-  src = src.replace(/\(\?P</g, '(?<').replace(/\(\?P=(\w+)\)/g, '\\k<$1>').replace(/\\A/g, '^').replace(/\\Z/g, '$');
-  try {
-    return new RegExp(`^(?:${src})$`, flags);
-  } catch (e) {
-    throw new PatternError(`${JSON.stringify(pattern)} is not a valid regular expression: ${(e as Error).message}`);
-  }
-}
-
-/** The adaptable modules a regex matches as a whole name, plus how many non-adaptable modules it also matched. */
-export function matchRegex(tree: ModuleTree, pattern: string): { names: string[]; other: string[] } {
-  const re = compileFullMatch(pattern);
-  const names: string[] = [];
-  const other: string[] = [];
-  for (const n of tree.byName.keys()) {
-    if (n === '' || !re.test(n)) continue;
-    if (tree.byName.get(n)!.adaptable) names.push(n);
-    else other.push(n);
-  }
-  const order = new Map(tree.adaptable.map((n, i) => [n, i]));
-  names.sort((a, b) => order.get(a)! - order.get(b)!);
-  return { names, other };
-}
-
 /** Attention only: the Linear/Conv1D modules inside an attention block (GPT-2: attn.c_attn and attn.c_proj). */
 export function attentionNames(tree: ModuleTree): string[] {
   return tree.adaptable.filter((n) => /(^|\.)(attn|attention|self_attn)\./.test(n) || /Attention$/.test(tree.byName.get(parentName(n))?.module.type ?? ''));
-}
-
-/** PEFT's "all-linear": every Linear/Conv1D except the output head. */
-export function allLinearNames(tree: ModuleTree): string[] {
-  return tree.adaptable.filter((n) => !tree.byName.get(n)!.module.is_head);
-}
-
-/** The selection a filter produces. A regex that matches no adaptable module yields an empty set (the caller warns). */
-export function applyFilter(tree: ModuleTree, filter: Filter): Set<string> {
-  switch (filter.kind) {
-    case 'regex':
-      return new Set(matchRegex(tree, filter.pattern).names);
-    case 'attention':
-      return new Set(attentionNames(tree));
-    case 'all-linear':
-      return new Set(allLinearNames(tree));
-    case 'clear':
-      return new Set();
-  }
 }
 
 // ---- target_modules ↔ selection ----
 
 export type TargetSpec = string | string[] | null | undefined;
 
-/** PEFT's list rule: an entry matches a name exactly or as its `.suffix`. */
-export function listEntryMatches(entry: string, name: string): boolean {
-  return name === entry || name.endsWith(`.${entry}`);
-}
-
-export interface SpecSelection {
-  selected: Set<string>;
-  /** the spec was a regex (not "all-linear"): the tree keeps it as the active regex filter */
-  regex?: string;
-  /** list entries, or the regex, that matched no adaptable module */
-  unmatched: string[];
-  /** names the spec matched that cannot take LoRA (the trainer will refuse them) */
-  notAdaptable: string[];
-}
-
-/** The selection that a run config's lora.target_modules describes (null: PEFT's default for gpt2, c_attn). */
-export function selectionFromSpec(tree: ModuleTree, spec: TargetSpec): SpecSelection {
-  if (spec === null || spec === undefined) spec = GPT2_DEFAULT_TARGETS;
-  if (typeof spec === 'string' && spec.toLowerCase() === ALL_LINEAR) {
-    return { selected: new Set(allLinearNames(tree)), unmatched: [], notAdaptable: [] };
-  }
-  if (typeof spec === 'string') {
-    const { names, other } = matchRegex(tree, spec);
-    return { selected: new Set(names), regex: spec, unmatched: names.length === 0 ? [spec] : [], notAdaptable: other };
-  }
-  const selected = new Set<string>();
-  const unmatched: string[] = [];
-  const notAdaptable: string[] = [];
-  for (const entry of spec) {
-    let hit = 0;
-    for (const n of tree.byName.keys()) {
-      if (n === '' || !listEntryMatches(entry, n)) continue;
-      hit++;
-      if (tree.byName.get(n)!.adaptable) selected.add(n);
-      else if (!notAdaptable.includes(n)) notAdaptable.push(n);
-    }
-    if (hit === 0) unmatched.push(entry);
-  }
-  return { selected: new Set(orderedSelection(tree, selected)), unmatched, notAdaptable };
+/** The active regex filter and the modules the trainer said it selects. */
+export interface ActiveRegex {
+  pattern: string;
+  selected: readonly string[];
 }
 
 /**
  * What the tree writes to lora.target_modules: the active regex when the selection is still exactly what it
  * matches, else the list of full module names in named_modules() order. An empty selection is null-free: [].
  */
-export function specFromSelection(tree: ModuleTree, selected: ReadonlySet<string>, regex?: string): string | string[] {
+export function specFromSelection(tree: ModuleTree, selected: ReadonlySet<string>, regex?: ActiveRegex): string | string[] {
   const list = orderedSelection(tree, selected);
-  if (regex !== undefined) {
-    try {
-      const { names } = matchRegex(tree, regex);
-      if (names.length === list.length && names.every((n, i) => n === list[i])) return regex;
-    } catch {
-      // an invalid regex cannot be kept; fall back to the list
-    }
-  }
+  if (regex !== undefined && regex.selected.length === list.length && regex.selected.every((n, i) => n === list[i])) return regex.pattern;
   return list;
 }
 
@@ -358,7 +259,7 @@ const HEAD_PHRASE = 'neither trained nor saved';
 export function headWarning(task: ViewTextInput['task'], modulesToSave: string[] | null | undefined, selected: ReadonlySet<string>): string | undefined {
   if (task !== 'seq-cls') return undefined;
   if (modulesToSave === null || modulesToSave === undefined) return undefined; // PEFT adds `score` itself
-  if (modulesToSave.some((e) => listEntryMatches(e, SEQ_CLS_HEAD))) return undefined;
+  if (modulesToSave.includes(SEQ_CLS_HEAD)) return undefined;
   if ([...selected].some((n) => n === SEQ_CLS_HEAD || n.endsWith(`.${SEQ_CLS_HEAD}`))) return undefined;
   return `The classification head \`${SEQ_CLS_HEAD}\` is ${HEAD_PHRASE}: it stays randomly initialised. Add "${SEQ_CLS_HEAD}" to lora.modules_to_save.`;
 }

@@ -13,8 +13,8 @@ import type { RunConfigStore } from '../runConfig';
 import { getPath, resolveModel, type Json } from '../runFiles';
 import { TrainerRequestError, type TrainerClient } from '../trainerClient';
 import {
-  applyChecks, applyFilter, buildTree, checkState, matchRegex, nodeDescription, nodeTooltip, sameSpec, selectionFromSpec,
-  specFromSelection, viewText, type Filter, type ModuleNode, type ModuleTree, type TargetSpec,
+  applyChecks, attentionNames, buildTree, checkState, nodeDescription, nodeTooltip, sameSpec, specFromSelection, viewText,
+  type ActiveRegex, type Filter, type ModuleNode, type ModuleTree, type TargetSpec,
 } from './treeModel';
 
 export const VIEW_ID = 'loraStudio.modules';
@@ -38,7 +38,9 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
   private tree: ModuleTree | undefined;
   private base: InspectResult | undefined;
   private selected = new Set<string>();
-  private regex: string | undefined;
+  private regex: ActiveRegex | undefined;
+  /** bumped by every selection from a target_modules value: an answer to an older request is dropped */
+  private selectGen = 0;
   private emptyRegex: string | undefined;
   private unmatched: string[] = [];
   private notAdaptable: string[] = [];
@@ -150,9 +152,10 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
     this.emptyRegex = undefined;
     this.unmatched = [];
     this.notAdaptable = [];
+    this.selected = new Set();
     if (fromConfig) {
       this.readLora(cfg);
-      this.selectFromSpec(getPath(cfg, 'lora.target_modules') as TargetSpec);
+      await this.selectFromSpec(getPath(cfg, 'lora.target_modules') as TargetSpec);
     } else {
       this.lora = {};
       this.modulesToSave = undefined;
@@ -189,40 +192,40 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
     // same targets the tree shows, so only an edit made elsewhere changes the selection
     if (this.writesInFlight === 0 && !this.writeTimer && epoch === this.localEpoch) {
       const spec = getPath(cfg, 'lora.target_modules') as TargetSpec;
-      if (!sameSpec(spec, this.targetSpec())) this.selectFromSpec(spec);
+      if (!sameSpec(spec, this.targetSpec())) await this.selectFromSpec(spec, epoch);
     }
     this.render();
     this.scheduleInspect();
   }
 
   /** Checks the target modules of a PEFT adapter (adapter_config.json's target_modules). */
-  selectSpec(spec: TargetSpec, source: string): void {
-    if (!this.tree) return;
-    this.selectFromSpec(spec);
+  async selectSpec(spec: TargetSpec, source: string): Promise<boolean> {
+    if (!this.tree || !(await this.selectFromSpec(spec))) return false;
     this.log.info(`selected the targets of ${source}: ${JSON.stringify(spec)}`);
     this.changed();
+    return true;
   }
 
-  applyFilter(filter: Filter): void {
-    if (!this.tree) return;
-    this.emptyRegex = undefined;
-    this.unmatched = [];
-    this.notAdaptable = [];
-    if (filter.kind === 'regex') {
-      const { names, other } = matchRegex(this.tree, filter.pattern);
-      this.regex = filter.pattern;
-      if (names.length === 0) this.emptyRegex = filter.pattern;
-      this.notAdaptable = other;
+  /** Applies a filter; a regex or "all-linear" is resolved by the trainer. False when it was refused or overtaken. */
+  async applyFilter(filter: Filter): Promise<boolean> {
+    if (!this.tree) return false;
+    if (filter.kind === 'regex' || filter.kind === 'all-linear') {
+      if (!(await this.selectFromSpec(filter.kind === 'regex' ? filter.pattern : 'all-linear'))) return false;
     } else {
+      this.selectGen++;
       this.regex = undefined;
+      this.emptyRegex = undefined;
+      this.unmatched = [];
+      this.notAdaptable = [];
+      this.selected = filter.kind === 'attention' ? new Set(attentionNames(this.tree)) : new Set();
     }
-    this.selected = applyFilter(this.tree, filter);
     this.changed();
+    return true;
   }
 
-  /** The current regex, or one that matches the current selection, to seed the regex input box. */
+  /** The active regex filter, to seed the regex input box. */
   currentRegex(): string | undefined {
-    return this.regex;
+    return this.regex?.pattern;
   }
 
   // ---- internals ----
@@ -236,14 +239,32 @@ export class ModulesView extends Disposable implements vscode.TreeDataProvider<M
     this.changed();
   }
 
-  private selectFromSpec(spec: TargetSpec): void {
-    if (!this.tree) return;
-    const s = selectionFromSpec(this.tree, spec);
-    this.selected = s.selected;
-    this.regex = s.regex;
+  /**
+   * Selects what a target_modules value selects, as the trainer resolves it (a user's regex never runs in the
+   * extension host: the trainer matches it under a time limit). False, with the selection unchanged, when the
+   * trainer refused the value (shown to the user), or when a newer selection or a local change (`epoch`) overtook it.
+   */
+  private async selectFromSpec(spec: TargetSpec, epoch = this.localEpoch): Promise<boolean> {
+    const tree = this.tree;
+    const model = this.model;
+    if (!tree || !model) return false;
+    const gen = ++this.selectGen;
+    let s;
+    try {
+      s = await this.client.request('select', { model_dir: model.ref, task: this.task, num_labels: this.numLabels, target_modules: spec ?? null }).result;
+    } catch (e) {
+      const msg = e instanceof TrainerRequestError ? e.message : (e as Error).message;
+      this.log.error(`target_modules ${JSON.stringify(spec)}: ${msg}`);
+      if (gen === this.selectGen) void vscode.window.showErrorMessage(`target_modules ${JSON.stringify(spec)}: ${msg}`);
+      return false;
+    }
+    if (gen !== this.selectGen || epoch !== this.localEpoch || tree !== this.tree) return false;
+    this.selected = new Set(s.selected);
+    this.regex = s.regex !== undefined ? { pattern: s.regex, selected: s.selected } : undefined;
     this.unmatched = s.unmatched;
-    this.emptyRegex = s.regex !== undefined && s.selected.size === 0 ? s.regex : undefined;
-    this.notAdaptable = s.notAdaptable;
+    this.emptyRegex = s.regex !== undefined && s.selected.length === 0 ? s.regex : undefined;
+    this.notAdaptable = s.not_adaptable;
+    return true;
   }
 
   private readLora(cfg: Json | undefined): void {

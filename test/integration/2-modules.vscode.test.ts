@@ -110,4 +110,31 @@ suite('Modules view', () => {
     assert.deepEqual(checked, ['transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_proj', 'transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_proj']);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
+
+  test('a regex filter is resolved by the trainer; a catastrophic one is stopped while the editor stays responsive', async () => {
+    const f = fixture();
+    const { ctx } = await loraContext();
+    const view = modulesView(ctx);
+    const before = targetsInConfig(f.shortConfig);
+
+    assert.equal(await ctx.modules.applyFilter({ kind: 'regex', pattern: 'transformer\\.h\\.1\\.mlp\\.c_.*' }), true);
+    assert.equal(ctx.modules.targetSpec(), 'transformer\\.h\\.1\\.mlp\\.c_.*');
+    await waitFor('the PEFT line for layer 1\'s MLP', () => view.message().split('\n')[0] === peftLine(640 + 640) || undefined, 30_000);
+
+    // (.*)*X backtracks for minutes on these names. The extension host never runs it: the trainer stops it after
+    // its time limit and answers with an error; meanwhile the host's event loop keeps turning.
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 50);
+    const t0 = Date.now();
+    const applied = await ctx.modules.applyFilter({ kind: 'regex', pattern: '(.*)*X' });
+    clearInterval(timer);
+    const took = Date.now() - t0;
+    assert.equal(applied, false);
+    assert.ok(took < 15_000, `the refusal took ${took} ms`);
+    assert.ok(ticks >= Math.floor(took / 50) / 2, `the extension host's event loop stalled: ${ticks} ticks in ${took} ms`);
+    assert.equal(ctx.modules.targetSpec(), 'transformer\\.h\\.1\\.mlp\\.c_.*', 'a refused pattern leaves the selection as it was');
+
+    assert.equal(await ctx.modules.selectSpec(before as string[], 'the test\'s previous target_modules'), true);
+    await waitFor('lora.target_modules restored', () => JSON.stringify(sorted(targetsInConfig(f.shortConfig))) === JSON.stringify(sorted(before)) || undefined, 15_000);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * The Modules view's pure logic over a REAL InspectResult (the trainer's inspect on a folder written by
- * writeRandomGPT2): the tree mirrors named_modules(), checkbox propagation, filters, target_modules ↔
- * selection (list and regex), and the PEFT-line/warning text.
+ * writeRandomGPT2): the tree mirrors named_modules(), checkbox propagation, the attention filter, selection →
+ * target_modules (list, or the active regex the trainer resolved), and the PEFT-line/warning text. What a
+ * target_modules value selects is the trainer's rule: test/unit/lora/select.test.ts.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +13,10 @@ import { inspect } from '../../../trainer/commands/inspect';
 import { LORA_DEFAULTS } from '../../../trainer/lora/config';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 import type { InspectResult } from '../../../trainer/protocol';
+import { selectTargets } from '../../../trainer/lora/select';
 import {
-  allLinearNames, applyCheck, applyChecks, applyFilter, attentionNames, buildTree, checkState, compileFullMatch, headWarning,
-  matchRegex, nodeDescription, PatternError, regexFromList, selectionFromSpec, specFromSelection, viewText, type ModuleTree,
+  applyCheck, applyChecks, attentionNames, buildTree, checkState, headWarning, nodeDescription, regexFromList, specFromSelection,
+  viewText, type ActiveRegex, type ModuleTree,
 } from '../../../extension/modules/treeModel';
 
 describe('Modules tree model', () => {
@@ -99,48 +101,16 @@ describe('Modules tree model', () => {
     assert.deepEqual(checkState(tree.byName.get('transformer.ln_f')!, sel), { checked: false, k: 0, n: 0 });
   });
 
-  it('filters: attention only, all-linear (no head), regex, clear', () => {
+  it('attention filter: the Linear/Conv1D modules of the attention blocks', () => {
     assert.deepEqual(attentionNames(tree), ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_attn', 'transformer.h.1.attn.c_proj']);
-    assert.ok(!allLinearNames(tree).includes('lm_head'));
-    assert.equal(allLinearNames(tree).length, 8);
-    assert.deepEqual([...applyFilter(tree, { kind: 'regex', pattern: '.*\\.mlp\\.c_fc' })], ['transformer.h.0.mlp.c_fc', 'transformer.h.1.mlp.c_fc']);
-    assert.equal(applyFilter(tree, { kind: 'clear' }).size, 0);
-    // a regex is a full match, as PEFT's re.fullmatch: "c_attn" alone matches nothing
-    assert.equal(applyFilter(tree, { kind: 'regex', pattern: 'c_attn' }).size, 0);
-    assert.throws(() => compileFullMatch('('), PatternError);
-  });
-
-  it('regex filtering reports non-adaptable matches separately', () => {
-    const { names, other } = matchRegex(tree, 'transformer\\.h\\.0\\.attn.*');
-    assert.deepEqual(names, ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj']);
-    assert.ok(other.includes('transformer.h.0.attn'));
-    assert.ok(other.includes('transformer.h.0.attn.attn_dropout'));
-  });
-
-  it('Python regex spellings work: (?i), (?P<name>…), \\A…\\Z', () => {
-    assert.equal(matchRegex(tree, '(?i)TRANSFORMER\\.H\\.0\\.ATTN\\.C_ATTN').names.length, 1);
-    assert.equal(matchRegex(tree, '\\Atransformer\\.h\\.(?P<i>\\d)\\.attn\\.c_attn\\Z').names.length, 2);
-  });
-
-  it('target_modules → selection: list (exact or .suffix), regex, all-linear, null = PEFT default c_attn', () => {
-    assert.deepEqual([...selectionFromSpec(tree, ['c_attn']).selected], ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
-    assert.deepEqual([...selectionFromSpec(tree, null).selected], ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
-    assert.deepEqual([...selectionFromSpec(tree, ['attn.c_proj', 'transformer.h.1.mlp.c_fc']).selected], [
-      'transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_fc',
-    ]);
-    const re = selectionFromSpec(tree, 'transformer\\.h\\.1\\..*c_proj');
-    assert.equal(re.regex, 'transformer\\.h\\.1\\..*c_proj');
-    assert.deepEqual([...re.selected], ['transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_proj']);
-    assert.equal(selectionFromSpec(tree, 'all-linear').selected.size, 8);
-    const bad = selectionFromSpec(tree, ['c_atn', 'c_fc', 'ln_1']);
-    assert.deepEqual(bad.unmatched, ['c_atn']);
-    assert.deepEqual(bad.notAdaptable, ['transformer.h.0.ln_1', 'transformer.h.1.ln_1']);
   });
 
   it('selection → target_modules: the regex while it still describes the selection, else full names in order', () => {
-    const regex = '.*\\.attn\\.c_attn';
-    const sel = selectionFromSpec(tree, regex).selected;
-    assert.equal(specFromSelection(tree, sel, regex), regex);
+    const pattern = '.*\\.attn\\.c_attn';
+    const s = selectTargets(causal.modules, pattern);
+    const regex: ActiveRegex = { pattern: s.regex!, selected: s.selected };
+    const sel = new Set(s.selected);
+    assert.equal(specFromSelection(tree, sel, regex), pattern);
     const more = applyCheck(sel, tree.byName.get('lm_head')!, true);
     assert.deepEqual(specFromSelection(tree, more, regex), ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn', 'lm_head']);
     assert.deepEqual(specFromSelection(tree, new Set(['transformer.h.1.mlp.c_fc', 'transformer.h.0.attn.c_attn'])), ['transformer.h.0.attn.c_attn', 'transformer.h.1.mlp.c_fc']);
@@ -155,27 +125,13 @@ describe('Modules tree model', () => {
     ];
     for (const list of lists) {
       const re = regexFromList(list);
-      assert.deepEqual(matchRegex(tree, re).names, list, re);
+      assert.deepEqual(selectTargets(causal.modules, re).selected, list, re);
       const viaTrainer = inspect({ modelDir: path.join(tmp, 'causal'), lora: { ...LORA_DEFAULTS, target_modules: re } });
       assert.deepEqual(viaTrainer.targets.map((t) => t.name), list);
       const viaList = inspect({ modelDir: path.join(tmp, 'causal'), lora: { ...LORA_DEFAULTS, target_modules: specFromSelection(tree, new Set(list)) } });
       assert.deepEqual(viaList.targets.map((t) => t.name), list);
     }
     assert.equal(regexFromList(['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']), 'transformer\\.h\\.(?:0|1)\\.attn\\.c_attn');
-  });
-
-  it('the tree and the trainer agree on which modules a spec selects', () => {
-    for (const spec of [['c_attn', 'c_fc'], 'transformer\\.h\\.0\\..*', 'all-linear'] as const) {
-      const ours = [...selectionFromSpec(tree, spec as string | string[]).selected];
-      let theirs: string[];
-      try {
-        theirs = inspect({ modelDir: path.join(tmp, 'causal'), lora: { ...LORA_DEFAULTS, target_modules: spec as string | string[] } }).targets.map((t) => t.name);
-      } catch {
-        // the trainer refuses a regex that also matches non-Linear modules; the tree keeps only the Linear ones
-        theirs = ours.filter((n) => tree.byName.get(n)!.adaptable);
-      }
-      assert.deepEqual(ours, theirs, JSON.stringify(spec));
-    }
   });
 
   it('view text: the PEFT line from inspect, k/n and trainable% in the description', () => {
