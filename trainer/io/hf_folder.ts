@@ -5,13 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LoraStudioError, closestNames } from '../errors';
-import { type GPT2Config, configNumLabels, readConfig } from '../models/gpt2/config';
+import { LoraStudioError, closestNames, preview } from '../errors';
+import { type GPT2Config, checkModelSize, configNumLabels, readConfig } from '../models/gpt2/config';
 import { IGNORED_BUFFER, PREFIX, gpt2WeightShapes } from '../models/gpt2/weights';
 import type { Task } from '../lora/config';
 import { Rng } from '../util/rng';
 import { type HostTensor, type SafetensorsFile, readSafetensors, tensorToF32, writeSafetensors } from './safetensors';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './atomic';
+import { isPlainObject, readJsonFile } from './json';
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
@@ -56,8 +57,10 @@ export function loadModelFolder(dir: string, opts: LoadModelOptions = {}): Loade
   const task = opts.task ?? taskFromConfig(config);
   const num_labels = task === 'seq-cls' ? (opts.num_labels ?? configNumLabels(config)) : configNumLabels(config);
   if (!Number.isInteger(num_labels) || num_labels < 1) {
-    throw new LoraStudioError(`num_labels must be a positive integer, got ${JSON.stringify(num_labels)}`, path.join(dir, 'config.json'), 'num_labels');
+    throw new LoraStudioError(`num_labels must be a positive integer, got ${preview(num_labels)}`, path.join(dir, 'config.json'), 'num_labels');
   }
+  // The head is part of the size bound: a newly initialised score.weight is num_labels × n_embd.
+  checkModelSize(config, task === 'seq-cls' ? num_labels : 0, path.join(dir, 'config.json'));
   const warnings: string[] = [];
   const raw = readRawTensors(dir);
   const expected = gpt2WeightShapes(config, task, num_labels);
@@ -71,6 +74,11 @@ export function loadModelFolder(dir: string, opts: LoadModelOptions = {}): Loade
   for (const [key, file] of raw.where) {
     if (IGNORED_BUFFER.test(key)) continue;
     if (key === 'lm_head.weight') {
+      const want = [config.vocab_size, config.n_embd];
+      const shape = raw.files.get(file)!.entries.get(key)!.shape;
+      if (!sameShape(shape, want)) {
+        throw new LoraStudioError(`shape ${preview(shape)} does not match wte ${JSON.stringify(want)}, to which GPT-2 ties it`, file, key);
+      }
       lmHead = { key, file, t: decode(raw, key) };
       continue;
     }
@@ -88,7 +96,7 @@ export function loadModelFolder(dir: string, opts: LoadModelOptions = {}): Loade
     const entry = raw.files.get(file)!.entries.get(key)!;
     if (!sameShape(entry.shape, shape)) {
       const hint = canonical === 'score.weight' ? ` (a head for ${entry.shape[0]} labels, but num_labels is ${num_labels})` : '';
-      throw new LoraStudioError(`shape ${JSON.stringify(entry.shape)} does not fit this config, which needs ${JSON.stringify(shape)}${hint}`, file, key);
+      throw new LoraStudioError(`shape ${preview(entry.shape)} does not fit this config, which needs ${JSON.stringify(shape)}${hint}`, file, key);
     }
     weights.set(canonical, decode(raw, key));
   }
@@ -114,10 +122,6 @@ export function loadModelFolder(dir: string, opts: LoadModelOptions = {}): Loade
     throw new LoraStudioError(`missing tensor ${asStored}, which a GPT-2 model with this config needs`, mainFile, asStored);
   }
   if (lmHead) {
-    const want = [config.vocab_size, config.n_embd];
-    if (!sameShape(lmHead.t.shape, want)) {
-      throw new LoraStudioError(`shape ${JSON.stringify(lmHead.t.shape)} does not match wte ${JSON.stringify(want)}, to which GPT-2 ties it`, lmHead.file, lmHead.key);
-    }
     const wte = weights.get(`${PREFIX}wte.weight`)!.data;
     if (!sameValues(wte, lmHead.t.data)) warnings.push(`lm_head.weight differs from wte.weight; GPT-2 ties them, so wte.weight is used for both`);
   }
@@ -149,19 +153,9 @@ function readRawTensors(dir: string): RawTensors {
     const note = bin ? ` It has ${bin}: PyTorch pickles are not supported (they can run code); convert it to safetensors first (e.g. save_pretrained(..., safe_serialization=True)).` : '';
     throw new LoraStudioError(`no weights: expected ${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE} with its shards.${note}`, dir);
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(index, 'utf8'));
-  } catch (e) {
-    throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, index);
-  }
-  const map = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new LoraStudioError('must be an object of tensor name → shard file', index, 'weight_map');
   const root = path.resolve(dir);
-  for (const [key, shard] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof shard !== 'string' || !shard) throw new LoraStudioError('shard file name must be a string', index, `weight_map.${key}`);
-    const file = path.resolve(root, shard);
-    if (path.dirname(file) !== root) throw new LoraStudioError(`shard ${JSON.stringify(shard)} must be a file in the model folder`, index, `weight_map.${key}`);
+  for (const [key, shard] of readShardIndex(index)) {
+    const file = path.join(root, shard);
     if (!files.has(file)) {
       if (!fs.existsSync(file)) throw new LoraStudioError(`shard ${shard} is missing from the folder`, index, `weight_map.${key}`);
       files.set(file, readSafetensors(file));
@@ -170,6 +164,29 @@ function readRawTensors(dir: string): RawTensors {
     where.set(key, file);
   }
   return { sharded: true, where, files };
+}
+
+/**
+ * model.safetensors.index.json: its weight_map (tensor name → shard file name), checked. A shard must be a plain
+ * file name in the index's own folder (no "../", no sub-folder, no absolute path), so a downloaded or hostile
+ * index can never make us read or write elsewhere.
+ */
+export function readShardIndex(index: string): Map<string, string> {
+  const json = readJsonFile(index);
+  if (!isPlainObject(json)) throw new LoraStudioError(`must be a JSON object with a weight_map, got ${preview(json)}`, index);
+  const map = json.weight_map;
+  if (!isPlainObject(map)) throw new LoraStudioError(`must be an object of tensor name → shard file, got ${preview(map)}`, index, 'weight_map');
+  const out = new Map<string, string>();
+  for (const [key, shard] of Object.entries(map)) {
+    const field = `weight_map.${key.length > 60 ? `${key.slice(0, 59)}…` : key}`;
+    if (typeof shard !== 'string' || !shard) throw new LoraStudioError(`must be a shard file name (a string), got ${preview(shard)}`, index, field);
+    if (shard === '.' || shard === '..' || shard !== path.basename(shard) || shard.includes('\\') || shard.includes('\0') || path.isAbsolute(shard)) {
+      throw new LoraStudioError(`shard ${preview(shard)} must be a file name in the model folder (no folders, no "..")`, index, field);
+    }
+    out.set(key, shard);
+  }
+  if (out.size === 0) throw new LoraStudioError('lists no tensors', index, 'weight_map');
+  return out;
 }
 
 function decode(raw: RawTensors, key: string): HostTensor {

@@ -1,9 +1,14 @@
 /**
  * GPT-2's config.json, keys verbatim from transformers' GPT2Config. Defaults are GPT2Config's own.
+ * The reader trusts nothing: every field we use is type-checked (zod, messages naming the JSON path), every
+ * dimension is bounded, and so is the parameter count the config implies, before any table or tensor is made.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LoraStudioError } from '../../errors';
+import { z } from 'zod';
+import { LoraStudioError, preview } from '../../errors';
+import { isPlainObject, readJsonFile } from '../../io/json';
+import { MAX_LABELS } from '../../config/schema';
 
 export interface GPT2Config {
   model_type: 'gpt2';
@@ -25,7 +30,7 @@ export interface GPT2Config {
   num_labels?: number; // seq-cls head size, also derivable from id2label
   id2label?: Record<string, string>;
   label2id?: Record<string, number>;
-  architectures?: string[];
+  architectures?: string[] | null;
   [key: string]: unknown;
 }
 
@@ -48,6 +53,57 @@ export const GPT2_DEFAULTS: Omit<GPT2Config, 'model_type'> = {
 
 export const SUPPORTED_ACTIVATIONS = ['gelu_new', 'gelu_pytorch_tanh', 'gelu', 'relu'];
 
+/**
+ * Bounds far above any GPT-2-class model (GPT-2 XL: vocab 50257, n_positions 1024, n_embd 1600, n_layer 48),
+ * so that a hostile config cannot make us build a huge module table or weight map.
+ */
+export const CONFIG_LIMITS = {
+  vocab_size: 1_000_000,
+  n_positions: 1_048_576,
+  n_embd: 65_536,
+  n_layer: 1_024,
+  n_inner: 262_144,
+  /** every weight the config implies, head included (GPT-2 XL has 1.6e9) */
+  parameters: 20e9,
+  /** token ids are int32 in the model's tensors */
+  token_id: 2_147_483_647,
+} as const;
+
+const intIn = (lo: number, hi: number, orNull = false) => {
+  const error = `must be ${orNull ? 'null or ' : ''}an integer from ${lo} to ${hi}`;
+  return z.number({ error }).int({ error }).min(lo, { error }).max(hi, { error });
+};
+const tokenId = intIn(0, CONFIG_LIMITS.token_id);
+const dropout = z.number({ error: 'must be a number in [0, 1)' }).min(0, { error: 'must be a number in [0, 1)' }).lt(1, { error: 'must be a number in [0, 1)' });
+const boolean = z.boolean({ error: 'must be true or false' });
+
+/** The fields we read; other keys are kept as they are (newer transformers versions add many). */
+const FIELDS = z.object({
+  vocab_size: intIn(1, CONFIG_LIMITS.vocab_size),
+  n_positions: intIn(1, CONFIG_LIMITS.n_positions),
+  n_embd: intIn(1, CONFIG_LIMITS.n_embd),
+  n_layer: intIn(1, CONFIG_LIMITS.n_layer),
+  n_head: intIn(1, CONFIG_LIMITS.n_embd),
+  n_inner: intIn(1, CONFIG_LIMITS.n_inner, true).nullable(),
+  activation_function: z.enum(SUPPORTED_ACTIVATIONS as [string, ...string[]], { error: `unsupported; supported: ${SUPPORTED_ACTIVATIONS.join(', ')}` }),
+  resid_pdrop: dropout,
+  embd_pdrop: dropout,
+  attn_pdrop: dropout,
+  summary_first_dropout: dropout.optional(),
+  layer_norm_epsilon: z.number({ error: 'must be a number > 0 and < 1' }).gt(0, { error: 'must be a number > 0 and < 1' }).lt(1, { error: 'must be a number > 0 and < 1' }),
+  initializer_range: z.number({ error: 'must be a number from 0 to 1' }).min(0, { error: 'must be a number from 0 to 1' }).max(1, { error: 'must be a number from 0 to 1' }).optional(),
+  scale_attn_weights: boolean,
+  scale_attn_by_inverse_layer_idx: boolean.optional(),
+  reorder_and_upcast_attn: boolean.optional(),
+  use_cache: boolean.optional(),
+  tie_word_embeddings: boolean.optional(),
+  bos_token_id: tokenId,
+  eos_token_id: tokenId,
+  pad_token_id: intIn(0, CONFIG_LIMITS.token_id, true).nullable().optional(),
+  num_labels: intIn(1, MAX_LABELS).optional(),
+  architectures: z.array(z.string({ error: 'must be a list of class names' }), { error: 'must be a list of class names, or null' }).nullable().optional(),
+});
+
 /** Feed-forward width: n_inner, or 4 * n_embd when unset. */
 export const innerDim = (c: GPT2Config) => c.n_inner ?? 4 * c.n_embd;
 
@@ -55,33 +111,101 @@ export const innerDim = (c: GPT2Config) => c.n_inner ?? 4 * c.n_embd;
 export function readConfig(dir: string): GPT2Config {
   const file = path.join(dir, 'config.json');
   if (!fs.existsSync(file)) throw new LoraStudioError('missing: a Hugging Face model folder needs config.json', file);
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, file);
-  }
-  return parseConfig(raw, file);
+  return parseConfig(readJsonFile(file), file);
 }
 
-export function parseConfig(raw: Record<string, unknown>, file: string): GPT2Config {
-  if (!raw || typeof raw !== 'object') throw new LoraStudioError('must be a JSON object', file);
+export function parseConfig(raw: unknown, file: string): GPT2Config {
+  if (!isPlainObject(raw)) throw new LoraStudioError(`must be a JSON object, got ${preview(raw)}`, file);
   if (raw.model_type !== 'gpt2') {
-    throw new LoraStudioError(`unknown model_type ${JSON.stringify(raw.model_type)}; supported: "gpt2"`, file, 'model_type');
+    throw new LoraStudioError(`unknown model_type ${preview(raw.model_type)}; supported: "gpt2"`, file, 'model_type');
   }
+  // Validate the merged view, but build the result from the user's own object: zod's output drops keys such
+  // as "__proto__" that are ordinary keys in a JSON file.
   const c = { ...GPT2_DEFAULTS, ...raw } as GPT2Config;
-  for (const k of ['vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'] as const) {
-    if (!Number.isInteger(c[k]) || (c[k] as number) <= 0) throw new LoraStudioError(`must be a positive integer, got ${JSON.stringify(c[k])}`, file, k);
+  const checked = FIELDS.safeParse(c);
+  if (!checked.success) {
+    const issue = checked.error.issues[0];
+    const field = issue.path.map(String).join('.');
+    throw new LoraStudioError(`${issue.message} (got ${preview(valueAt(c, issue.path))})`, file, field || undefined);
   }
-  if (c.n_inner !== null && (!Number.isInteger(c.n_inner) || c.n_inner <= 0)) throw new LoraStudioError('must be null or a positive integer', file, 'n_inner');
-  if (c.n_embd % c.n_head !== 0) throw new LoraStudioError(`n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`, file, 'n_head');
-  if (!SUPPORTED_ACTIVATIONS.includes(c.activation_function)) {
-    throw new LoraStudioError(`unsupported ${JSON.stringify(c.activation_function)}; supported: ${SUPPORTED_ACTIVATIONS.join(', ')}`, file, 'activation_function');
+  if (c.n_head > c.n_embd || c.n_embd % c.n_head !== 0) throw new LoraStudioError(`n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`, file, 'n_head');
+  if (c.id2label !== undefined || c.label2id !== undefined) checkLabelMaps(c.id2label, c.label2id, file, '');
+  if (c.num_labels !== undefined && c.id2label !== undefined && Object.keys(c.id2label).length !== c.num_labels) {
+    throw new LoraStudioError(`is ${c.num_labels} but id2label has ${Object.keys(c.id2label).length} labels`, file, 'num_labels');
   }
-  for (const k of ['resid_pdrop', 'embd_pdrop', 'attn_pdrop'] as const) {
-    if (typeof c[k] !== 'number' || c[k] < 0 || c[k] >= 1) throw new LoraStudioError('must be a number in [0, 1)', file, k);
-  }
+  checkModelSize(c, configNumLabels(c), file);
   return c;
+}
+
+function valueAt(root: unknown, p: readonly PropertyKey[]): unknown {
+  let cur = root;
+  for (const k of p) {
+    if (!cur || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, k)) return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[k];
+  }
+  return cur;
+}
+
+const LABEL_ID = /^(0|[1-9]\d{0,8})$/;
+
+/**
+ * transformers' label maps: id2label an object of id (a decimal integer key, 0 … n-1) → name, label2id an object
+ * of name → id; when both are given they must be each other's inverse. Used for config.json and for the maps an
+ * adapter carries in its safetensors metadata. `prefix` is put before the field names (e.g. "__metadata__.").
+ */
+export function checkLabelMaps(id2label: unknown, label2id: unknown, file: string, prefix: string): void {
+  const fail = (field: string, msg: string): never => {
+    throw new LoraStudioError(msg, file, `${prefix}${field}`);
+  };
+  const short = (k: string) => (k.length > 60 ? `${k.slice(0, 59)}…` : k);
+  let n: number | undefined;
+  if (id2label !== undefined) {
+    if (!isPlainObject(id2label)) fail('id2label', `must be an object of label id → label name, got ${preview(id2label)}`);
+    const ids = Object.keys(id2label as object);
+    n = ids.length;
+    if (n === 0) fail('id2label', 'must name at least one label');
+    for (const id of ids) {
+      const v = (id2label as Record<string, unknown>)[id];
+      if (!LABEL_ID.test(id) || Number(id) >= n) fail(`id2label.${short(id)}`, `key must be a label id from 0 to ${n - 1} (the labels are numbered 0 … n-1)`);
+      if (typeof v !== 'string') fail(`id2label.${short(id)}`, `must be a label name (a string), got ${preview(v)}`);
+    }
+  }
+  if (label2id !== undefined) {
+    if (!isPlainObject(label2id)) fail('label2id', `must be an object of label name → label id, got ${preview(label2id)}`);
+    const names = Object.keys(label2id as object);
+    if (n !== undefined && names.length !== n) fail('label2id', `has ${names.length} labels but id2label has ${n}`);
+    for (const name of names) {
+      const v = (label2id as Record<string, unknown>)[name];
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= (n ?? names.length)) {
+        fail(`label2id.${short(name)}`, `must be a label id from 0 to ${(n ?? names.length) - 1}, got ${preview(v)}`);
+      }
+      if (n !== undefined && (id2label as Record<string, unknown>)[String(v)] !== name) {
+        fail(`label2id.${short(name)}`, `is ${v}, but id2label.${v} is ${preview((id2label as Record<string, unknown>)[String(v)])}: the two maps must agree`);
+      }
+    }
+  }
+}
+
+/** How many weights a GPT-2 with this config (and head) holds; refuses a config beyond CONFIG_LIMITS.parameters. */
+export function checkModelSize(c: GPT2Config, numLabels: number, file: string): number {
+  const C = c.n_embd;
+  const I = innerDim(c);
+  const parts: Array<[string, number]> = [
+    ['vocab_size', c.vocab_size * C],
+    ['n_positions', c.n_positions * C],
+    ['n_layer', c.n_layer * (4 * C + 4 * C * C + 4 * C + 2 * C * I + I + C)],
+    ['num_labels', numLabels * C],
+  ];
+  const total = parts.reduce((a, [, p]) => a + p, 2 * C);
+  if (total > CONFIG_LIMITS.parameters) {
+    const [field] = parts.reduce((a, b) => (b[1] > a[1] ? b : a));
+    throw new LoraStudioError(
+      `describes a model of ${total.toExponential(2)} parameters (n_embd ${C}, n_layer ${c.n_layer}, vocab_size ${c.vocab_size}, n_positions ${c.n_positions}, num_labels ${numLabels}); the limit is ${CONFIG_LIMITS.parameters.toExponential(0)}`,
+      file,
+      field,
+    );
+  }
+  return total;
 }
 
 /** The seq-cls head size: num_labels, else the size of id2label, else 2 (transformers' default). */
