@@ -80,7 +80,7 @@ export function inspect(opts: InspectOptions): InspectResult {
  * A readable tree, one module a line, indented by its dotted path:
  *   attn  GPT2Attention
  *     c_attn  Conv1D  768→2304  1,771,776  ◆ LoRA r=8 α=16
- * then the warnings and PEFT's line.
+ * then PEFT's line. The warnings are not part of it: the CLI prints them once, on stderr (and in --json's object).
  */
 export function formatInspect(result: InspectResult): string {
   const lines: string[] = [];
@@ -96,10 +96,6 @@ export function formatInspect(result: InspectResult): string {
     if (m.lora) parts.push(`◆ LoRA r=${m.lora.r} α=${fmtNum(m.lora.lora_alpha)}${m.lora.scaling !== m.lora.lora_alpha / m.lora.r ? ` scaling=${fmtNum(m.lora.scaling)}` : ''}`);
     if (m.modules_to_save) parts.push('● modules_to_save (trained in full)');
     lines.push(parts.join('  '));
-  }
-  if (result.warnings.length > 0) {
-    lines.push('');
-    for (const w of result.warnings) lines.push(`warning: ${w}`);
   }
   lines.push('');
   lines.push(`${result.targets.length} LoRA target(s)${result.modules_to_save.length ? `; modules_to_save: ${result.modules_to_save.join(', ')}` : ''}`);

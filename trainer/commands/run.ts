@@ -1,6 +1,7 @@
 /**
  * The CLI's commands, each a plain async function over parsed options and an Output. cli.ts only parses.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoraStudioError } from '../errors';
 import { inspect, formatInspect } from './inspect';
@@ -8,7 +9,7 @@ import { loadRunConfig, parseRunConfig } from '../config/run_config';
 import type { RunConfig } from '../config/schema';
 import { mergeToFolder } from '../lora/merge';
 import { adapterLabelMaps } from '../lora/adapter_io';
-import { openModel } from '../train/session';
+import { openModel, type OpenedModel } from '../train/session';
 import { resolveModelDir } from '../io/hub_model';
 import { evaluate, generate } from '../eval';
 import { prepareData } from '../data/prepare';
@@ -29,7 +30,7 @@ export interface Output {
   result(obj: unknown): void;
 }
 
-const CLI = '<command line>';
+export const CLI = '<command line>';
 
 /** `--target-modules`: all-linear, a JSON list, a regex (if it has regex syntax), or comma-separated names. */
 export function parseTargetSpec(spec: string): string | string[] {
@@ -46,6 +47,57 @@ export function parseTargetSpec(spec: string): string | string[] {
   }
   if (/[\\^$*+?()[\]{}|]/.test(s)) return s;
   return s.split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+/**
+ * eval/generate/classify read files through the loaders the run config uses: their errors say `data.train`
+ * where the user typed --data, and a missing adapter folder has no field. Name the flags instead.
+ */
+async function namingFlags<T>(flags: { data?: string; adapter?: string }, fn: () => Promise<T>): Promise<T> {
+  if (flags.adapter !== undefined && !fs.existsSync(flags.adapter)) throw new LoraStudioError('no such folder', flags.adapter, '--adapter');
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof LoraStudioError)) throw e;
+    const f = e.field;
+    if (flags.data !== undefined && f && /^data\.train(\.|\[|$)/.test(f)) {
+      throw new LoraStudioError(e.message.split('data.train').join('--data'), e.file, `--data${f.slice('data.train'.length)}`);
+    }
+    const adapterDir = flags.adapter !== undefined ? path.resolve(flags.adapter) : undefined;
+    if (adapterDir && !f && e.file && path.resolve(e.file).startsWith(adapterDir + path.sep)) throw new LoraStudioError(e.message, e.file, '--adapter');
+    throw e;
+  }
+}
+
+/**
+ * Warnings of the model loader (as transformers prints them). A seq-cls head that neither the model folder nor
+ * the adapter holds is random: its accuracy and labels mean nothing, so say so plainly.
+ */
+function loaderWarnings(m: OpenedModel, out: Output, command: string): void {
+  const adapterHasHead = !!m.adapter?.extra.has('score.weight');
+  for (const w of m.loaded.warnings) {
+    const randomHead = /newly initialized: \['score\.weight'\]/.test(w);
+    if (randomHead && adapterHasHead) continue;
+    out.warn(w);
+    if (randomHead) {
+      out.warn(`${command}: the classification head (score.weight) is randomly initialised: neither ${m.modelDir} nor ${m.adapter ? 'the adapter' : 'an adapter'} holds trained score weights, so these results are those of an untrained head. ` +
+        'Pass --adapter with a seq-cls adapter (trained with modules_to_save: ["score"]), or a model folder that has score.weight.');
+    }
+  }
+}
+
+/**
+ * The label names of a seq-cls model, by id: the adapter's (training writes them in its metadata), else those of
+ * the model's config.json when it names them (not just transformers' default LABEL_i).
+ */
+function labelMaps(m: OpenedModel): { id2label: Record<string, string>; label2id: Record<string, number>; source: string } | undefined {
+  const fromAdapter = m.adapter ? adapterLabelMaps(m.adapter) : undefined;
+  if (fromAdapter) return { ...fromAdapter, source: 'the adapter was trained on' };
+  const { id2label, label2id } = m.loaded.config;
+  if (id2label && label2id && Object.keys(label2id).some((k) => !/^LABEL_\d+$/.test(k))) {
+    return { id2label, label2id, source: `of ${path.join(m.modelDir, 'config.json')} (label2id)` };
+  }
+  return undefined;
 }
 
 interface InspectFlags { task?: Task; numLabels?: number; config?: string; targetModules?: string; r?: number; loraAlpha?: number; modulesToSave?: string }
@@ -80,27 +132,36 @@ export async function runInspect(modelArg: string | undefined, o: InspectFlags, 
 }
 
 export async function runEval(modelDir: string, o: { data: string; adapter?: string; task?: Task; maxLength?: number; batchSize: number; backend?: string }, out: Output): Promise<void> {
+  await namingFlags({ data: o.data, adapter: o.adapter }, () => evalWith(modelDir, o, out));
+}
+
+async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out: Output): Promise<void> {
   const m = await openModel({ modelDir, adapterDir: o.adapter, task: o.task, backend: o.backend });
   try {
     out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    loaderWarnings(m, out, 'eval');
     const task = m.loaded.task;
     const data = await prepareData(
-      { train: path.resolve(o.data), eval: null, text_column: 'text', label_column: 'label', max_length: o.maxLength ?? m.loaded.config.n_positions, eval_split: 0, format: null, max_bad_rows_ratio: 0 },
+      { train: o.data, eval: null, text_column: 'text', label_column: 'label', max_length: o.maxLength ?? m.loaded.config.n_positions, eval_split: 0, format: null, max_bad_rows_ratio: 0 },
       task, m.tokenizer, { seed: 0, eos_token_id: m.tokenizer.eos_token_id ?? m.loaded.config.eos_token_id, num_labels: task === 'seq-cls' ? m.loaded.num_labels : undefined },
     );
     const examples = data.train;
-    // String labels: use the adapter's own label ids (written by training), not a fresh sorted mapping.
-    const label2id = m.adapter ? adapterLabelMaps(m.adapter)?.label2id : undefined;
-    if (task === 'seq-cls' && label2id && data.id2label) {
+    // String labels: use the ids the model knows them by (the adapter's, else config.json's), not a fresh sorted mapping.
+    const known = task === 'seq-cls' ? labelMaps(m) : undefined;
+    let id2label = known?.id2label ?? data.id2label;
+    if (task === 'seq-cls' && known && data.id2label) {
       for (const e of examples) {
         const name = data.id2label[String(e.label)];
-        if (name in label2id) e.label = label2id[name];
-        else if (!/^LABEL_\d+$/.test(name)) throw new LoraStudioError(`label ${JSON.stringify(name)} is not one the adapter was trained on (${Object.keys(label2id).join(', ')})`, o.data, 'label');
+        if (name in known.label2id) e.label = known.label2id[name];
+        else if (!/^LABEL_\d+$/.test(name)) throw new LoraStudioError(`label ${JSON.stringify(name)} is not one ${known.source} (${Object.keys(known.label2id).join(', ')})`, o.data, 'label');
       }
+    } else if (task === 'seq-cls' && !id2label) {
+      id2label = Object.fromEntries(Array.from({ length: m.loaded.num_labels }, (_, i) => [String(i), `LABEL_${i}`]));
     }
     const metrics = evaluate(m.model, examples, { batch_size: o.batchSize, pad_token_id: m.pad_token_id });
     for (const [k, v] of Object.entries(metrics)) out.info(`${k}: ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(6) : v}`);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, task, ...metrics });
+    if (id2label) out.info(`labels: ${Object.entries(id2label).map(([i, n]) => `${i} ${n}`).join(', ')}`);
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, task, ...metrics, ...(id2label ? { id2label } : {}) });
   } finally {
     m.model.dispose();
   }
@@ -115,11 +176,18 @@ export async function runMerge(modelDir: string, o: { adapter: string; out: stri
 }
 
 export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; seed: number; backend?: string }, out: Output): Promise<void> {
-  const m = await openModel({ modelDir, adapterDir: o.adapter, task: 'causal-lm', backend: o.backend });
+  if (o.prompt === '') throw new LoraStudioError('is empty; give the text to continue', CLI, '--prompt');
+  const m = await namingFlags({ adapter: o.adapter }, () => openModel({ modelDir, adapterDir: o.adapter, task: 'causal-lm', backend: o.backend, command: 'generate' }));
   try {
     out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    loaderWarnings(m, out, 'generate');
     const promptIds = m.tokenizer.encode(o.prompt);
     if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty after tokenization', CLI, '--prompt');
+    // Refused rather than cut: a silently shortened prompt gives a continuation of some other text.
+    const limit = m.loaded.config.n_positions;
+    if (promptIds.length >= limit) {
+      throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
+    }
     const ids = generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, eos_token_id: m.tokenizer.eos_token_id });
     const completion = m.tokenizer.decode(ids);
     out.info(o.prompt + completion);
@@ -130,9 +198,11 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
 }
 
 export async function runClassify(modelDir: string, o: { adapter?: string; text: string; backend?: string }, out: Output): Promise<void> {
-  const m = await openModel({ modelDir, adapterDir: o.adapter, task: 'seq-cls', backend: o.backend });
+  if (o.text === '') throw new LoraStudioError('is empty; give the text to classify', CLI, '--text');
+  const m = await namingFlags({ adapter: o.adapter }, () => openModel({ modelDir, adapterDir: o.adapter, task: 'seq-cls', backend: o.backend, command: 'classify' }));
   try {
     out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    loaderWarnings(m, out, 'classify');
     const ids = m.tokenizer.encode(o.text).slice(0, m.loaded.config.n_positions);
     if (ids.length === 0) throw new LoraStudioError('the text is empty after tokenization', CLI, '--text');
     const logits = m.model.logits(collate([{ input_ids: ids }], m.pad_token_id), { training: false });
@@ -141,8 +211,7 @@ export async function runClassify(modelDir: string, o: { adapter?: string; text:
     const max = Math.max(...row);
     const exp = row.map((v) => Math.exp(v - max));
     const sum = exp.reduce((a, b) => a + b, 0);
-    // Label names: the adapter's (written by training), else the model config's, else LABEL_i.
-    const id2label = (m.adapter && adapterLabelMaps(m.adapter)?.id2label) ?? m.loaded.config.id2label ?? {};
+    const id2label = labelMaps(m)?.id2label ?? m.loaded.config.id2label ?? {};
     const name = (i: number) => id2label[String(i)] ?? `LABEL_${i}`;
     const probabilities = Object.fromEntries(exp.map((e, i) => [name(i), e / sum]));
     const label_id = row.indexOf(max);

@@ -103,13 +103,18 @@ export interface OpenedModel {
  * A model for eval/generate: the base folder, plus an adapter whose targets come from its own files
  * (the module names of its lora_A tensors, with r and scaling from its adapter_config.json).
  */
-export async function openModel(opts: { modelDir: string; adapterDir?: string; task?: Task; backend?: string; seed?: number }): Promise<OpenedModel> {
+export async function openModel(opts: { modelDir: string; adapterDir?: string; task?: Task; backend?: string; seed?: number; command?: 'generate' | 'classify' }): Promise<OpenedModel> {
   const backend = await initBackend(opts.backend as BackendName | undefined);
   const modelDir = await resolveModelDir(opts.modelDir, 'model-dir');
   const adapter = opts.adapterDir ? loadAdapter(opts.adapterDir) : undefined;
   const adapterTask = taskFromPeft(adapter?.config.task_type);
   if (opts.task && adapterTask && opts.task !== adapterTask) {
-    throw new LoraStudioError(`the adapter was trained for ${adapterTask} but --task is ${opts.task}`, path.join(opts.adapterDir!, 'adapter_config.json'), 'task_type');
+    // generate and classify have no --task: point to the command that fits the adapter
+    const other = opts.command === 'generate' ? 'classify' : 'generate';
+    const message = opts.command
+      ? `this is a ${adapterTask} adapter; \`${opts.command}\` needs a ${opts.task} one: use \`lora-studio ${other}\` instead`
+      : `the adapter was trained for ${adapterTask} but --task is ${opts.task}`;
+    throw new LoraStudioError(message, path.join(opts.adapterDir!, 'adapter_config.json'), 'task_type');
   }
   const task = opts.task ?? adapterTask;
   const scoreRows = adapter?.extra.get('score.weight')?.shape[0];
