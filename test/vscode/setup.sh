@@ -21,14 +21,31 @@ fi
 [ -x "$CHROMIUM" ] || { echo "chromium is not at $CHROMIUM" >&2; exit 1; }
 
 # npm installs into a fresh folder that is renamed into place only when complete: an interrupted run leaves
-# no half-installed cache behind.
+# no half-installed cache behind. The nested npm gets a clean environment: `npm test` runs this script inside npm
+# scripts, whose npm exports npm_config_* (among them npm_config_user_agent, which names the OUTER npm's Node:
+# code-server's postinstall reads its Node version from there and refused Node 20), npm_package_* and
+# npm_lifecycle_*. None of them may leak into the install; only the settings passed here apply.
+clean_npm_env=()
+while IFS= read -r name; do clean_npm_env+=(-u "$name"); done < <(compgen -e | grep -iE '^(npm_|INIT_CWD$|NODE$)' || true)
+
+# Folders and logs of attempts that died (their shell is gone) are removed before a new attempt.
+remove_stale_partials() { # DEST
+  local f pid
+  for f in "$1".partial.*; do
+    [ -e "$f" ] || continue
+    pid="${f##*.partial.}"; pid="${pid%.log}"
+    if [ "$pid" != "$$" ] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$f"; fi
+  done
+}
+
 install_into() { # DEST PACKAGE@VERSION [extra env…]
   local dest="$1" spec="$2"; shift 2
   local part="$dest.partial.$$"
-  rm -rf "$part"; mkdir -p "$part"
+  remove_stale_partials "$dest"
+  rm -rf "$part" "$part.log"; mkdir -p "$part"
   (cd "$part" && printf '{"name":"lora-studio-test-cache","private":true}\n' > package.json \
-    && env "$@" npm install --no-audit --no-fund --no-save --loglevel=error "$spec" >"$part.log" 2>&1) || {
-      echo "npm install $spec failed; the log says:" >&2; tail -40 "$part.log" >&2; rm -rf "$part"; exit 1; }
+    && env "${clean_npm_env[@]}" "$@" npm install --no-audit --no-fund --no-save --loglevel=error "$spec" >"$part.log" 2>&1) || {
+      echo "npm install $spec failed; the log says:" >&2; tail -40 "$part.log" >&2; rm -rf "$part" "$part.log"; exit 1; }
   rm -f "$part.log"; rm -rf "$dest"; mv "$part" "$dest"
 }
 
