@@ -5,7 +5,8 @@
  * Float weights are decoded to Float32 (we compute in F32); F16/BF16 are encoded back with round-to-nearest-even.
  */
 import * as fs from 'node:fs';
-import { LoraStudioError } from '../errors';
+import { LoraStudioError, preview } from '../errors';
+import { isPlainObject, parseJsonText } from './json';
 import { writeFileAtomic } from './atomic';
 
 export type FloatDType = 'F32' | 'F16' | 'BF16';
@@ -53,7 +54,12 @@ export function readSafetensors(file: string): SafetensorsFile {
 
 /** Reads only the header (for shapes and dtypes) without loading the tensors. */
 export function readSafetensorsHeader(file: string): Omit<SafetensorsFile, 'data'> {
-  const fd = fs.openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new LoraStudioError(`cannot read: ${(e as Error).message}`, file);
+  }
   try {
     const size = fs.fstatSync(fd).size;
     const lenBuf = Buffer.alloc(8);
@@ -81,40 +87,45 @@ export function parseSafetensors(buf: Buffer, file: string): SafetensorsFile {
 }
 
 function parseHeader(head: Buffer, dataSize: number, file: string): Omit<SafetensorsFile, 'data'> {
-  let json: unknown;
-  try {
-    json = JSON.parse(head.toString('utf8'));
-  } catch (e) {
-    throw new LoraStudioError(`header is not valid JSON (${(e as Error).message})`, file, 'header');
-  }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new LoraStudioError('header is not a JSON object', file, 'header');
-  const metadata: Record<string, string> = {};
+  // parseJsonText: line/column on syntax errors and bounded nesting; the header length is bounded by the caller.
+  const json = parseJsonText(head.toString('utf8'), file, 'header');
+  if (!isPlainObject(json)) throw new LoraStudioError(`header is not a JSON object, got ${preview(json)}`, file, 'header');
+  let metadata: Record<string, string> = {};
   const entries = new Map<string, TensorEntry>();
-  for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (!raw || typeof raw !== 'object') throw new LoraStudioError('__metadata__ must be an object of strings', file, '__metadata__');
+  for (const [key, raw] of Object.entries(json)) {
+    const name = key.length > 200 ? `${key.slice(0, 199)}…` : key; // for messages only
+    if (key === '__metadata__') {
+      if (!isPlainObject(raw)) throw new LoraStudioError(`must be an object of strings, got ${preview(raw)}`, file, '__metadata__');
       for (const [k, v] of Object.entries(raw)) {
-        if (typeof v !== 'string') throw new LoraStudioError(`__metadata__.${k} must be a string`, file, '__metadata__');
-        metadata[k] = v;
+        if (typeof v !== 'string') throw new LoraStudioError(`must be a string, got ${preview(v)}`, file, `__metadata__.${k.length > 60 ? `${k.slice(0, 59)}…` : k}`);
       }
+      // fromEntries defines own properties, so a key such as "__proto__" stays an ordinary key
+      metadata = Object.fromEntries(Object.entries(raw)) as Record<string, string>;
       continue;
     }
-    const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e?.dtype !== 'string' || !(e.dtype in ITEM_SIZE)) throw new LoraStudioError(`unknown dtype ${JSON.stringify(e?.dtype)}`, file, `${name}.dtype`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new LoraStudioError('shape must be a list of non-negative integers', file, `${name}.shape`);
-    const off = e.data_offsets;
+    if (!isPlainObject(raw)) throw new LoraStudioError(`must be an object {dtype, shape, data_offsets}, got ${preview(raw)}`, file, name);
+    const dtype = raw.dtype;
+    if (typeof dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, dtype)) throw new LoraStudioError(`unknown dtype ${preview(dtype)}`, file, `${name}.dtype`);
+    const shape = raw.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new LoraStudioError(`shape must be a list of non-negative integers, got ${preview(shape)}`, file, `${name}.shape`);
+    }
+    const off = raw.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) {
-      throw new LoraStudioError('data_offsets must be [begin, end] with 0 <= begin <= end', file, `${name}.data_offsets`);
+      throw new LoraStudioError(`data_offsets must be [begin, end] with 0 <= begin <= end, got ${preview(off)}`, file, `${name}.data_offsets`);
     }
     const [begin, end] = off as [number, number];
     if (end > dataSize) throw new LoraStudioError(`data_offsets [${begin}, ${end}] run past the ${dataSize}-byte data section`, file, `${name}.data_offsets`);
-    const want = numel(e.shape as number[]) * ITEM_SIZE[e.dtype];
-    if (end - begin !== want) throw new LoraStudioError(`data_offsets cover ${end - begin} bytes but ${e.dtype}${JSON.stringify(e.shape)} needs ${want}`, file, `${name}.data_offsets`);
-    entries.set(name, { dtype: e.dtype, shape: e.shape as number[], begin, end });
+    // shape × item size must be the byte length (a product past 2^53 can never equal it: the file is smaller)
+    const want = numel(shape as number[]) * ITEM_SIZE[dtype];
+    if (end - begin !== want) {
+      throw new LoraStudioError(`data_offsets cover ${end - begin} bytes but ${dtype}${preview(shape)} needs ${want}`, file, `${name}.data_offsets`);
+    }
+    entries.set(key, { dtype, shape: shape as number[], begin, end });
   }
   const spans = [...entries.entries()].filter(([, t]) => t.end > t.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < spans.length; i++) {
-    if (spans[i][1].begin < spans[i - 1][1].end) throw new LoraStudioError(`tensor bytes overlap ${spans[i - 1][0]}`, file, `${spans[i][0]}.data_offsets`);
+    if (spans[i][1].begin < spans[i - 1][1].end) throw new LoraStudioError(`tensor bytes overlap ${spans[i - 1][0].length > 200 ? `${spans[i - 1][0].slice(0, 199)}…` : spans[i - 1][0]}`, file, `${spans[i][0]}.data_offsets`);
   }
   return { path: file, metadata, entries };
 }
