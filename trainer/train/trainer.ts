@@ -24,6 +24,7 @@ import { loadAdapter, saveAdapter } from '../lora/adapter_io';
 import { writeJsonAtomic } from '../io/atomic';
 import { metricsAppender } from './metrics';
 import { DataParallel, plannedWorkers } from '../parallel/pool';
+import { existingRunMessage } from './existing_run';
 
 export interface TrainOptions {
   onEvent: (e: TrainEvent) => void;
@@ -75,9 +76,7 @@ async function trainInner(cfg: RunConfig, opts: TrainOptions): Promise<DoneEvent
   const emit = opts.onEvent;
   const resumeDir = resolveResume(cfg);
   if (!resumeDir && listCheckpoints(outputDir).length > 0) {
-    throw new LoraStudioError(
-      'output_dir already holds checkpoints of another run; set training.resume_from_checkpoint to true to continue it, or choose a new output_dir (nothing is overwritten)',
-      outputDir, 'training.output_dir');
+    throw new LoraStudioError(existingRunMessage(outputDir), outputDir, 'training.output_dir');
   }
   const s = await openTrainingSession(cfg, {
     configFile: opts.configFile, backend: opts.backend,
