@@ -72,20 +72,23 @@ export function evaluate(model: GPT2LoraModel, examples: Example[], opts: EvalOp
 export function weightedF1(preds: number[], labels: number[]): number {
   if (preds.length !== labels.length) throw new Error(`weightedF1: ${preds.length} predictions for ${labels.length} labels`);
   if (labels.length === 0) return 0;
-  const classes = new Set([...labels, ...preds]);
-  let total = 0;
-  for (const c of classes) {
-    let tp = 0;
-    let fp = 0;
-    let fn = 0;
-    for (let i = 0; i < labels.length; i++) {
-      if (preds[i] === c && labels[i] === c) tp++;
-      else if (preds[i] === c) fp++;
-      else if (labels[i] === c) fn++;
+  // one pass with per-class counts (not a pass per class: 100k classes × 100k rows would never end)
+  const tp = new Map<number, number>();
+  const fp = new Map<number, number>();
+  const fn = new Map<number, number>();
+  const inc = (m: Map<number, number>, k: number) => m.set(k, (m.get(k) ?? 0) + 1);
+  for (let i = 0; i < labels.length; i++) {
+    if (preds[i] === labels[i]) inc(tp, labels[i]);
+    else {
+      inc(fp, preds[i]);
+      inc(fn, labels[i]);
     }
-    const support = tp + fn;
-    const f1 = tp === 0 ? 0 : (2 * tp) / (2 * tp + fp + fn);
-    total += f1 * support;
+  }
+  let total = 0;
+  for (const c of new Set([...tp.keys(), ...fn.keys()])) {
+    const t = tp.get(c) ?? 0;
+    const support = t + (fn.get(c) ?? 0);
+    total += t === 0 ? 0 : ((2 * t) / (2 * t + (fp.get(c) ?? 0) + (fn.get(c) ?? 0))) * support;
   }
   return total / labels.length;
 }

@@ -3,28 +3,53 @@
  * (names LABEL_i, as transformers defaults them, or a Parquet file's ClassLabel names); string labels get
  * ids in sorted order of the distinct training values, as datasets' class_encode_column does.
  */
+import { MAX_LABELS } from '../config/schema';
+import { preview } from '../errors';
+
 export type RawLabel = number | string;
 
+export { MAX_LABELS };
+
+/**
+ * Both tables are null-prototype objects: a label is the user's string, and "__proto__", "constructor" or
+ * "toString" are ordinary labels (on a plain object they would read Object.prototype's members).
+ */
 export interface LabelMaps {
   /** keys are stringified ids, as transformers writes config.json */
   id2label: Record<string, string>;
   label2id: Record<string, number>;
 }
 
+/** An empty table keyed by the user's strings: no inherited keys. */
+export function userTable<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}
+
+/** Whether `key` is one of the table's own keys (never an inherited member such as "toString"). */
+export function hasKey(table: Record<string, unknown>, key: string): boolean {
+  return Object.prototype.hasOwnProperty.call(table, key);
+}
+
 /** A value that may serve as a label, or why not. A missing column is the caller's to report. */
 export function checkLabel(value: unknown, column: string): { label: RawLabel } | { reason: string } {
   if (value === null) return { reason: `column "${column}" is null` };
+  if (typeof value === 'bigint') {
+    // Parquet int64 beyond 2^53 (safe ones arrive as numbers)
+    return { reason: `label ${value} in column "${column}" is too large: a class id is at most ${MAX_LABELS - 1}` };
+  }
   if (typeof value === 'number') {
+    // a whole-number float (1.0 from a float column) counts as the integer
     if (!Number.isInteger(value)) return { reason: `label ${value} in column "${column}" is not an integer or a string` };
     if (value < 0) return { reason: `label ${value} in column "${column}" is negative` };
+    if (value >= MAX_LABELS) return { reason: `label ${value} in column "${column}" is too large: a class id is at most ${MAX_LABELS - 1}` };
     return { label: value };
   }
   if (typeof value === 'string') {
     if (value.trim() === '') return { reason: `column "${column}" is empty` };
     return { label: value };
   }
-  const kind = Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-  return { reason: `label in column "${column}" is ${kind}, not an integer or a string` };
+  const kind = Array.isArray(value) ? 'an array' : value instanceof Uint8Array ? 'bytes' : `${typeof value === 'object' ? 'an object' : `a ${typeof value}`}`;
+  return { reason: `label in column "${column}" is ${kind} (${preview(value, 40)}), not an integer or a string` };
 }
 
 const INT_LIKE = /^\s*-?\d+\s*$/;
@@ -58,13 +83,14 @@ export function stringLabelMaps(trainLabels: Iterable<string>): LabelMaps {
  */
 export function intLabelMaps(maxId: number, numLabels?: number, classNames?: string[]): LabelMaps {
   const n = numLabels ?? maxId + 1;
+  if (!(Number.isInteger(n) && n >= 1 && n <= MAX_LABELS)) throw new RangeError(`intLabelMaps: ${n} classes; checkLabel and the run config bound it to ${MAX_LABELS}`);
   const useNames = classNames !== undefined && classNames.length >= n && new Set(classNames.slice(0, n)).size === n;
   return mapsFromNames(Array.from({ length: n }, (_, i) => (useNames ? classNames[i] : `LABEL_${i}`)));
 }
 
 function mapsFromNames(names: string[]): LabelMaps {
-  const id2label: Record<string, string> = {};
-  const label2id: Record<string, number> = {};
+  const id2label = userTable<string>();
+  const label2id = userTable<number>();
   names.forEach((name, i) => {
     id2label[String(i)] = name;
     label2id[name] = i;

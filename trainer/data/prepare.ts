@@ -3,12 +3,12 @@
  * reported with line numbers, and too many of them is an error), map labels to ids, tokenize, truncate
  * or pack, and hold out an evaluation split when no eval file is given.
  */
-import { closestNames, LoraStudioError } from '../errors';
+import { closestNames, LoraStudioError, preview } from '../errors';
 import type { Task } from '../lora/config';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import type { Example } from './collate';
 import { detectFormat } from './format';
-import { allIntLike, checkLabel, intLabelMaps, stringLabelMaps, type LabelMaps, type RawLabel } from './labels';
+import { allIntLike, checkLabel, hasKey, intLabelMaps, MAX_LABELS, stringLabelMaps, type LabelMaps, type RawLabel } from './labels';
 import { packBlocks } from './packing';
 import { readRows, readTextDocument } from './read_rows';
 import { resolveSource } from './sources';
@@ -89,7 +89,7 @@ export async function prepareData(spec: DataSpec, task: Task, tokenizer: TextTok
           ids = ids.slice(0, spec.max_length);
           f.report.truncated++;
         }
-        examples.push(it.label === undefined ? { input_ids: ids } : { input_ids: ids, label: maps!.label2id[labelKey(it.label, maps!)] });
+        examples.push(it.label === undefined ? { input_ids: ids } : { input_ids: ids, label: labelId(it.label, maps!) });
       }
     }
     return examples;
@@ -127,7 +127,9 @@ function checkSpec(spec: DataSpec, task: Task, opts: PrepareOptions): void {
     if (typeof spec.label_column !== 'string' || spec.label_column === '') fail('data.label_column', 'must name the column that holds the label');
     if (spec.packing) fail('data.packing', 'packing is for causal-lm; seq-cls examples keep one text per label');
     if (spec.format === 'text') fail('data.format', 'plain text has no labels; for seq-cls use JSONL, JSON, CSV, TSV or Parquet with a label column');
-    if (opts.num_labels !== undefined && (!Number.isInteger(opts.num_labels) || opts.num_labels < 1)) fail('num_labels', `must be a whole number ≥ 1 (got ${opts.num_labels})`);
+    if (opts.num_labels !== undefined && (!Number.isInteger(opts.num_labels) || opts.num_labels < 1 || opts.num_labels > MAX_LABELS)) {
+      fail('num_labels', `must be a whole number from 1 to ${MAX_LABELS} (got ${opts.num_labels})`);
+    }
   }
   if (spec.packing && !Number.isInteger(opts.eos_token_id)) fail('data.packing', 'packing needs the tokenizer\'s eos token id, and it has none');
 }
@@ -158,14 +160,14 @@ async function loadFile(
   const textCol = spec.text_column;
   const labelCol = task === 'seq-cls' ? spec.label_column : undefined;
   const read = await readRows(file, { format, field, textColumn: textCol, columns: labelCol ? [textCol, labelCol] : [textCol] });
-  warnings.push(...(read.warnings ?? []));
+  for (const w of read.warnings ?? []) warnings.push(w);
   report.rows = read.rows.length + read.bad.length;
   report.bad = [...read.bad];
   if (report.rows === 0) throw new LoraStudioError('has no rows', file, field);
 
   const seen = read.columns ?? [...new Set(read.rows.slice(0, 1000).flatMap((r) => Object.keys(r.record)))];
   for (const [col, key] of [[textCol, 'data.text_column'], [labelCol, 'data.label_column']] as const) {
-    if (col === undefined || read.rows.length === 0 || read.rows.some((r) => col in r.record)) continue;
+    if (col === undefined || read.rows.length === 0 || read.rows.some((r) => hasKey(r.record, col))) continue;
     const near = closestNames(col, seen);
     throw new LoraStudioError(
       `no row has the column "${col}" (${key}); columns found: ${seen.join(', ') || '(none)'}${near.length ? `; did you mean "${near[0]}"?` : ''}`,
@@ -175,22 +177,22 @@ async function loadFile(
   }
   // CSV/TSV cells are strings; a label column of whole numbers holds class ids.
   if (labelCol && (format === 'csv' || format === 'tsv')) {
-    const values = read.rows.map((r) => r.record[labelCol]).filter((v) => v !== undefined && v !== '');
-    if (allIntLike(values)) for (const r of read.rows) if (typeof r.record[labelCol] === 'string' && r.record[labelCol] !== '') r.record[labelCol] = Number(r.record[labelCol]);
+    const values = read.rows.map((r) => cell(r.record, labelCol)).filter((v) => v !== undefined && v !== '');
+    if (allIntLike(values)) for (const r of read.rows) if (typeof cell(r.record, labelCol) === 'string' && r.record[labelCol] !== '') r.record[labelCol] = Number(r.record[labelCol]);
   }
 
   const items: Item[] = [];
   for (const { line, record } of read.rows) {
-    const text = record[textCol];
+    const text = cell(record, textCol);
     let reason: string | undefined;
     let label: RawLabel | undefined;
-    if (!(textCol in record) || text === undefined) reason = `missing column "${textCol}"`;
+    if (text === undefined) reason = `missing column "${textCol}"`;
     else if (typeof text !== 'string') reason = `column "${textCol}" is ${text === null ? 'null' : `a ${Array.isArray(text) ? 'array' : typeof text}`}, not a string`;
     else if (text.trim() === '') reason = `column "${textCol}" is empty`;
     else if (labelCol !== undefined) {
-      if (!(labelCol in record) || record[labelCol] === undefined) reason = `missing column "${labelCol}"`;
+      if (cell(record, labelCol) === undefined) reason = `missing column "${labelCol}"`;
       else {
-        const checked = checkLabel(record[labelCol], labelCol);
+        const checked = checkLabel(cell(record, labelCol), labelCol);
         if ('reason' in checked) reason = checked.reason;
         else label = checked.label;
       }
@@ -207,6 +209,11 @@ async function loadFile(
   return { report, format, items, labelNames: read.labelNames };
 }
 
+/** A row's value in a column: its own key only (a column named "toString" is not Object.prototype's). */
+function cell(record: Record<string, unknown>, column: string): unknown {
+  return hasKey(record, column) ? record[column] : undefined;
+}
+
 /** Too many bad rows in one file, or none good, is an error naming the file and the first bad lines. */
 function checkBadRows(f: LoadedFile, spec: DataSpec, field: Field): void {
   const ratio = spec.max_bad_rows_ratio ?? DEFAULT_MAX_BAD_ROWS_RATIO;
@@ -220,12 +227,28 @@ function checkBadRows(f: LoadedFile, spec: DataSpec, field: Field): void {
   throw new LoraStudioError(`${bad.length} of ${rows} rows are bad, ${why}: ${quoted}${more}`, file, field);
 }
 
-function labelKey(label: RawLabel, maps: LabelMaps): string {
-  return typeof label === 'number' ? maps.id2label[String(label)] : label;
+/** The label's name: itself for a string, id2label's entry for an id (undefined when it has none). Own keys only. */
+function labelKey(label: RawLabel, maps: LabelMaps): string | undefined {
+  if (typeof label !== 'number') return label;
+  const k = String(label);
+  return hasKey(maps.id2label, k) ? maps.id2label[k] : undefined;
+}
+
+/** The class id of a label that encodeLabels accepted. */
+function labelId(label: RawLabel, maps: LabelMaps): number {
+  const key = labelKey(label, maps);
+  if (key === undefined || !hasKey(maps.label2id, key)) throw new Error(`labelId: label ${describeLabel(label)} was not checked`);
+  return maps.label2id[key];
 }
 
 function describeLabel(label: RawLabel): string {
-  return typeof label === 'number' ? String(label) : JSON.stringify(label);
+  return typeof label === 'number' ? String(label) : preview(label);
+}
+
+/** At most `max` names of a (possibly huge) list, for a message. */
+function someOf(names: string[], max = 20): string {
+  const shown = names.slice(0, max).map((n) => (n.length > 40 ? `${n.slice(0, 39)}…` : n));
+  return names.length > max ? `${shown.join(', ')}, … (${names.length} in all)` : shown.join(', ');
 }
 
 /**
@@ -256,24 +279,29 @@ function encodeLabels(spec: DataSpec, trainFiles: LoadedFile[], evalFiles: Loade
     maps = stringLabelMaps(trainLabels as string[]);
     const count = Object.keys(maps.label2id).length;
     if (n !== undefined && count > n) {
-      throw new LoraStudioError(`the training data has ${count} distinct labels but num_labels is ${n}: ${Object.keys(maps.label2id).join(', ')}`, trainFiles[0].report.file, 'data.train');
+      throw new LoraStudioError(`the training data has ${count} distinct labels but num_labels is ${n}: ${someOf(Object.keys(maps.label2id))}`, trainFiles[0].report.file, 'data.train');
+    }
+    if (count > MAX_LABELS) {
+      throw new LoraStudioError(`the training data has ${count} distinct labels, more than ${MAX_LABELS}; is data.label_column the label column?`, trainFiles[0].report.file, 'data.train');
     }
     if (n !== undefined && count < n) warnings.push(`data.train: ${count} distinct labels, fewer than num_labels (${n})`);
   } else {
-    const maxId = Math.max(...(trainLabels as number[]));
+    // a loop, not Math.max(...labels): spreading 130k+ labels into a call overflows the stack
+    let maxId = 0;
+    for (const l of trainLabels as number[]) if (l > maxId) maxId = l;
     const names = trainFiles.find((f) => f.labelNames?.[spec.label_column])?.labelNames?.[spec.label_column];
     maps = intLabelMaps(maxId, n, names);
     const used = new Set(trainLabels as number[]);
     const unused = Object.keys(maps.id2label).filter((k) => !used.has(Number(k)));
-    if (unused.length) warnings.push(`data.train: label id(s) ${unused.join(', ')} never occur in the training data`);
+    if (unused.length) warnings.push(`data.train: label id(s) ${someOf(unused)} never occur in the training data`);
   }
   for (const f of evalFiles) {
     for (const it of f.items) {
       const key = labelKey(it.label!, maps);
-      if (key === undefined || !(key in maps.label2id)) {
+      if (key === undefined || !hasKey(maps.label2id, key)) {
         throw new LoraStudioError(
           `line ${it.line}: label ${describeLabel(it.label!)} does not occur in the training data (${
-            kind === 'string' ? `labels there: ${Object.keys(maps.label2id).join(', ')}` : `ids there: 0..${Object.keys(maps.id2label).length - 1}`
+            kind === 'string' ? `labels there: ${someOf(Object.keys(maps.label2id))}` : `ids there: 0..${Object.keys(maps.id2label).length - 1}`
           })`,
           f.report.file,
           'data.eval',

@@ -3,9 +3,9 @@
  * JSONL, JSON, CSV/TSV and plain text live here; Parquet is in read_parquet.ts. Nothing is dropped
  * silently: every row that cannot be read becomes a BadRow.
  */
-import * as fs from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { LoraStudioError } from '../errors';
+import { MAX_WHOLE_TEXT_BYTES, readDataFile } from './data_file';
 import { detectFormat } from './format';
 import { decodeStrict, splitLines } from './lines';
 import { readParquetRows } from './read_parquet';
@@ -26,7 +26,7 @@ export async function readRows(file: string, opts: ReadRowsOptions = {}): Promis
   const field = opts.field ?? 'data.train';
   const format = detectFormat(file, field, opts.format);
   if (format === 'parquet') return readParquetRows(file, field, opts.columns);
-  const bytes = readBytes(file, field);
+  const bytes = readBytes(file, field, format === 'jsonl' || format === 'text' ? undefined : MAX_WHOLE_TEXT_BYTES);
   switch (format) {
     case 'jsonl':
       return readJsonl(bytes);
@@ -40,12 +40,9 @@ export async function readRows(file: string, opts: ReadRowsOptions = {}): Promis
   }
 }
 
-export function readBytes(file: string, field: string): Uint8Array {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw new LoraStudioError(`cannot read the file: ${(e as Error).message}`, file, field);
-  }
+/** A data file's bytes: a regular file only (never a FIFO or a device), of a bounded size. */
+export function readBytes(file: string, field: string, maxBytes?: number): Uint8Array {
+  return readDataFile(file, field, maxBytes);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

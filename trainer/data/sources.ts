@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoraStudioError } from '../errors';
+import { checkDataFile } from './data_file';
 import { hasDataExtension } from './format';
 import { parseHubId, resolveHubDataset, type HubOptions } from './hub';
 
@@ -27,9 +28,7 @@ export async function resolveSource(value: string, field: 'data.train' | 'data.e
   }
   const file = resolveDataPath(value, opts.configFile);
   if (fs.existsSync(file)) {
-    if (fs.statSync(file).isDirectory()) {
-      throw new LoraStudioError('is a folder; name a data file (.jsonl, .json, .csv, .tsv, .txt or .parquet)', file, field);
-    }
+    checkDataFile(file, field);
     return { files: [file], warnings: [] };
   }
   const ref = path.isAbsolute(value) || value.startsWith('.') || hasDataExtension(value) ? null : parseHubId(value);

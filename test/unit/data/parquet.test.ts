@@ -115,7 +115,7 @@ function le32(n: number): Buffer {
 }
 
 /** Every column is OPTIONAL (nullable), as pandas/pyarrow write them. */
-function writeParquet(columns: Column[], keyValue: Record<string, string> = {}): Buffer {
+function writeParquet(columns: Column[], keyValue: Record<string, string> = {}, corrupt: { rootChildren?: number; childChildren?: number; numRows?: number } = {}): Buffer {
   const numRows = columns[0].values.length;
   const parts: Buffer[] = [Buffer.from('PAR1')];
   let offset = 4;
@@ -162,13 +162,14 @@ function writeParquet(columns: Column[], keyValue: Record<string, string> = {}):
   const meta = new Compact();
   meta.i32(1, 1);
   meta.structs(2, [null, ...columns], (c, col) => {
-    if (col === null) c.str(4, 'schema').i32(5, columns.length);
+    if (col === null) c.str(4, 'schema').i32(5, corrupt.rootChildren ?? columns.length);
     else {
       c.i32(1, col.type === 'int64' ? 2 : 6).i32(3, 1).str(4, col.name);
+      if (corrupt.childChildren !== undefined) c.i32(5, corrupt.childChildren);
       if (col.type === 'string') c.i32(6, 0); // UTF8
     }
   });
-  meta.i64(3, numRows);
+  meta.i64(3, corrupt.numRows ?? numRows);
   meta.structs(4, [0], (c) => {
     c.structs(1, chunks, (cc, ch) =>
       cc.i64(2, ch.offset).struct(3, (m) =>
@@ -263,8 +264,8 @@ describe('parquet', () => {
       ),
     );
     const data = await prepareData(spec(file), 'seq-cls', tokenizer, OPTS);
-    assert.deepEqual(data.id2label, { '0': 'neg', '1': 'pos' });
-    assert.deepEqual(data.label2id, { neg: 0, pos: 1 });
+    assert.deepEqual({ ...data.id2label }, { '0': 'neg', '1': 'pos' });
+    assert.deepEqual({ ...data.label2id }, { neg: 0, pos: 1 });
     assert.deepEqual(data.train.map((e) => e.label), [1, 0]);
   });
 
@@ -283,6 +284,36 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+describe('corrupt Parquet', () => {
+  const good = () => writeParquet([{ name: 'text', type: 'string', values: ['a', 'b'] }, { name: 'label', type: 'int64', values: [0, 1] }]);
+  const cases: Array<[string, () => Buffer, RegExp]> = [
+    // used to be "TypeError: Cannot read properties of undefined (reading 'num_children')"
+    ['a column claiming children the schema lacks', () => writeParquet([{ name: 'text', type: 'string', values: ['a'] }], {}, { childChildren: 3 }), /not a readable Parquet file \(/],
+    ['a root claiming more columns than it holds', () => writeParquet([{ name: 'text', type: 'string', values: ['a'] }], {}, { rootChildren: 9 }), /not a readable Parquet file/],
+    ['num_rows far beyond the file', () => writeParquet([{ name: 'text', type: 'string', values: ['a'] }], {}, { numRows: 4e9 }), /not a readable Parquet file \(num_rows 4000000000 is not between 0 and 50000000\)/],
+    ['a footer length beyond the file', () => {
+      const b = good();
+      b.writeUInt32LE(0x7fffffff, b.length - 8);
+      return b;
+    }, /not a readable Parquet file \(the footer claims 2147483647 bytes but the file has \d+\)/],
+    ['a truncated file', () => good().subarray(0, 30), /not a readable Parquet file/],
+    ['no magic', () => Buffer.from('PAR1xxxxxxxxxxxxxxxx'), /not a readable Parquet file \(no "PAR1" magic/],
+  ];
+  for (const [name, make, message] of cases) {
+    it(`${name}: a LoraStudioError naming the file and the field`, async () => {
+      const file = path.join(dir, `corrupt-${name.replace(/\W+/g, '-')}.parquet`);
+      fs.writeFileSync(file, make());
+      await assert.rejects(readRows(file, { field: 'data.eval' }), (e: unknown) => {
+        assert.ok(e instanceof LoraStudioError, String(e));
+        assert.equal(e.file, file);
+        assert.equal(e.field, 'data.eval');
+        assert.match(e.message, message);
+        return true;
+      });
+    });
+  }
+});
 
 describe('Hub datasets', () => {
   const SHA = 'a'.repeat(40);
@@ -313,7 +344,7 @@ describe('Hub datasets', () => {
       { input_ids: ids('c'), label: 1 },
     ]);
     assert.deepEqual(data.eval, [{ input_ids: ids('d'), label: 0 }]);
-    assert.deepEqual(data.id2label, { '0': 'neg', '1': 'pos' });
+    assert.deepEqual({ ...data.id2label }, { '0': 'neg', '1': 'pos' });
     assert.deepEqual(
       data.report.files.map((f) => [path.relative(snapshot, f.file), f.field, f.rows]),
       [

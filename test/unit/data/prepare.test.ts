@@ -13,6 +13,7 @@ import type { DataSpec } from '../../../trainer/data/types';
 import { byteLevelTokenizerJson } from '../../../trainer/tokenizer/byte_level';
 import { loadTokenizer } from '../../../trainer/tokenizer/tokenizer';
 import { LoraStudioError } from '../../../trainer/errors';
+import { execFileSync } from 'node:child_process';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -81,8 +82,8 @@ describe('labels', () => {
     const evalFile = write('e.csv', 'text,label\ne,neutral\nf,Zed\ng,pos\n');
     const data = await prepareData(spec(train, { eval: evalFile }), 'seq-cls', tokenizer, OPTS);
     // code point order: uppercase before lowercase, as Python's sorted()
-    assert.deepEqual(data.id2label, { '0': 'Zed', '1': 'neg', '2': 'neutral', '3': 'pos' });
-    assert.deepEqual(data.label2id, { Zed: 0, neg: 1, neutral: 2, pos: 3 });
+    assert.deepEqual({ ...data.id2label }, { '0': 'Zed', '1': 'neg', '2': 'neutral', '3': 'pos' });
+    assert.deepEqual({ ...data.label2id }, { Zed: 0, neg: 1, neutral: 2, pos: 3 });
     assert.deepEqual(data.train.map((e) => e.label), [3, 1, 2, 0]);
     assert.deepEqual(data.eval.map((e) => e.label), [2, 0, 3]);
     assert.deepEqual(data.eval.map((e) => e.input_ids), [ids('e'), ids('f'), ids('g')]);
@@ -104,8 +105,8 @@ describe('labels', () => {
   it('integer labels are ids named LABEL_i; ids ≥ num_labels are bad rows', async () => {
     const train = write('t.jsonl', jsonl([{ text: 'a', label: 0 }, { text: 'b', label: 2 }, { text: 'c', label: 1 }, { text: 'd', label: 3 }]));
     const data = await prepareData(spec(train, { max_bad_rows_ratio: 0.5 }), 'seq-cls', tokenizer, { ...OPTS, num_labels: 3 });
-    assert.deepEqual(data.id2label, { '0': 'LABEL_0', '1': 'LABEL_1', '2': 'LABEL_2' });
-    assert.deepEqual(data.label2id, { LABEL_0: 0, LABEL_1: 1, LABEL_2: 2 });
+    assert.deepEqual({ ...data.id2label }, { '0': 'LABEL_0', '1': 'LABEL_1', '2': 'LABEL_2' });
+    assert.deepEqual({ ...data.label2id }, { LABEL_0: 0, LABEL_1: 1, LABEL_2: 2 });
     assert.deepEqual(data.train.map((e) => e.label), [0, 2, 1]);
     assert.deepEqual(data.report.files[0].bad, [{ line: 4, reason: 'label 3 is out of range: num_labels is 3 (ids 0..2)' }]);
   });
@@ -128,7 +129,7 @@ describe('labels', () => {
     const train = write('t.jsonl', jsonl([{ text: 'a', label: 'x' }, { text: 'b', label: 1 }, { text: 'c', label: 'y' }]));
     const data = await prepareData(spec(train, { max_bad_rows_ratio: 0.5 }), 'seq-cls', tokenizer, OPTS);
     assert.deepEqual(data.report.files[0].bad, [{ line: 2, reason: 'label 1 is an integer, but the training labels are strings' }]);
-    assert.deepEqual(data.id2label, { '0': 'x', '1': 'y' });
+    assert.deepEqual({ ...data.id2label }, { '0': 'x', '1': 'y' });
   });
 
   it('string labels outnumbering num_labels is an error', async () => {
@@ -171,7 +172,7 @@ describe('bad rows', () => {
     assert.equal(reasons[4], 'column "text" is empty');
     assert.equal(reasons[5], 'missing column "label"');
     assert.equal(reasons[6], 'label 1.5 in column "label" is not an integer or a string');
-    assert.equal(reasons[7], 'label in column "label" is a boolean, not an integer or a string');
+    assert.equal(reasons[7], 'label in column "label" is a boolean (true), not an integer or a string');
     assert.match(reasons[8], /^not valid JSON/);
     assert.equal(reasons[9], 'invalid UTF-8');
     assert.equal(data.report.files[0].rows, 10);
@@ -327,5 +328,92 @@ describe('paths', () => {
         assert.equal(e.file, path.join(dir, 'missing-eval.csv'));
       },
     );
+  });
+});
+
+describe('hostile data', () => {
+  it('130k+ integer labels: no stack overflow (labels were spread into Math.max)', async () => {
+    const rows = 140_000;
+    const file = write('many.csv', 'text,label\n' + Array.from({ length: rows }, (_, i) => `a,${i % 3}`).join('\n') + '\n');
+    const data = await prepareData(spec(file), 'seq-cls', tokenizer, OPTS);
+    assert.equal(data.train.length, rows);
+    assert.deepEqual({ ...data.id2label }, { '0': 'LABEL_0', '1': 'LABEL_1', '2': 'LABEL_2' });
+  });
+
+  it('"__proto__", "constructor" and "toString" are ordinary string labels', async () => {
+    const train = write('proto.jsonl', jsonl([{ text: 'a', label: '__proto__' }, { text: 'b', label: 'pos' }, { text: 'c', label: 'constructor' }]));
+    const data = await prepareData(spec(train), 'seq-cls', tokenizer, OPTS);
+    assert.deepEqual(Object.entries(data.label2id!), [['__proto__', 0], ['constructor', 1], ['pos', 2]]);
+    assert.deepEqual(data.train.map((e) => e.label), [0, 2, 1]);
+    // an eval label the training data lacks is an error, even when it names an Object.prototype member
+    for (const label of ['toString', 'hasOwnProperty']) {
+      const evalFile = write('e.jsonl', jsonl([{ text: 'd', label }]));
+      await expectError(() => prepareData(spec(train, { eval: evalFile }), 'seq-cls', tokenizer, OPTS), (e) => {
+        assert.equal(e.file, evalFile);
+        assert.equal(e.field, 'data.eval');
+        assert.match(e.message, new RegExp(`^line 1: label "${label}" does not occur in the training data`));
+      });
+    }
+  });
+
+  it('a column named "toString" is not Object.prototype.toString', async () => {
+    const train = write('col.jsonl', jsonl([{ text: 'a', label: 0 }]));
+    await expectError(() => prepareData(spec(train, { text_column: 'toString' }), 'seq-cls', tokenizer, OPTS), (e) => {
+      assert.equal(e.field, 'data.train');
+      assert.match(e.message, /no row has the column "toString"/);
+    });
+  });
+
+  it('labels must be strings or integers: objects, arrays, booleans, null and huge ids are bad rows with their line', async () => {
+    const file = write('labels.jsonl', jsonl([
+      { text: 'a', label: 0 }, { text: 'b', label: { a: 1 } }, { text: 'c', label: [1] }, { text: 'd', label: false },
+      { text: 'e', label: null }, { text: 'f', label: 1e20 }, { text: 'g', label: 1.0 }, { text: 'h', label: 2.5 },
+    ]));
+    const data = await prepareData(spec(file, { max_bad_rows_ratio: 1 }), 'seq-cls', tokenizer, OPTS);
+    const reasons = Object.fromEntries(data.report.files[0].bad.map((b) => [b.line, b.reason]));
+    assert.deepEqual(reasons, {
+      2: 'label in column "label" is an object ({"a":1}), not an integer or a string',
+      3: 'label in column "label" is an array ([1]), not an integer or a string',
+      4: 'label in column "label" is a boolean (false), not an integer or a string',
+      5: 'column "label" is null',
+      6: 'label 100000000000000000000 in column "label" is too large: a class id is at most 99999',
+      8: 'label 2.5 in column "label" is not an integer or a string',
+    });
+    assert.deepEqual(data.train.map((e) => e.label), [0, 1]);
+    for (const e of data.train) assert.equal(typeof e.label, 'number');
+  });
+
+  it('a huge integer id in a CSV column of ids is a bad row, not a huge allocation', async () => {
+    const file = write('big.csv', 'text,label\na,0\nb,99999999999999999999\n');
+    const data = await prepareData(spec(file, { max_bad_rows_ratio: 1 }), 'seq-cls', tokenizer, OPTS);
+    assert.equal(data.report.files[0].bad[0].line, 3);
+    assert.equal(Object.keys(data.id2label!).length, 1);
+  });
+
+  it('a folder, a FIFO or a device as the data file is refused without reading it, naming the field', async () => {
+    const fifo = path.join(dir, 'pipe.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const folder = path.join(dir, 'folder.jsonl');
+    fs.mkdirSync(folder);
+    for (const [file, field, kind] of [[fifo, 'data.train', 'a FIFO'], [folder, 'data.train', 'a folder'], ['/dev/zero', 'data.train', 'a device']] as const) {
+      await expectError(() => prepareData(spec(file, { format: 'jsonl' }), 'causal-lm', tokenizer, OPTS), (e) => {
+        assert.equal(e.file, file);
+        assert.equal(e.field, field);
+        assert.match(e.message, new RegExp(`^is ${kind}`));
+      });
+    }
+    const good = write('ok.jsonl', jsonl([{ text: 'a' }]));
+    await expectError(() => prepareData(spec(good, { eval: fifo }), 'causal-lm', tokenizer, OPTS), (e) => {
+      assert.equal(e.field, 'data.eval');
+      assert.match(e.message, /^is a FIFO \(named pipe\)/);
+    });
+  });
+
+  it('num_labels beyond the bound is refused before any table is built', async () => {
+    const file = write('n.jsonl', jsonl([{ text: 'a', label: 0 }]));
+    await expectError(() => prepareData(spec(file), 'seq-cls', tokenizer, { ...OPTS, num_labels: 5e6 }), (e) => {
+      assert.equal(e.field, 'num_labels');
+      assert.match(e.message, /from 1 to 100000/);
+    });
   });
 });
