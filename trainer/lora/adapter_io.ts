@@ -5,13 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LoraStudioError, closestNames } from '../errors';
+import { LoraStudioError, closestNames, preview } from '../errors';
 import { type HostTensor, readSafetensors, tensorToF32, writeSafetensors } from '../io/safetensors';
 import { writeJsonAtomic } from '../io/atomic';
-import { type GPT2Config, innerDim } from '../models/gpt2/config';
+import { isPlainObject, parseJsonText, readJsonFile } from '../io/json';
+import { type GPT2Config, checkLabelMaps, innerDim } from '../models/gpt2/config';
 import { isConv1D } from '../models/gpt2/weights';
 import { type LoraConfig, PEFT_TASK_TYPE, type Task } from './config';
-import { rankAndScaling } from './patterns';
+import { compilePatternKeys, rankTable } from './patterns';
 import type { AdapterConfigJson, AdapterWeights } from './types';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
@@ -25,7 +26,7 @@ export function loadAdapter(dir: string): AdapterWeights {
   const cfgFile = path.join(dir, ADAPTER_CONFIG_FILE);
   const wFile = path.join(dir, ADAPTER_WEIGHTS_FILE);
   if (!fs.existsSync(cfgFile)) throw new LoraStudioError(`missing: a PEFT adapter folder needs ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`, cfgFile);
-  const config = parseAdapterConfig(readJson(cfgFile), cfgFile);
+  const config = parseAdapterConfig(readJsonFile(cfgFile), cfgFile);
   if (!fs.existsSync(wFile)) {
     const bin = fs.existsSync(path.join(dir, 'adapter_model.bin'));
     throw new LoraStudioError(
@@ -36,6 +37,7 @@ export function loadAdapter(dir: string): AdapterWeights {
     );
   }
   const st = readSafetensors(wFile);
+  readLabelMaps(st.metadata, wFile); // checked now, so that a later adapterLabelMaps cannot fail
   const halves = new Map<string, { A?: HostTensor; B?: HostTensor; keyA?: string; keyB?: string }>();
   const extra = new Map<string, HostTensor>();
   let adapterName: string | undefined;
@@ -69,6 +71,7 @@ export function loadAdapter(dir: string): AdapterWeights {
     extra.set(plain, tensorToF32(st, key));
   }
   const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
+  const ranks = rankTable(config, [...halves.keys()], { file: cfgFile }).byName;
   for (const [module, h] of [...halves.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     if (!h.A || !h.B) {
       const have = (h.keyA ?? h.keyB)!;
@@ -77,7 +80,7 @@ export function loadAdapter(dir: string): AdapterWeights {
     const rA = h.A.shape[0];
     const rB = h.B.shape[1];
     if (rA !== rB) throw new LoraStudioError(`rank ${rB} (shape ${JSON.stringify(h.B.shape)}) disagrees with lora_A's rank ${rA} (shape ${JSON.stringify(h.A.shape)})`, wFile, h.keyB);
-    const { r } = rankAndScaling(config, module);
+    const { r } = ranks.get(module)!;
     if (rA !== r) throw new LoraStudioError(`rank ${rA} (shape ${JSON.stringify(h.A.shape)}) disagrees with r = ${r} from ${ADAPTER_CONFIG_FILE} (r / rank_pattern)`, wFile, h.keyA);
     lora.set(module, { A: h.A, B: h.B });
   }
@@ -85,15 +88,7 @@ export function loadAdapter(dir: string): AdapterWeights {
   return { config, lora, extra, metadata: st.metadata };
 }
 
-function readJson(file: string): unknown {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, file);
-  }
-}
-
-const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+const isObj = isPlainObject;
 const isStrList = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 
 /**
@@ -105,9 +100,9 @@ export function parseAdapterConfig(raw: unknown, file: string): AdapterConfigJso
   const fail = (field: string, msg: string): never => {
     throw new LoraStudioError(msg, file, field);
   };
-  if (raw.peft_type !== 'LORA') fail('peft_type', `must be "LORA", got ${JSON.stringify(raw.peft_type)}; only LoRA adapters are supported`);
-  if (!Number.isInteger(raw.r) || (raw.r as number) <= 0) fail('r', `must be a positive integer, got ${JSON.stringify(raw.r)}`);
-  if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha)) fail('lora_alpha', `must be a number, got ${JSON.stringify(raw.lora_alpha)}`);
+  if (raw.peft_type !== 'LORA') fail('peft_type', `must be "LORA", got ${preview(raw.peft_type)}; only LoRA adapters are supported`);
+  if (!Number.isInteger(raw.r) || (raw.r as number) <= 0) fail('r', `must be a positive integer, got ${preview(raw.r)}`);
+  if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha)) fail('lora_alpha', `must be a number, got ${preview(raw.lora_alpha)}`);
   if (!('target_modules' in raw)) fail('target_modules', 'missing');
   const c: Record<string, unknown> = {
     task_type: null, base_model_name_or_path: null, lora_dropout: 0, modules_to_save: null, bias: 'none',
@@ -116,37 +111,62 @@ export function parseAdapterConfig(raw: unknown, file: string): AdapterConfigJso
   };
   const strOrList = (k: string) => {
     const v = c[k];
-    if (v !== null && typeof v !== 'string' && !isStrList(v)) fail(k, `must be a string (regex), a list of module names, or null; got ${JSON.stringify(v)}`);
+    if (v !== null && typeof v !== 'string' && !isStrList(v)) fail(k, `must be a string (regex), a list of module names, or null; got ${preview(v)}`);
   };
   strOrList('target_modules');
   if (c.exclude_modules !== undefined) strOrList('exclude_modules');
-  if (c.task_type !== null && c.task_type !== 'CAUSAL_LM' && c.task_type !== 'SEQ_CLS') fail('task_type', `unsupported ${JSON.stringify(c.task_type)}; supported: "CAUSAL_LM", "SEQ_CLS"`);
-  if (c.base_model_name_or_path !== null && typeof c.base_model_name_or_path !== 'string') fail('base_model_name_or_path', 'must be a string or null');
-  if (typeof c.lora_dropout !== 'number' || c.lora_dropout < 0 || c.lora_dropout >= 1) fail('lora_dropout', 'must be a number in [0, 1)');
-  if (c.modules_to_save !== null && !isStrList(c.modules_to_save)) fail('modules_to_save', 'must be a list of module names or null');
-  if (!['none', 'all', 'lora_only'].includes(c.bias as string)) fail('bias', `must be "none", "all" or "lora_only", got ${JSON.stringify(c.bias)}`);
-  for (const k of ['use_rslora', 'fan_in_fan_out', 'inference_mode']) if (typeof c[k] !== 'boolean') fail(k, `must be true or false, got ${JSON.stringify(c[k])}`);
-  if (typeof c.init_lora_weights !== 'boolean' && typeof c.init_lora_weights !== 'string') fail('init_lora_weights', 'must be a boolean or a string');
-  for (const k of ['rank_pattern', 'alpha_pattern']) {
+  if (c.task_type !== null && c.task_type !== 'CAUSAL_LM' && c.task_type !== 'SEQ_CLS') fail('task_type', `unsupported ${preview(c.task_type)}; supported: "CAUSAL_LM", "SEQ_CLS"`);
+  if (c.base_model_name_or_path !== null && typeof c.base_model_name_or_path !== 'string') fail('base_model_name_or_path', `must be a string or null, got ${preview(c.base_model_name_or_path)}`);
+  if (typeof c.lora_dropout !== 'number' || c.lora_dropout < 0 || c.lora_dropout >= 1) fail('lora_dropout', `must be a number in [0, 1), got ${preview(c.lora_dropout)}`);
+  if (c.modules_to_save !== null && !isStrList(c.modules_to_save)) fail('modules_to_save', `must be a list of module names or null, got ${preview(c.modules_to_save)}`);
+  if (!['none', 'all', 'lora_only'].includes(c.bias as string)) fail('bias', `must be "none", "all" or "lora_only", got ${preview(c.bias)}`);
+  for (const k of ['use_rslora', 'fan_in_fan_out', 'inference_mode']) if (typeof c[k] !== 'boolean') fail(k, `must be true or false, got ${preview(c[k])}`);
+  // Booleans newer PEFT versions add: absent in older files, never anything but a boolean.
+  for (const k of ['use_dora', 'lora_bias', 'use_qalora']) if (c[k] !== undefined && typeof c[k] !== 'boolean') fail(k, `must be true or false, got ${preview(c[k])}`);
+  if (typeof c.init_lora_weights !== 'boolean' && typeof c.init_lora_weights !== 'string') fail('init_lora_weights', `must be a boolean or a string, got ${preview(c.init_lora_weights)}`);
+  for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
     const p = c[k];
-    if (!isObj(p)) fail(k, 'must be an object of module pattern → number');
+    if (!isObj(p)) fail(k, `must be an object of module pattern → number, got ${preview(p)}`);
     for (const [pk, pv] of Object.entries(p as Record<string, unknown>)) {
       const ok = k === 'rank_pattern' ? Number.isInteger(pv) && (pv as number) > 0 : typeof pv === 'number' && Number.isFinite(pv);
-      if (!ok) fail(`${k}.${pk}`, `must be ${k === 'rank_pattern' ? 'a positive integer' : 'a number'}, got ${JSON.stringify(pv)}`);
+      if (!ok) fail(`${k}.${pk.length > 60 ? `${pk.slice(0, 59)}…` : pk}`, `must be ${k === 'rank_pattern' ? 'a positive integer' : 'a number'}, got ${preview(pv)}`);
     }
   }
+  // Pattern keys are regexes: a syntax error is reported here, naming the key (matching happens in rankTable).
+  compilePatternKeys(c as Pick<AdapterConfigJson, 'rank_pattern' | 'alpha_pattern'>, file);
   // Variants whose weights do not merge as W + s·BA: refuse rather than produce a wrong model.
   if (c.use_dora === true) fail('use_dora', 'DoRA adapters are not supported');
   if (c.lora_bias === true) fail('lora_bias', 'LoRA biases (lora_bias: true) are not supported');
+  if (c.use_qalora === true) fail('use_qalora', 'QA-LoRA adapters are not supported');
   if (c.layer_replication !== undefined && c.layer_replication !== null) fail('layer_replication', 'layer replication is not supported');
   return c as AdapterConfigJson;
 }
 
-/** The seq-cls head's label names that training stores in the adapter's safetensors metadata, if any. */
-export function adapterLabelMaps(adapter: AdapterWeights): { id2label: Record<string, string>; label2id: Record<string, number> } | undefined {
-  const m = adapter.metadata;
-  if (!m?.id2label || !m.label2id) return undefined;
-  return { id2label: JSON.parse(m.id2label), label2id: JSON.parse(m.label2id) };
+export interface AdapterLabelMaps {
+  id2label: Record<string, string>;
+  label2id: Record<string, number>;
+}
+
+/**
+ * The label maps in safetensors metadata (JSON strings under `id2label` and `label2id`), parsed and checked as
+ * config.json's are; undefined when either is absent. Errors name `file` and `__metadata__.<key>`.
+ */
+export function readLabelMaps(metadata: Record<string, string> | undefined, file: string): AdapterLabelMaps | undefined {
+  if (!metadata) return undefined;
+  const has = (k: string) => Object.hasOwn(metadata, k);
+  if (!has('id2label') && !has('label2id')) return undefined;
+  if (!has('id2label') || !has('label2id')) {
+    throw new LoraStudioError('holds only one of id2label and label2id; the seq-cls label names need both', file, `__metadata__.${has('id2label') ? 'label2id' : 'id2label'}`);
+  }
+  const id2label = parseJsonText(metadata.id2label, file, '__metadata__.id2label');
+  const label2id = parseJsonText(metadata.label2id, file, '__metadata__.label2id');
+  checkLabelMaps(id2label, label2id, file, '__metadata__.');
+  return { id2label: id2label as Record<string, string>, label2id: label2id as Record<string, number> };
+}
+
+/** The seq-cls head's label names that training stores in the adapter's safetensors metadata, if any (checked by loadAdapter). */
+export function adapterLabelMaps(adapter: AdapterWeights, file = ADAPTER_WEIGHTS_FILE): AdapterLabelMaps | undefined {
+  return readLabelMaps(adapter.metadata, file);
 }
 
 /**
