@@ -19,6 +19,8 @@ import { resolveModelDir } from '../io/hub_model';
 import { evaluate, type SeqClsMetrics } from '../eval';
 import { prepareData } from '../data/prepare';
 import type { TrainEvent } from '../protocol';
+import { LoraStudioError } from '../errors';
+import { relativeRef } from '../lora/base_model_ref';
 import type { Output } from './run';
 
 const SENTINEL = '.lora-studio-demo';
@@ -44,13 +46,14 @@ export function buildDemoBase(dir: string): void {
 export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: TrainEvent) => void): Promise<void> {
   const work = path.resolve(o.workDir);
   if (fs.existsSync(work) && fs.readdirSync(work).length > 0 && !fs.existsSync(path.join(work, SENTINEL))) {
-    throw new Error(`${work} exists and was not made by the demo; choose another folder with --out`);
+    throw new LoraStudioError('exists and was not made by the demo; choose another folder with --out (the demo deletes and rebuilds what is in its folder)', work, '--out');
   }
   fs.mkdirSync(work, { recursive: true });
   writeFileAtomic(path.join(work, SENTINEL), 'made by `lora-studio demo`; the demo may delete and rebuild what is in this folder\n');
   for (const d of ['run', 'merged']) fs.rmSync(path.join(work, d), { recursive: true, force: true });
 
-  // --model: a local folder (made absolute: the run config lives elsewhere) or a Hub id (downloaded to the cache).
+  // --model: a local folder or a Hub id (downloaded to the cache). The run config names a local folder relative to
+  // itself, so the adapter's base_model_name_or_path is relative too (to the adapter folder) and the demo folder can move.
   let model = o.model && (await resolveModelDir(fs.existsSync(o.model) ? path.resolve(o.model) : o.model, '--model', { log: out.info }));
   if (!model) {
     model = path.join(work, 'base');
@@ -65,11 +68,11 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
   writeFileAtomic(path.join(work, 'data', 'eval.jsonl'), toJsonl(sentimentRows(400, 2)));
   const configFile = path.join(work, 'lora-run.json');
   writeJsonAtomic(configFile, {
-    model, task: 'seq-cls', num_labels: 2,
+    model: path.isAbsolute(model) ? relativeRef(work, model) : model, task: 'seq-cls', num_labels: 2,
     data: { train: 'data/train.jsonl', eval: 'data/eval.jsonl', text_column: 'text', label_column: 'label', max_length: 32 },
     lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: DEMO_TARGETS, modules_to_save: ['score'] },
     training: {
-      output_dir: 'run', num_train_epochs: o.epochs ?? 3, per_device_train_batch_size: 32, per_device_eval_batch_size: 100,
+      output_dir: 'run', eval_on_start: true, num_train_epochs: o.epochs ?? 3, per_device_train_batch_size: 32, per_device_eval_batch_size: 100,
       learning_rate: 1e-3, weight_decay: 1e-5, lr_scheduler_type: 'linear', warmup_ratio: 0, eval_strategy: 'epoch', save_strategy: 'epoch',
       save_total_limit: 2, logging_steps: 10, load_best_model_at_end: true, metric_for_best_model: 'accuracy', seed: 42,
       ...(o.backend ? { backend: o.backend } : {}),
@@ -101,5 +104,5 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
   out.info(`eval accuracy, base + adapter: ${withAdapter.accuracy.toFixed(4)} (loss ${withAdapter.loss.toFixed(6)})`);
   out.info(`eval accuracy, merged model:   ${fromMerged.accuracy.toFixed(4)} (loss ${fromMerged.loss.toFixed(6)}) ${same ? '— the same' : '— DIFFERENT'}`);
   out.result({ event: 'demo', adapter_dir: cfg.training.output_dir, merged_dir: mergedDir, adapter_accuracy: withAdapter.accuracy, merged_accuracy: fromMerged.accuracy, adapter_loss: withAdapter.loss, merged_loss: fromMerged.loss, same });
-  if (!same) throw new Error('the merged model does not reproduce base + adapter');
+  if (!same) throw new LoraStudioError('the merged model does not reproduce base + adapter (this is a bug; please report it)', mergedDir);
 }

@@ -249,7 +249,12 @@ function resolveDataValue(v: string, base: string): string {
   return parseHubId(v) && !looksLikePath(v, base) && !hasDataExtension(v) ? v : path.resolve(base, v);
 }
 
+/** `model` as the config file wrote it, before resolvePaths made a relative folder absolute. */
+const modelAsWritten = new WeakMap<RunConfig, string>();
+export const modelAsGiven = (cfg: RunConfig): string => modelAsWritten.get(cfg) ?? cfg.model;
+
 function resolvePaths(cfg: RunConfig, base: string): RunConfig {
+  modelAsWritten.set(cfg, cfg.model);
   if (looksLikePath(cfg.model, base)) cfg.model = path.resolve(base, cfg.model);
   cfg.data.train = resolveDataValue(cfg.data.train, base);
   if (cfg.data.eval !== null) cfg.data.eval = resolveDataValue(cfg.data.eval, base);

@@ -1,6 +1,7 @@
 /**
  * The demo's labelled sentiment data, generated from templates with a seeded RNG: short movie reviews,
- * label 1 for positive and 0 for negative. Train and eval rows are drawn independently (held out).
+ * labelled "negative" or "positive" (string labels: training maps them to ids in sorted order, 0 negative and
+ * 1 positive, and the names travel with the adapter into the merged model's id2label). Train and eval rows are drawn independently (held out).
  * Generated, not downloaded, so the demo needs no network.
  */
 import { Rng } from '../util/rng';
@@ -23,9 +24,11 @@ const TEMPLATES: Array<(s: string, a: string, b: string, adv: string) => string>
 export const DEMO_WORDS = [...new Set([...POSITIVE, ...NEGATIVE, ...SUBJECTS.flatMap((s) => s.split(' ')), ...ADVERBS,
   ...TEMPLATES.flatMap((t) => t('', '', '', '').split(' ')).filter((w) => /^[a-z]+$/.test(w))])];
 
+export const DEMO_LABELS = ['negative', 'positive'] as const;
+
 export interface SentimentRow {
   text: string;
-  label: number;
+  label: (typeof DEMO_LABELS)[number];
 }
 
 export function sentimentRows(n: number, seed: number): SentimentRow[] {
@@ -35,7 +38,7 @@ export function sentimentRows(n: number, seed: number): SentimentRow[] {
   for (let i = 0; i < n; i++) {
     const label = rng.int(2);
     const words = label ? POSITIVE : NEGATIVE;
-    rows.push({ text: pick(TEMPLATES)(pick(SUBJECTS), pick(words), pick(words), pick(ADVERBS)), label });
+    rows.push({ text: pick(TEMPLATES)(pick(SUBJECTS), pick(words), pick(words), pick(ADVERBS)), label: DEMO_LABELS[label] });
   }
   return rows;
 }

@@ -14,6 +14,7 @@ import { isConv1D } from '../models/gpt2/weights';
 import { type LoraConfig, PEFT_TASK_TYPE, type Task } from './config';
 import { compilePatternKeys, rankTable } from './patterns';
 import type { AdapterConfigJson, AdapterWeights } from './types';
+import { resolveBaseModelRef } from './base_model_ref';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -260,7 +261,8 @@ export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: stri
     return v === undefined ? undefined : Array.isArray(v) ? v : v.shape;
   };
   const base = adapter.config.base_model_name_or_path;
-  const builtFor = base ? ` (its ${ADAPTER_CONFIG_FILE} says base_model_name_or_path: ${JSON.stringify(base)})` : '';
+  const baseAt = base ? resolveBaseModelRef(base, path.dirname(adapterFile)) : null;
+  const builtFor = base ? ` (its ${ADAPTER_CONFIG_FILE} says base_model_name_or_path: ${JSON.stringify(base)}${baseAt !== base ? `, i.e. ${baseAt}` : ''})` : '';
   const modules = [...weights.keys()].filter((k) => k.endsWith('.weight')).map((k) => k.slice(0, -'.weight'.length));
   const foreign = (module: string, key: string): never => {
     const close = closestNames(module, modules);

@@ -4,7 +4,8 @@
  * Training (`openTrainingSession`) and the one-shot commands (`openModel`: eval, generate) share it.
  */
 import * as path from 'node:path';
-import type { RunConfig } from '../config/run_config';
+import { modelAsGiven, type RunConfig } from '../config/run_config';
+import { baseModelRefFor } from '../lora/base_model_ref';
 import { type BackendInfo, type BackendName, initBackend } from '../backend';
 import { loadModelFolder, type LoadedModel } from '../io/hf_folder';
 import { resolveModelDir } from '../io/hub_model';
@@ -33,8 +34,8 @@ export interface TrainingSession {
   model: GPT2LoraModel;
   pad_token_id: number;
   adapterConfig: AdapterConfigJson;
-  /** the adapter as PEFT saves it, with the seq-cls label names in its metadata */
-  exportAdapter(): AdapterWeights;
+  /** the adapter as PEFT saves it into `dir` (default output_dir), with the seq-cls label names in its metadata */
+  exportAdapter(dir?: string): AdapterWeights;
 }
 
 export const padTokenId = (l: LoadedModel) => l.config.pad_token_id ?? l.config.eos_token_id;
@@ -85,7 +86,9 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   }
   return {
     backend, modelDir, loaded, tokenizer, modules, targets: resolved.targets, counts, data, model, pad_token_id, adapterConfig,
-    exportAdapter: () => ({ ...model.exportAdapter(adapterConfig), metadata }),
+    exportAdapter: (dir = cfg.training.output_dir) => ({
+      ...model.exportAdapter({ ...adapterConfig, base_model_name_or_path: baseModelRefFor(modelAsGiven(cfg), cfg.model, dir) }), metadata,
+    }),
   };
 }
 

@@ -171,7 +171,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     }
     state.epoch = epochOf(state.global_step);
     saveCheckpoint(t.output_dir, {
-      adapter: s.exportAdapter(),
+      adapter: s.exportAdapter(dir),
       optimizer: optimizer.exportState(),
       rng: { seed: t.seed, global_step: state.global_step, epoch: state.epoch, backend: s.backend.backend },
       state,
