@@ -74,6 +74,34 @@ export interface ErrorEvent {
 export type TrainEvent = StartEvent | StepEvent | EvalEvent | CheckpointEvent | LogEvent | DoneEvent | ErrorEvent;
 export type TrainEventName = TrainEvent['event'];
 
+// ---- results of the one-shot commands (`lora-studio <command> --json` prints one of these) ----
+
+/** One adapted module in `analyze`: the spectrum of ΔW = scaling · B·A ([out, in], PyTorch's orientation). */
+export interface AnalyzedModule {
+  /** the PEFT module name (the adapter's keys without `base_model.model.`) */
+  name: string;
+  r: number;
+  /** all r singular values of ΔW, descending */
+  singular_values: number[];
+  /** ‖ΔW‖_F */
+  delta_fro: number;
+  /** ‖ΔW‖²_F / σ₁² (0 for a zero update) */
+  stable_rank: number;
+  /** with --base: section 7.3 of the LoRA paper */
+  amplification?: { factor: number; projected_fro: number; random_fro: number };
+}
+
+/** `analyze ADAPTER [--base MODEL] [--compare ADAPTER2] --json` */
+export interface AnalyzeResult {
+  adapter: string;
+  base?: string;
+  compare?: string;
+  modules: AnalyzedModule[];
+  /** with --compare, over the modules both adapters adapt: phi[i-1][j-1] = φ(A1, A2, i, j) */
+  similarity: Array<{ name: string; phi: number[][] }>;
+  warnings: string[];
+}
+
 // ---- IPC between the extension host (parent) and trainer/main.ts (child) ----
 
 export type { InspectResult, InspectModule } from './commands/inspect';
