@@ -3,14 +3,14 @@
  * refusing non-finite results as PEFT's safe_merge does; and the whole "model folder + adapter → new folder" step.
  */
 import * as path from 'node:path';
-import { LoraStudioError } from '../errors';
+import { LoraStudioError, preview } from '../errors';
 import { type HostTensor, f16ToF32, f32ToF16, f32ToBf16 } from '../io/safetensors';
 import { assertNewOutDir, loadModelFolder, writeModelFolder } from '../io/hf_folder';
 import type { GPT2Config } from '../models/gpt2/config';
 import { isConv1D } from '../models/gpt2/weights';
 import { taskFromPeft, type Task } from './config';
 import { ADAPTER_WEIGHTS_FILE, adapterLabelMaps, checkAdapterFitsModel, loadAdapter } from './adapter_io';
-import { rankAndScaling } from './patterns';
+import { rankTable } from './patterns';
 import type { AdapterWeights } from './types';
 import { intLabelMaps } from '../data/labels';
 
@@ -25,7 +25,7 @@ export function mergeAdapter(weights: Map<string, HostTensor>, adapter: AdapterW
     const base = out.get(key);
     if (!base) throw new LoraStudioError(`the adapter replaces ${key}, which the model does not have`, undefined, key);
     if (!sameShape(base.shape, t.shape)) {
-      throw new LoraStudioError(`the adapter's ${JSON.stringify(t.shape)} does not match the model's ${JSON.stringify(base.shape)}`, undefined, key);
+      throw new LoraStudioError(`the adapter's ${preview(t.shape)} does not match the model's ${JSON.stringify(base.shape)}`, undefined, key);
     }
     const data = Float32Array.from(t.data);
     checkFinite(data, base.dtype, key);
@@ -44,11 +44,12 @@ export function unmergeAdapter(weights: Map<string, HostTensor>, adapter: Adapte
 
 function applyDeltas(weights: Map<string, HostTensor>, adapter: AdapterWeights, sign: 1 | -1): Map<string, HostTensor> {
   const out = new Map(weights);
+  const ranks = rankTable(adapter.config, [...adapter.lora.keys()]).byName;
   for (const [module, { A, B }] of adapter.lora) {
     const key = `${module}.weight`;
     const W = weights.get(key);
     if (!W) throw new LoraStudioError(`module ${module} has LoRA weights but the model has no ${key}`, undefined, module);
-    const { scaling } = rankAndScaling(adapter.config, module);
+    const { scaling } = ranks.get(module)!;
     const fanInFanOut = isConv1D(module);
     const [r, inF] = A.shape;
     const outF = B.shape[0];
@@ -140,7 +141,7 @@ export function mergeToFolder(modelDir: string, adapterDir: string, outDir: stri
   }
   const config = configForTask(model.config, task, model.num_labels, warnings);
   // The head's label names travel in the adapter's safetensors metadata (written by training).
-  const labels = adapterLabelMaps(adapter);
+  const labels = adapterLabelMaps(adapter, adapterFile);
   if (task === 'seq-cls' && labels) Object.assign(config, labels);
   writeModelFolder(outDir, { ...model, config }, merged);
   return { outDir, merged_modules: adapter.lora.size, warnings };

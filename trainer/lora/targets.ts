@@ -4,9 +4,10 @@
  * matches a name exactly or as a `.suffix`; "all-linear" is every Linear/Conv1D except the output head.
  * exclude_modules uses the same rules. Only Linear and Conv1D can take LoRA here.
  */
-import { closestNames, LoraStudioError } from '../errors';
+import { closestNames, LoraStudioError, preview } from '../errors';
+import { compilePythonRegex, matchNames } from '../util/regex';
 import type { LoraConfig, Task } from './config';
-import { rankAndScaling } from './patterns';
+import { rankTable } from './patterns';
 import type { LoraTarget, ModuleInfo } from './types';
 
 /** PEFT's default for model_type gpt2 (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
@@ -49,7 +50,7 @@ export function resolveTargets(modules: ModuleInfo[], lora: LoraConfig, task: Ta
   let spec = lora.target_modules;
   if (spec === null || spec === undefined) {
     spec = GPT2_DEFAULT_TARGET_MODULES;
-    warnings.push(`target_modules is not set; using PEFT's default for gpt2: ${JSON.stringify(spec)}`);
+    warnings.push(`target_modules is not set; using PEFT's default for gpt2: ${preview(spec)}`);
   }
   if (Array.isArray(spec) && spec.length === 0) throw new LoraStudioError('is an empty list; set target_modules (e.g. ["c_attn"] or "all-linear")', file, 'target_modules');
 
@@ -61,8 +62,7 @@ export function resolveTargets(modules: ModuleInfo[], lora: LoraConfig, task: Ta
     hit.forEach((n) => matched.add(n));
     matchedByEntry[spec] = hit;
   } else if (typeof spec === 'string') {
-    const re = compileFullMatch(spec, file, 'target_modules');
-    const hit = names.filter((n) => re.test(n));
+    const hit = regexMatches(spec, names, file, 'target_modules');
     hit.forEach((n) => matched.add(n));
     matchedByEntry[spec] = hit;
   } else {
@@ -73,30 +73,25 @@ export function resolveTargets(modules: ModuleInfo[], lora: LoraConfig, task: Ta
     }
   }
   if (matched.size === 0) {
-    throw new LoraStudioError(`${JSON.stringify(spec)} matched no module of ${modules[0]?.type ?? 'the model'}. ${noMatchHint(spec, modules)}`, file, 'target_modules');
+    throw new LoraStudioError(`${preview(spec)} matched no module of ${modules[0]?.type ?? 'the model'}. ${noMatchHint(spec, modules, file)}`, file, 'target_modules');
   }
   if (Array.isArray(spec)) {
-    for (const entry of spec) {
-      if (matchedByEntry[entry].length === 0) warnings.push(`target_modules entry ${JSON.stringify(entry)} matched no module. ${suggest(entry, modules)}`);
-    }
+    const none = spec.filter((entry) => matchedByEntry[entry].length === 0);
+    for (const entry of none.slice(0, MAX_HINTS)) warnings.push(`target_modules entry ${preview(entry)} matched no module. ${suggest(entry, modules)}`);
+    if (none.length > MAX_HINTS) warnings.push(`… and ${none.length - MAX_HINTS} more target_modules entries matched no module`);
   }
 
   // 2. exclude_modules
   const exclude = lora.exclude_modules;
   if (exclude !== null && exclude !== undefined && !(Array.isArray(exclude) && exclude.length === 0)) {
-    const isExcluded = typeof exclude === 'string'
-      ? ((re) => (n: string) => re.test(n))(compileFullMatch(exclude, file, 'exclude_modules'))
-      : (n: string) => exclude.some((e) => listEntryMatches(e, n));
-    let removed = 0;
-    for (const n of [...matched]) {
-      if (isExcluded(n)) {
-        matched.delete(n);
-        removed++;
-      }
-    }
-    if (removed === 0) warnings.push(`exclude_modules ${JSON.stringify(exclude)} removed no targeted module`);
+    const candidates = [...matched];
+    const excluded = typeof exclude === 'string'
+      ? regexMatches(exclude, candidates, file, 'exclude_modules')
+      : candidates.filter((n) => exclude.some((e) => listEntryMatches(e, n)));
+    for (const n of excluded) matched.delete(n);
+    if (excluded.length === 0) warnings.push(`exclude_modules ${preview(exclude)} removed no targeted module`);
     if (matched.size === 0) {
-      throw new LoraStudioError(`no modules are left for LoRA: exclude_modules ${JSON.stringify(exclude)} removes every module that target_modules ${JSON.stringify(spec)} matches`, file, 'exclude_modules');
+      throw new LoraStudioError(`no modules are left for LoRA: exclude_modules ${preview(exclude)} removes every module that target_modules ${preview(spec)} matches`, file, 'exclude_modules');
     }
     for (const k of Object.keys(matchedByEntry)) matchedByEntry[k] = matchedByEntry[k].filter((n) => matched.has(n));
   }
@@ -128,20 +123,16 @@ export function resolveTargets(modules: ModuleInfo[], lora: LoraConfig, task: Ta
     warnings.push(FAN_IN_FAN_OUT_LINEAR_WARNING);
   }
 
+  const ranks = rankTable(lora, chosen.map((m) => m.name), { file });
   const targets: LoraTarget[] = chosen.map((m) => ({
     name: m.name,
     type: m.type as 'Linear' | 'Conv1D',
     in_features: m.in_features ?? 0,
     out_features: m.out_features ?? 0,
-    ...rankAndScaling(lora, m.name),
+    ...ranks.byName.get(m.name)!,
   }));
-  for (const [field, pattern] of [['rank_pattern', lora.rank_pattern], ['alpha_pattern', lora.alpha_pattern]] as const) {
-    for (const key of Object.keys(pattern ?? {})) {
-      if (!targets.some((t) => matchesPatternKey(key, t.name))) {
-        warnings.push(`${field} key ${JSON.stringify(key)} matches no targeted module`);
-      }
-    }
-  }
+  for (const { field, key } of ranks.unused.slice(0, MAX_HINTS)) warnings.push(`${field} key ${preview(key)} matches no targeted module`);
+  if (ranks.unused.length > MAX_HINTS) warnings.push(`… and ${ranks.unused.length - MAX_HINTS} more rank_pattern / alpha_pattern keys match no targeted module`);
 
   // 5. modules_to_save
   const modules_to_save = resolveModulesToSave(modules, lora, task, opts, warnings);
@@ -164,35 +155,23 @@ export function listEntryMatches(entry: string, name: string): boolean {
   return name === entry || name.endsWith(`.${entry}`);
 }
 
-/** The rank_pattern / alpha_pattern rule of patterns.ts, tolerant of a bad key (for the unused-key warning only). */
-function matchesPatternKey(key: string, name: string): boolean {
-  try {
-    return new RegExp(`^(.*\\.)?(?:${key})$`).test(name);
-  } catch {
-    return false;
-  }
-}
+/** Warnings and hints listed one by one before the rest are summed up (a list may hold thousands of entries). */
+const MAX_HINTS = 10;
 
 /**
- * A Python regex as JavaScript, anchored like re.fullmatch. Translates the Python-only spellings people
- * use: (?P<name>…), (?P=name), \A, \Z and leading inline flags such as (?i).
+ * The names a user regex matches as a whole (re.fullmatch, Python spelling), or anywhere (re.search, for hints):
+ * one batched, time-bounded match, so a catastrophic pattern fails in about two seconds naming `file` and `field`.
  */
-export function compileFullMatch(pattern: string, file: string | undefined, field: string): RegExp {
-  let src = pattern;
-  let flags = '';
-  const inline = /^\(\?([aiLmsux]+)\)/.exec(src);
-  if (inline) {
-    src = src.slice(inline[0].length);
-    if (inline[1].includes('i')) flags += 'i';
-    if (inline[1].includes('s')) flags += 's';
-    if (inline[1].includes('m')) flags += 'm';
+function regexMatches(pattern: string, names: string[], file: string | undefined, field: string, anchor: 'full' | 'search' = 'full'): string[] {
+  let re: RegExp;
+  if (anchor === 'full') {
+    re = compilePythonRegex(pattern, 'full', { file, field });
+  } else {
+    const flags = /^\(\?[aiLmsux]+\)/.exec(pattern)?.[0] ?? ''; // a leading inline flag group stays in front
+    re = compilePythonRegex(`${flags}.*(?:${pattern.slice(flags.length)}).*`, 'full', { file, field });
   }
-  src = src.replace(/\(\?P</g, '(?<').replace(/\(\?P=(\w+)\)/g, '\\k<$1>').replace(/\\A/g, '^').replace(/\\Z/g, '$');
-  try {
-    return new RegExp(`^(?:${src})$`, flags);
-  } catch (e) {
-    throw new LoraStudioError(`${JSON.stringify(pattern)} is not a valid regular expression: ${(e as Error).message}`, file, field);
-  }
+  const hits = matchNames(re, names, { file, field, pattern });
+  return names.filter((_, i) => hits[i]);
 }
 
 function resolveModulesToSave(modules: ModuleInfo[], lora: LoraConfig, task: Task, opts: ResolveOptions, warnings: string[]): string[] {
@@ -212,7 +191,7 @@ function resolveModulesToSave(modules: ModuleInfo[], lora: LoraConfig, task: Tas
   for (const entry of entries) {
     const hit = modules.filter((m) => m.name !== '' && listEntryMatches(entry, m.name)).map((m) => m.name);
     if (hit.length === 0) {
-      warnings.push(`modules_to_save entry ${JSON.stringify(entry)} matched no module. ${suggest(entry, modules)}`);
+      warnings.push(`modules_to_save entry ${preview(entry)} matched no module. ${entries.length <= MAX_HINTS ? suggest(entry, modules) : ''}`.trimEnd());
       continue;
     }
     for (const n of hit) if (!picked.includes(n)) picked.push(n);
@@ -225,7 +204,7 @@ function resolveModulesToSave(modules: ModuleInfo[], lora: LoraConfig, task: Tas
 
   if (task === 'seq-cls' && explicit && !outer.includes(SEQ_CLS_HEAD)) {
     warnings.push(
-      `modules_to_save ${JSON.stringify(given)} leaves out \`${SEQ_CLS_HEAD}\`: the classification head is neither trained nor saved, ` +
+      `modules_to_save ${preview(given)} leaves out \`${SEQ_CLS_HEAD}\`: the classification head is neither trained nor saved, ` +
         'so it stays randomly initialised and frozen. Add "score" to modules_to_save (PEFT adds it for SEQ_CLS).',
     );
   }
@@ -235,13 +214,15 @@ function resolveModulesToSave(modules: ModuleInfo[], lora: LoraConfig, task: Tas
 /** "did you mean" text over full module names and their last components. */
 function suggest(entry: string, modules: ModuleInfo[]): string {
   const example = new Map<string, string>();
+  // edit distances cost |entry| × |name|: no "did you mean" for an entry far longer than any module name
+  const near = entry.length <= 200;
   for (const m of modules) {
     if (m.name === '') continue;
     const last = lastName(m.name);
     if (!example.has(last)) example.set(last, m.name);
   }
   const candidates = new Set<string>([...example.keys(), ...modules.map((m) => m.name).filter((n) => n !== '')]);
-  const close = closestNames(entry, candidates, 4);
+  const close = near ? closestNames(entry, candidates, 4) : [];
   if (close.length === 0) {
     return `Module names look like ${[...example.values()].filter((n) => /\.h\.0\./.test(n) || !/\.h\.\d+/.test(n)).slice(0, 6).join(', ')}, …`;
   }
@@ -249,20 +230,15 @@ function suggest(entry: string, modules: ModuleInfo[]): string {
   return `Did you mean: ${shown.join(', ')}?`;
 }
 
-function noMatchHint(spec: string | string[], modules: ModuleInfo[]): string {
+function noMatchHint(spec: string | string[], modules: ModuleInfo[], file: string | undefined): string {
   if (Array.isArray(spec)) {
-    return `A list entry matches a module name exactly or as its last dotted part(s). ${spec.map((e) => `${JSON.stringify(e)}: ${suggest(e, modules)}`).join(' ')}`;
+    const shown = spec.slice(0, MAX_HINTS).map((e) => `${preview(e)}: ${suggest(e, modules)}`).join(' ');
+    return `A list entry matches a module name exactly or as its last dotted part(s). ${shown}${spec.length > MAX_HINTS ? ' …' : ''}`;
   }
-  let partial: string[] = [];
-  try {
-    const re = new RegExp(spec);
-    partial = modules.map((m) => m.name).filter((n) => n !== '' && re.test(n));
-  } catch {
-    // already reported as invalid by compileFullMatch
-  }
+  const partial = regexMatches(spec, modules.map((m) => m.name).filter((n) => n !== ''), file, 'target_modules', 'search');
   let hint = 'A string is a regular expression that must match the WHOLE module name (re.fullmatch). ';
   if (partial.length > 0) {
-    hint += `It matches part of ${partial.length} name(s), e.g. ${partial.slice(0, 3).join(', ')}; write ${JSON.stringify(`.*${spec}`)} or the list ${JSON.stringify([spec])} to match by suffix. `;
+    hint += `It matches part of ${partial.length} name(s), e.g. ${partial.slice(0, 3).join(', ')}; write ${preview(`.*${spec}`)} or the list ${preview([spec])} to match by suffix. `;
   }
   return hint + suggest(spec, modules);
 }

@@ -15,7 +15,7 @@ import { readConfig } from '../models/gpt2/config';
 import { resolveTargets } from '../lora/targets';
 import { countParams } from '../lora/peft_line';
 import { adapterConfigJson, checkAdapterFitsModel, loadAdapter } from '../lora/adapter_io';
-import { rankAndScaling } from '../lora/patterns';
+import { rankTable } from '../lora/patterns';
 import { GPT2LoraModel } from '../models/gpt2/model';
 import { prepareData, type PreparedData } from '../data/prepare';
 import type { AdapterConfigJson, AdapterWeights, LoraTarget, ModuleInfo } from '../lora/types';
@@ -35,7 +35,7 @@ export interface TrainingSession {
   pad_token_id: number;
   adapterConfig: AdapterConfigJson;
   /** the adapter as PEFT saves it into `dir` (default output_dir), with the seq-cls label names in its metadata */
-  exportAdapter(dir?: string): AdapterWeights;
+  exportAdapter(dir?: string): Promise<AdapterWeights>;
 }
 
 export const padTokenId = (l: LoadedModel) => l.config.pad_token_id ?? l.config.eos_token_id;
@@ -86,8 +86,8 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   }
   return {
     backend, modelDir, loaded, tokenizer, modules, targets: resolved.targets, counts, data, model, pad_token_id, adapterConfig,
-    exportAdapter: (dir = cfg.training.output_dir) => ({
-      ...model.exportAdapter({ ...adapterConfig, base_model_name_or_path: baseModelRefFor(modelAsGiven(cfg), cfg.model, dir) }), metadata,
+    exportAdapter: async (dir = cfg.training.output_dir) => ({
+      ...(await model.exportAdapter({ ...adapterConfig, base_model_name_or_path: baseModelRefFor(modelAsGiven(cfg), cfg.model, dir) })), metadata,
     }),
   };
 }
@@ -127,9 +127,10 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   if (adapter) {
     checkAdapterFitsModel(adapter, path.join(opts.adapterDir!, 'adapter_model.safetensors'), loaded.config, loaded.weights);
     const modules = new Map(namedModules(loaded.config, loaded.task, loaded.num_labels).map((m) => [m.name, m]));
+    const ranks = rankTable(adapter.config, [...adapter.lora.keys()], { file: path.join(opts.adapterDir!, 'adapter_config.json') }).byName;
     targets = [...adapter.lora.entries()].map(([name, { A }]) => {
       const m = modules.get(name)!;
-      const { lora_alpha, scaling } = rankAndScaling(adapter.config, name);
+      const { lora_alpha, scaling } = ranks.get(name)!;
       return { name, type: m.type as 'Conv1D' | 'Linear', in_features: m.in_features!, out_features: m.out_features!, r: A.shape[0], lora_alpha, scaling };
     });
   }
