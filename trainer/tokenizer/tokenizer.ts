@@ -1,11 +1,13 @@
 /**
  * Loads `tokenizer.json` with @huggingface/tokenizers (the Hugging Face tokenizers pipeline in pure JS).
- * We never hand-write BPE: this file only finds the file, reads it, and adapts the API.
+ * We never hand-write BPE: this file only finds the file, reads it, checks what the library would trip over,
+ * and adapts the API. Whatever the library throws becomes a LoraStudioError naming tokenizer.json.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
-import { LoraStudioError } from '../errors';
+import { LoraStudioError, preview } from '../errors';
+import { isPlainObject, readJsonFile } from '../io/json';
 
 export interface TextTokenizer {
   encode(text: string): number[];
@@ -13,34 +15,96 @@ export interface TextTokenizer {
   readonly eos_token_id: number | undefined;
 }
 
+/** tokenizer_config.json fields the library reads, with the types it needs. */
+const TOKEN_FIELDS = ['bos_token', 'eos_token', 'unk_token', 'pad_token'];
+const BOOLEAN_FIELDS = ['clean_up_tokenization_spaces', 'remove_space', 'do_lowercase_and_remove_accent'];
+
 export function loadTokenizer(modelDir: string): TextTokenizer {
   const file = path.join(modelDir, 'tokenizer.json');
   if (!fs.existsSync(file)) throw new LoraStudioError('missing: the model folder needs tokenizer.json (the Hugging Face fast-tokenizer file)', file);
-  let json: { added_tokens?: Array<{ id: number; content: string }> };
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, file);
-  }
-  let configJson: object = {};
-  const cfgFile = path.join(modelDir, 'tokenizer_config.json');
-  if (fs.existsSync(cfgFile)) {
-    try {
-      configJson = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
-    } catch (e) {
-      throw new LoraStudioError(`not valid JSON (${(e as Error).message})`, cfgFile);
+  const json = readJsonFile(file);
+  if (!isPlainObject(json)) throw new LoraStudioError(`must be a JSON object, got ${preview(json)}`, file);
+  const added = json.added_tokens;
+  if (!Array.isArray(added)) throw new LoraStudioError(`must be a list of tokens, got ${preview(added)}`, file, 'added_tokens');
+  added.forEach((t, i) => {
+    if (!isPlainObject(t) || typeof t.content !== 'string' || !Number.isSafeInteger(t.id) || (t.id as number) < 0) {
+      throw new LoraStudioError(`must be a token {"id": integer >= 0, "content": string, …}, got ${preview(t)}`, file, `added_tokens[${i}]`);
     }
-  }
+  });
+  const cfgFile = path.join(modelDir, 'tokenizer_config.json');
+  const configJson = fs.existsSync(cfgFile) ? tokenizerConfig(readJsonFile(cfgFile), cfgFile) : {};
   let tok: HFTokenizer;
   try {
     tok = new HFTokenizer(json, configJson);
   } catch (e) {
-    throw new LoraStudioError(`cannot build a tokenizer from it: ${(e as Error).message}`, file, 'model');
+    throw new LoraStudioError(`cannot build a tokenizer from it: ${libraryMessage(e)}`, file);
   }
-  const eos = json.added_tokens?.find((t) => t.content === '<|endoftext|>')?.id;
+  const eos = (added as Array<{ id: number; content: string }>).find((t) => t.content === '<|endoftext|>')?.id;
   return {
-    encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
-    decode: (ids) => tok.decode(ids, { skip_special_tokens: true }),
+    encode: (text) => {
+      try {
+        return tok.encode(text, { add_special_tokens: false }).ids;
+      } catch (e) {
+        throw new LoraStudioError(`the tokenizer failed on a text: ${libraryMessage(e)}`, file);
+      }
+    },
+    decode: (ids) => {
+      if (ids.length === 0) return ''; // the library refuses an empty list
+      try {
+        return tok.decode(ids, { skip_special_tokens: true });
+      } catch (e) {
+        throw new LoraStudioError(`the tokenizer failed to decode token ids: ${libraryMessage(e)}`, file);
+      }
+    },
     eos_token_id: eos,
   };
+}
+
+/**
+ * The library's error text, one line and bounded; never its stack. Exceptions a broken file provokes inside the
+ * library (TypeError and the like) are reported the same way: the file is the problem, not our code.
+ */
+function libraryMessage(e: unknown): string {
+  const msg = e instanceof Error ? `${e.name === 'Error' ? '' : `${e.name}: `}${e.message}` : String(e);
+  const line = msg.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+}
+
+/**
+ * tokenizer_config.json checked for the fields the library uses: special tokens as strings (or transformers'
+ * AddedToken objects, passed on as their content), flags as booleans, additional_special_tokens as a list of
+ * strings, model_max_length as a number. Wrong types name the file and the field.
+ */
+function tokenizerConfig(raw: unknown, file: string): Record<string, unknown> {
+  if (!isPlainObject(raw)) throw new LoraStudioError(`must be a JSON object, got ${preview(raw)}`, file);
+  const out: Record<string, unknown> = { ...raw };
+  const tokenText = (v: unknown): string | null | undefined => {
+    if (v === undefined || v === null || typeof v === 'string') return v;
+    if (isPlainObject(v) && typeof v.content === 'string') return v.content;
+    return undefined;
+  };
+  for (const k of TOKEN_FIELDS) {
+    if (!(k in raw)) continue;
+    const t = tokenText(raw[k]);
+    if (t === undefined) throw new LoraStudioError(`must be a token (a string, or an object with "content"), or null; got ${preview(raw[k])}`, file, k);
+    if (t === null) delete out[k];
+    else out[k] = t;
+  }
+  for (const k of BOOLEAN_FIELDS) {
+    if (raw[k] !== undefined && raw[k] !== null && typeof raw[k] !== 'boolean') throw new LoraStudioError(`must be true or false, got ${preview(raw[k])}`, file, k);
+  }
+  const extra = raw.additional_special_tokens;
+  if (extra !== undefined && extra !== null) {
+    if (!Array.isArray(extra)) throw new LoraStudioError(`must be a list of tokens, got ${preview(extra)}`, file, 'additional_special_tokens');
+    out.additional_special_tokens = extra.map((v, i) => {
+      const t = tokenText(v);
+      if (typeof t !== 'string') throw new LoraStudioError(`must be a token (a string, or an object with "content"), got ${preview(v)}`, file, `additional_special_tokens[${i}]`);
+      return t;
+    });
+  }
+  const max = raw.model_max_length;
+  if (max !== undefined && max !== null && (typeof max !== 'number' || !(max > 0))) {
+    throw new LoraStudioError(`must be a positive number, got ${preview(max)}`, file, 'model_max_length');
+  }
+  return out;
 }

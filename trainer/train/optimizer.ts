@@ -4,7 +4,10 @@
  * JSON metadata + Float32Arrays for checkpoints (saved by the caller as safetensors).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { z } from 'zod';
 import { LoraStudioError } from '../errors';
+import { MAX_STEPS } from '../config/schema';
+import { parseJsonText } from '../io/json';
 import type { HostTensor } from '../io/safetensors';
 
 export interface AdamWOptions {
@@ -149,7 +152,7 @@ export class AdamW {
       slot.exp_avg_sq.dispose();
       slot.exp_avg = tf.tensor(m.data, m.shape, 'float32');
       slot.exp_avg_sq = tf.tensor(v.data, v.shape, 'float32');
-      slot.step = meta.steps[name] ?? meta.step;
+      slot.step = Object.prototype.hasOwnProperty.call(meta.steps, name) ? meta.steps[name] : meta.step;
     }
     this.stepCount = meta.step;
   }
@@ -176,19 +179,32 @@ export function stateFromTensors(tensors: Map<string, HostTensor>, metadata: Rec
   return { tensors, metadata };
 }
 
-/** The JSON part of a state, checked. */
+const stepCount = z.number({ error: 'must be an integer from 0 to 1000000000' }).int({ error: 'must be an integer from 0 to 1000000000' }).min(0).max(MAX_STEPS);
+const unit = (what: string) => z.number({ error: `must be ${what}` }).min(0, { error: `must be ${what}` }).refine(Number.isFinite, { error: `must be ${what}` });
+
+/** The `optimizer_state` metadata entry. */
+const StateMetaSchema = z.looseObject({
+  optimizer: z.literal('adamw', { error: 'must be "adamw"' }),
+  step: stepCount,
+  steps: z.record(z.string(), stepCount, { error: 'must be an object of per-parameter step counts' }),
+  beta1: unit('a number in [0, 1)').optional(),
+  beta2: unit('a number in [0, 1)').optional(),
+  eps: unit('a finite number >= 0').optional(),
+  weight_decay: unit('a finite number >= 0').optional(),
+  decay: z.array(z.string()).optional(),
+});
+
+/** The JSON part of a state, checked; errors name the file and the field (`__metadata__.optimizer_state.<path>`). */
 export function parseStateMeta(metadata: Record<string, string>, file?: string): OptimizerStateMeta {
-  const raw = metadata[META_KEY];
-  if (raw === undefined) throw new LoraStudioError(`no "${META_KEY}" entry in the metadata: not an optimizer state`, file, '__metadata__');
-  let meta: OptimizerStateMeta;
-  try {
-    meta = JSON.parse(raw) as OptimizerStateMeta;
-  } catch (e) {
-    throw new LoraStudioError(`"${META_KEY}" metadata is not valid JSON: ${(e as Error).message}`, file, '__metadata__');
+  const raw = Object.prototype.hasOwnProperty.call(metadata, META_KEY) ? metadata[META_KEY] : undefined;
+  if (typeof raw !== 'string') throw new LoraStudioError(`no "${META_KEY}" entry in the metadata: not an optimizer state`, file, '__metadata__');
+  const field = `__metadata__.${META_KEY}`;
+  const value = parseJsonText(raw, file ?? 'optimizer state', field);
+  const r = StateMetaSchema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k).slice(0, 60)}`)).join('');
+    throw new LoraStudioError(`not an AdamW state: ${issue.message}`, file, `${field}${where}`);
   }
-  const stepsOk = !!meta && typeof meta.steps === 'object' && meta.steps !== null && Object.values(meta.steps).every((n) => Number.isInteger(n) && n >= 0);
-  if (!meta || meta.optimizer !== 'adamw' || !Number.isInteger(meta.step) || meta.step < 0 || !stepsOk) {
-    throw new LoraStudioError(`"${META_KEY}" metadata is not an AdamW state`, file, '__metadata__');
-  }
-  return meta;
+  return r.data as OptimizerStateMeta;
 }

@@ -18,10 +18,11 @@ import { AdamW, decayParameterNames } from '../train/optimizer';
 import { learningRateAt, warmupSteps } from './schedule';
 import { clipByGlobalNorm } from './clip';
 import { evaluate } from '../eval';
-import { type TrainerState, checkpointDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint';
+import { type TrainerState, checkpointDir, cleanOutputDir, listCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint';
 import { openTrainingSession, type TrainingSession } from './session';
 import { loadAdapter, saveAdapter } from '../lora/adapter_io';
-import { writeJsonAtomic } from '../io/atomic';
+import { fsFailure, writeJsonAtomic } from '../io/atomic';
+import { MAX_STEPS } from '../config/schema';
 import { metricsAppender } from './metrics';
 import { DataParallel, plannedWorkers } from '../parallel/pool';
 import { existingRunMessage } from './existing_run';
@@ -53,12 +54,22 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
 export async function train(cfg: RunConfig, opts: TrainOptions): Promise<DoneEvent> {
   const t = cfg.training;
   const outputDir = t.output_dir;
-  const append = metricsAppender(outputDir);
+  let append: ((e: TrainEvent) => void) | null = null;
+  let appendFailed = false;
   const emit = (e: TrainEvent) => {
-    append(e);
+    try {
+      append?.(e);
+    } catch (err) {
+      // metrics.jsonl is a copy of the event stream: losing it must not lose the run (a full disk is reported by the checkpoint write)
+      if (!appendFailed) opts.onEvent({ event: 'log', level: 'warning', message: `cannot append to ${path.join(outputDir, 'metrics.jsonl')}: ${(err as Error).message}` });
+      appendFailed = true;
+    }
     opts.onEvent(e);
   };
   try {
+    prepareOutputDir(outputDir);
+    append = metricsAppender(outputDir);
+    for (const line of cleanOutputDir(outputDir)) emit({ event: 'log', level: 'info', message: line });
     const done = await trainInner(cfg, { ...opts, onEvent: emit });
     emit(done);
     return done;
@@ -67,6 +78,23 @@ export async function train(cfg: RunConfig, opts: TrainOptions): Promise<DoneEve
     emit({ event: 'error', message: err ? err.message : (e as Error)?.message ?? String(e), file: err?.file, field: err?.field });
     markReported(e);
     throw e;
+  }
+}
+
+/**
+ * output_dir exists as a folder we may write to, or is created; otherwise a LoraStudioError naming it and
+ * training.output_dir (a file in its place, a read-only folder, a full disk), before anything else is done.
+ */
+export function prepareOutputDir(outputDir: string): void {
+  const where = { field: 'training.output_dir' };
+  try {
+    if (fs.existsSync(outputDir) && !fs.statSync(outputDir).isDirectory()) {
+      throw new LoraStudioError('exists and is a file, not a folder; remove it or choose another output_dir', outputDir, where.field);
+    }
+    fs.mkdirSync(outputDir, { recursive: true });
+    fs.accessSync(outputDir, fs.constants.W_OK);
+  } catch (e) {
+    throw fsFailure(e, outputDir, where);
   }
 }
 
@@ -113,6 +141,12 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
   if (numBatches === 0) throw new LoraStudioError(`the training set has ${train.length} examples, fewer than one batch of ${bs}`, cfg.data.train, 'training.per_device_train_batch_size');
   const stepsPerEpoch = Math.ceil(numBatches / gas);
   const totalSteps = t.max_steps > 0 ? t.max_steps : Math.ceil(stepsPerEpoch * t.num_train_epochs);
+  if (totalSteps > MAX_STEPS) {
+    throw new LoraStudioError(`gives ${totalSteps} optimizer steps (${stepsPerEpoch} per epoch), more than ${MAX_STEPS}; lower num_train_epochs or set max_steps`, opts.configFile, 'training.num_train_epochs');
+  }
+  if (t.eval_on_start && s.data.eval.length === 0) {
+    throw new LoraStudioError('needs evaluation data: set data.eval or data.eval_split', opts.configFile, 'training.eval_on_start');
+  }
   const numWarmup = warmupSteps(t.warmup_ratio, t.warmup_steps ?? 0, totalSteps);
   const lrAt = (step: number) => learningRateAt(step, { type: t.lr_scheduler_type, learning_rate: t.learning_rate, num_training_steps: totalSteps, num_warmup_steps: numWarmup });
   const evalSteps = t.eval_strategy === 'steps' ? t.eval_steps ?? t.logging_steps : null;
@@ -132,10 +166,17 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     is_local_process_zero: true, is_world_process_zero: true, is_hyper_param_search: false, trial_name: null, trial_params: null,
   };
   if (resumeDir) {
-    const ck = loadCheckpoint(resumeDir);
+    const ck = loadCheckpoint(resumeDir, t.output_dir);
+    if (ck.state.global_step > totalSteps) {
+      throw new LoraStudioError(
+        `is ${ck.state.global_step}, beyond this run's ${totalSteps} steps: the checkpoint is past the end; raise num_train_epochs or max_steps, or resume another checkpoint`,
+        path.join(resumeDir, 'trainer_state.json'), 'global_step');
+    }
     s.model.loadAdapter(ck.adapter);
-    optimizer.importState(ck.optimizer.tensors, ck.optimizer.metadata);
-    Object.assign(state, ck.state, { max_steps: totalSteps });
+    optimizer.importState(ck.optimizer.tensors, ck.optimizer.metadata, path.join(resumeDir, 'optimizer.safetensors'));
+    // the fields resume continues from, one by one (never the file's other keys)
+    const { global_step, epoch, best_metric, best_model_checkpoint, log_history, num_input_tokens_seen, total_flos } = ck.state;
+    Object.assign(state, { global_step, epoch, best_metric, best_model_checkpoint, log_history, num_input_tokens_seen, total_flos });
     if (ck.rng.seed !== t.seed) emit({ event: 'log', level: 'warning', message: `resuming with seed ${t.seed}, but the checkpoint was made with seed ${ck.rng.seed}: the data order will differ` });
     emit({ event: 'log', level: 'info', message: `resumed from ${resumeDir} at step ${state.global_step}` });
   }
@@ -189,6 +230,15 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
   let lastEvalStep = -1;
   let stopped = false;
   const startStep = state.global_step;
+  let sessionLoss = 0;
+  const logLoss = (lr: number, gradNorm: number) => {
+    if (stepsSinceLog === 0) return;
+    state.log_history.push({ epoch: epochOf(state.global_step), grad_norm: gradNorm, learning_rate: lr, loss: lossSinceLog / stepsSinceLog, step: state.global_step });
+    lossSinceLog = 0;
+    stepsSinceLog = 0;
+  };
+  // transformers' eval_on_start: one evaluation before the first step (logged at the step it starts from)
+  if (t.eval_on_start) runEval();
 
   outer: for (let epoch = Math.floor(state.global_step / stepsPerEpoch); state.global_step < totalSteps; epoch++) {
     const order = epochOrder(train.length, t.seed, epoch);
@@ -206,18 +256,16 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
       stepsTimed++;
       lossSinceLog += loss.value;
       stepsSinceLog++;
+      sessionLoss += loss.value;
       const samples = micro.reduce((a, m) => a + m.length, 0);
       emit({
         event: 'step', step: state.global_step, epoch: epochOf(state.global_step), loss: loss.value, learning_rate: lr,
         grad_norm: loss.grad_norm, tokens_per_second: tokens / dt, samples_per_second: samples / dt,
         rss_mb: Math.round(process.memoryUsage().rss / 2 ** 20), eta_s: (stepTimes / stepsTimed) * (totalSteps - state.global_step),
       });
-      if (state.global_step % t.logging_steps === 0) {
-        state.log_history.push({ epoch: epochOf(state.global_step), grad_norm: loss.grad_norm, learning_rate: lr, loss: lossSinceLog / stepsSinceLog, step: state.global_step });
-        lossSinceLog = 0;
-        stepsSinceLog = 0;
-      }
       const endOfEpoch = u === stepsPerEpoch - 1;
+      // logging_strategy, as transformers: "steps" every logging_steps, "epoch" at each epoch's end, "no" never
+      if ((t.logging_strategy === 'steps' && state.global_step % t.logging_steps === 0) || (t.logging_strategy === 'epoch' && endOfEpoch)) logLoss(lr, loss.grad_norm);
       lastEval = null;
       if ((evalSteps && state.global_step % evalSteps === 0) || (t.eval_strategy === 'epoch' && endOfEpoch)) {
         lastEval = runEval();
@@ -242,7 +290,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     const done = state.global_step - startStep;
     state.log_history.push({
       epoch: epochOf(state.global_step), step: state.global_step, total_flos: 0, train_runtime: runtime,
-      train_loss: meanTrainLoss(state.log_history), train_samples_per_second: (done * bs * gas) / Math.max(runtime, 1e-9),
+      train_loss: meanTrainLoss(state.log_history, done > 0 ? sessionLoss / done : NaN), train_samples_per_second: (done * bs * gas) / Math.max(runtime, 1e-9),
       train_steps_per_second: done / Math.max(runtime, 1e-9),
     });
     state.epoch = epochOf(state.global_step);
@@ -261,9 +309,10 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
   };
 }
 
-function meanTrainLoss(history: Array<Record<string, number>>): number {
-  const losses = history.filter((h) => 'loss' in h).map((h) => h.loss);
-  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : NaN;
+/** The mean of the logged losses; without any (logging_strategy "no"), the mean over this session's steps. */
+function meanTrainLoss(history: Array<Record<string, number>>, unlogged: number): number {
+  const losses = history.filter((h) => Object.prototype.hasOwnProperty.call(h, 'loss')).map((h) => h.loss);
+  return losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : unlogged;
 }
 
 /** The data-parallel workers of a session, started on its first step (see trainer/parallel/pool.ts). */
