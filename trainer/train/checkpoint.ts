@@ -6,8 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LoraStudioError } from '../errors';
-import { writeDirAtomic, writeJsonAtomic } from '../io/atomic';
+import { z } from 'zod';
+import { LoraStudioError, preview } from '../errors';
+import { MAX_STEPS } from '../config/schema';
+import { readJsonFile } from '../io/json';
+import { removeStaleTemps, writeDirAtomic, writeJsonAtomic } from '../io/atomic';
 import { type HostTensor, readSafetensors, tensorToF32, writeSafetensors } from '../io/safetensors';
 import { loadAdapter, saveAdapter } from '../lora/adapter_io';
 import type { AdapterWeights } from '../lora/types';
@@ -66,8 +69,27 @@ export function listCheckpoints(outputDir: string): Array<{ step: number; dir: s
     .sort((a, b) => a.step - b.step);
 }
 
+const OUTPUT_DIR = { field: 'training.output_dir' };
+
 export function saveCheckpoint(outputDir: string, c: CheckpointContents, runConfig: unknown): string {
   const dir = checkpointDir(outputDir, c.state.global_step);
+  try {
+    return saveCheckpointIn(dir, c, runConfig);
+  } catch (e) {
+    if (e instanceof LoraStudioError && /ENOSPC|EDQUOT/.test(e.message)) {
+      const prev = listCheckpoints(outputDir).filter((k) => k.dir !== dir).at(-1);
+      throw new LoraStudioError(
+        `cannot save ${path.basename(dir)}: the disk is full. ${prev ? `The previous checkpoint, ${prev.dir}, is intact` : 'No earlier checkpoint was lost'}` +
+          '; free some space, then run again with --resume (training.resume_from_checkpoint: true) to continue from it',
+        e.file ?? dir,
+        'training.output_dir',
+      );
+    }
+    throw e;
+  }
+}
+
+function saveCheckpointIn(dir: string, c: CheckpointContents, runConfig: unknown): string {
   const build = (tmp: string) => {
     saveAdapter(tmp, c.adapter);
     faultInjectionPause(tmp);
@@ -78,17 +100,54 @@ export function saveCheckpoint(outputDir: string, c: CheckpointContents, runConf
     writeJsonAtomic(path.join(tmp, 'trainer_state.json'), c.state);
   };
   if (!fs.existsSync(dir)) {
-    writeDirAtomic(dir, build);
+    writeDirAtomic(dir, build, OUTPUT_DIR);
     return dir;
   }
   // The same step saved again (a stop right after a save, or a resumed run): swap it in whole.
   const aside = `${dir}.old-${process.pid}`;
   const fresh = `${dir}.new-${process.pid}`;
-  writeDirAtomic(fresh, build);
+  writeDirAtomic(fresh, build, OUTPUT_DIR);
   fs.renameSync(dir, aside);
   fs.renameSync(fresh, dir);
   fs.rmSync(aside, { recursive: true, force: true });
   return dir;
+}
+
+const SWAP_NAME = /^(checkpoint-\d+)\.(old|new)-(\d+)$/;
+
+/**
+ * Before a run uses `outputDir`: removes the temporary files and folders a killed run left (atomic.ts's
+ * pattern), and finishes or undoes a checkpoint swap it was killed in the middle of (saveCheckpointIn's
+ * `.old-PID` / `.new-PID`), so that no checkpoint is lost. Returns one line per thing done, for the log.
+ */
+export function cleanOutputDir(outputDir: string): string[] {
+  const done = removeStaleTemps(outputDir).map((p) => `removed ${p}, left by a run that was killed while writing it`);
+  let names: string[];
+  try {
+    names = fs.readdirSync(outputDir);
+  } catch {
+    return done;
+  }
+  for (const name of names) {
+    const m = SWAP_NAME.exec(name);
+    if (!m || Number(m[3]) === process.pid) continue;
+    try {
+      process.kill(Number(m[3]), 0);
+      continue; // its writer is still running
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') continue;
+    }
+    const full = path.join(outputDir, name);
+    const target = path.join(outputDir, m[1]);
+    if (!fs.existsSync(target) && fs.existsSync(path.join(full, 'trainer_state.json'))) {
+      fs.renameSync(full, target);
+      done.push(`restored ${target} from ${full}, left by a run that was killed while replacing it`);
+    } else {
+      fs.rmSync(full, { recursive: true, force: true });
+      done.push(`removed ${full}, left by a run that was killed while replacing ${target}`);
+    }
+  }
+  return done;
 }
 
 /**
@@ -102,23 +161,79 @@ function faultInjectionPause(tmp: string): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-export function loadCheckpoint(dir: string): CheckpointContents {
+// ---- what resume trusts, checked ----
+
+const count = (max = MAX_STEPS) => z.number({ error: `must be an integer from 0 to ${max}` }).int({ error: `must be an integer from 0 to ${max}` }).min(0).max(max);
+const finite = (what = 'a finite number >= 0') => z.number({ error: `must be ${what}` }).min(0, { error: `must be ${what}` }).refine(Number.isFinite, { error: `must be ${what}` });
+
+/** trainer_state.json: the fields resume reads; others (transformers writes more) pass through. */
+export const TrainerStateSchema = z.looseObject({
+  global_step: count(),
+  epoch: finite(),
+  best_metric: z.number({ error: 'must be a number or null' }).nullable().default(null),
+  best_model_checkpoint: z.string({ error: 'must be a checkpoint folder path or null' }).min(1, { error: 'must be a checkpoint folder path or null' }).nullable().default(null),
+  log_history: z.array(z.record(z.string(), z.number({ error: 'must be a number' })), { error: 'must be a list of objects of numbers' }).max(10_000_000),
+  num_input_tokens_seen: count(Number.MAX_SAFE_INTEGER).default(0),
+  total_flos: finite().default(0),
+});
+
+export const RngStateSchema = z.looseObject({
+  seed: count(2 ** 32 - 1),
+  global_step: count(),
+  epoch: finite(),
+  backend: z.string({ error: 'must be a string' }),
+});
+
+/** A zod failure as a LoraStudioError naming the file and the JSON path of the first problem. */
+export function zodFailure(error: z.ZodError, file: string, raw: unknown): LoraStudioError {
+  const issue = error.issues[0];
+  let field = '';
+  let value: unknown = raw;
+  for (const k of issue.path) {
+    field += typeof k === 'number' ? `[${k}]` : field ? `.${String(k).slice(0, 60)}` : String(k).slice(0, 60);
+    value = value !== null && typeof value === 'object' && Object.prototype.hasOwnProperty.call(value, k) ? (value as Record<PropertyKey, unknown>)[k] : undefined;
+  }
+  const got = value === undefined ? 'missing' : `got ${preview(value)}`;
+  return new LoraStudioError(`${issue.message} (${got})`, file, field || '(top level)');
+}
+
+/** The checkpoint files' JSON, parsed and validated. */
+function readValidated<T>(file: string, schema: z.ZodType<T>): T {
+  const raw = readJsonFile(file, { maxBytes: 256 * 1024 ** 2 });
+  const r = schema.safeParse(raw);
+  if (!r.success) throw zodFailure(r.error, file, raw);
+  return r.data;
+}
+
+/**
+ * Reads a checkpoint for resuming. Every file is validated, and the state must agree with itself and with the
+ * run: global_step the same in trainer_state.json and rng_state.json, and best_model_checkpoint a folder inside
+ * `outputDir` (when given) or null.
+ */
+export function loadCheckpoint(dir: string, outputDir?: string): CheckpointContents {
   const stateFile = path.join(dir, 'trainer_state.json');
   if (!fs.existsSync(stateFile)) throw new LoraStudioError('not a checkpoint: trainer_state.json is missing', dir, 'resume_from_checkpoint');
-  const state = readJson(stateFile) as TrainerState;
-  const rng = readJson(path.join(dir, 'rng_state.json')) as RngState;
+  const parsed = readValidated(stateFile, TrainerStateSchema);
+  const state = parsed as unknown as TrainerState;
+  const rngFile = path.join(dir, 'rng_state.json');
+  const rng = readValidated(rngFile, RngStateSchema) as RngState;
+  if (rng.global_step !== state.global_step) {
+    throw new LoraStudioError(`is ${rng.global_step}, but trainer_state.json says ${state.global_step}: the checkpoint's files disagree`, rngFile, 'global_step');
+  }
+  const best = state.best_model_checkpoint;
+  if (best !== null && outputDir !== undefined) {
+    // transformers writes it relative to its working directory; ours is absolute. Either way: output_dir/checkpoint-N.
+    const name = path.basename(best);
+    const outside = path.isAbsolute(best) && path.resolve(path.dirname(best)) !== path.resolve(outputDir);
+    if (!/^checkpoint-\d+$/.test(name) || outside) {
+      throw new LoraStudioError(`${preview(best)} is not a checkpoint folder inside output_dir (${outputDir})`, stateFile, 'best_model_checkpoint');
+    }
+    state.best_model_checkpoint = path.join(outputDir, name);
+  }
   const st = readSafetensors(path.join(dir, 'optimizer.safetensors'));
   const tensors = new Map<string, HostTensor>();
   for (const name of st.entries.keys()) tensors.set(name, tensorToF32(st, name));
   return { adapter: loadAdapter(dir), optimizer: { tensors, metadata: st.metadata }, rng, state };
-}
-
-function readJson(file: string): unknown {
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new LoraStudioError(`cannot read checkpoint file: ${(e as Error).message}`, file);
-  }
 }
 
 /**
