@@ -12,8 +12,9 @@ const common = { bundle: true, sourcemap: true, logLevel: 'warning', target: 'no
 const entries = [
   // The trainer is self-contained (the VSIX ships no node_modules): only the optional native TensorFlow
   // packages stay outside, loaded by a guarded require when the user installed them, and wabt, which only a run
-  // from source needs (the bundle loads the prebuilt gemm.wasm below).
-  { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt'],
+  // from source needs (the bundle loads the prebuilt gemm.wasm below), and webgpu (Dawn's Node bindings: a native
+  // dawn.node per platform), imported at run time by trainer/backend_webgpu.ts when it is installed.
+  { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
     entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts', 'trainer/parallel_worker': 'trainer/parallel/worker.ts' }, outdir: 'dist' },
   { ...common, platform: 'node', format: 'cjs', external: ['vscode'],
     entryPoints: { 'extension/main': 'extension/main.ts' }, outdir: 'dist' },

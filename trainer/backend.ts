@@ -1,6 +1,7 @@
 /**
  * Picks the TensorFlow.js backend the trainer computes on: the native TensorFlow binding when it is installed
- * (tfjs-node-gpu, then tfjs-node; also from the folder in LORA_STUDIO_NATIVE_DIR), else WebAssembly, else plain JS.
+ * (tfjs-node-gpu, then tfjs-node; also from the folder in LORA_STUDIO_NATIVE_DIR), else WebGPU when Dawn offers a
+ * hardware adapter (backend_webgpu.ts), else WebAssembly, else plain JS.
  * Every backend package is loaded with a guarded require, so a missing one is a reported fallback, never a crash
  * at import time, and bundlers that keep packages external leave them alone.
  */
@@ -12,15 +13,18 @@ import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { LoraStudioError } from './errors';
 import { prepareGemm } from './models/gpt2/gemm';
+import { type AdapterReport, loadWebGpu } from './backend_webgpu';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   /** what tf.getBackend() reports after initialization */
   backend: string;
-  /** true only when tfjs-node-gpu loaded and its binding reports a GPU device */
+  /** true only on a GPU: tfjs-node-gpu with a GPU device, or webgpu on a hardware adapter */
   gpu: boolean;
+  /** webgpu: the adapter Dawn gave (a software one, e.g. llvmpipe, only when webgpu was forced) */
+  adapter?: AdapterType;
   /** backends tried before the one that ran, with why each failed */
   tried: Array<{ name: string; error: string }>;
 }
@@ -31,23 +35,25 @@ export const NATIVE_DIR_ENV = 'LORA_STUDIO_NATIVE_DIR';
 /** Run-time requires for the optional native packages (kept out of the bundle), each inside a try. */
 const nodeRequire: NodeJS.Require = require;
 
-type Loader = () => Promise<{ gpu: boolean }>;
+export type AdapterType = Pick<AdapterReport, 'vendor' | 'architecture' | 'device' | 'description' | 'software'>;
+
+type Loader = () => Promise<{ gpu: boolean; adapter?: AdapterType }>;
 
 /**
  * Initializes a backend. With `preferred`, only that one is tried and a failure is an error saying why;
- * without it, tensorflow → wasm → cpu, first that works.
+ * without it, tensorflow → webgpu (a hardware adapter only) → wasm → cpu, first that works.
  */
 export async function initBackend(preferred?: BackendName): Promise<BackendInfo> {
   if (preferred !== undefined && !BACKEND_NAMES.includes(preferred)) {
     throw new LoraStudioError(`unknown backend ${JSON.stringify(preferred)}; choose one of ${BACKEND_NAMES.join(', ')}`, undefined, 'backend');
   }
-  const loaders: Record<BackendName, Loader> = { tensorflow: loadTensorflow, wasm: loadWasm, cpu: loadCpu };
+  const loaders: Record<BackendName, Loader> = { tensorflow: loadTensorflow, webgpu: () => loadWebgpu(preferred !== 'webgpu'), wasm: loadWasm, cpu: loadCpu };
   const order = preferred ? [preferred] : BACKEND_NAMES;
   const tried: BackendInfo['tried'] = [];
   for (const name of order) {
     try {
-      const { gpu } = await loaders[name]();
-      return { backend: tf.getBackend(), gpu, tried };
+      const { gpu, adapter } = await loaders[name]();
+      return { backend: tf.getBackend(), gpu, ...(adapter ? { adapter } : {}), tried };
     } catch (e) {
       tried.push({ name, error: e instanceof Error ? e.message : String(e) });
     }
@@ -114,6 +120,12 @@ async function loadWasm(): Promise<{ gpu: boolean }> {
   // products with frozen weights run through our GEMM on this backend (models/gpt2/gemm.ts)
   await prepareGemm();
   return { gpu: false };
+}
+
+/** A software adapter only when forced (`hardwareOnly` false); `gpu` only for a hardware one. */
+async function loadWebgpu(hardwareOnly: boolean): Promise<{ gpu: boolean; adapter: AdapterType }> {
+  const { vendor, architecture, device, description, software } = await loadWebGpu(hardwareOnly);
+  return { gpu: !software, adapter: { vendor, architecture, device, description, software } };
 }
 
 async function loadCpu(): Promise<{ gpu: boolean }> {

@@ -1,0 +1,260 @@
+/**
+ * The WebGPU backend: @tensorflow/tfjs-backend-webgpu on Dawn's Node bindings (npm `webgpu`, which ships
+ * dawn.node for each platform inside the package). Dawn's default backend (Vulkan, Metal, D3D12) is asked first,
+ * then its OpenGL ES backend in compatibility mode (on a machine without a GPU: Mesa's llvmpipe through EGL).
+ *
+ * Software adapters (llvmpipe, SwiftShader, …) compute correctly but slower than wasm, so the automatic order
+ * takes only a hardware adapter; `--backend webgpu` takes whatever Dawn offers. `webgpu` is imported at run time
+ * (the bundle keeps it external: dawn.node is a native file), so a missing package is a reported fallback.
+ *
+ * On this backend only the async reads (`data()`, `array()`) work: tfjs's synchronous read needs OffscreenCanvas.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+
+/** What the trainer reports about the adapter it runs on. */
+export interface AdapterReport {
+  vendor: string;
+  architecture: string;
+  /** the device name (Dawn fills it where vendor and architecture stay empty, e.g. llvmpipe) */
+  device: string;
+  description: string;
+  /** a software rasterizer (llvmpipe, SwiftShader, a fallback adapter): correct, not fast */
+  software: boolean;
+  /** which Dawn backend gave it: the platform default (Vulkan/Metal/D3D12) or OpenGL ES */
+  via: 'default' | 'opengles';
+}
+
+/** The parts of WebGPU's API this file uses (the trainer's tsconfig does not load @webgpu/types). */
+interface AdapterInfoLike {
+  vendor?: string;
+  architecture?: string;
+  device?: string;
+  description?: string;
+  isFallbackAdapter?: boolean;
+  type?: string;
+}
+interface AdapterLike {
+  info?: AdapterInfoLike;
+  isFallbackAdapter?: boolean;
+  features: { has(name: string): boolean };
+  limits: Record<string, number>;
+  requestDevice(descriptor?: object): Promise<unknown>;
+}
+interface GpuLike {
+  requestAdapter(options?: object): Promise<AdapterLike | null>;
+  wgslLanguageFeatures?: unknown;
+}
+interface DawnModule {
+  create(flags: string[]): GpuLike;
+  globals: Record<string, unknown>;
+}
+
+/** Names that mark a software adapter in its vendor, architecture, device or description. */
+const SOFTWARE = /llvmpipe|lavapipe|softpipe|swiftshader|software|basic render driver|\bwarp\b/i;
+
+export function isSoftwareAdapter(adapter: AdapterLike): boolean {
+  const i = adapter.info ?? {};
+  if (adapter.isFallbackAdapter === true || i.isFallbackAdapter === true) return true;
+  if (typeof i.type === 'string' && /cpu/i.test(i.type)) return true;
+  return SOFTWARE.test([i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' '));
+}
+
+function reportOf(adapter: AdapterLike, via: AdapterReport['via']): AdapterReport {
+  const i = adapter.info ?? {};
+  return { vendor: i.vendor ?? '', architecture: i.architecture ?? '', device: i.device ?? '', description: i.description ?? '', software: isSoftwareAdapter(adapter), via };
+}
+
+/** One line naming an adapter, for the CLI and for errors. */
+export function describeAdapter(a: AdapterReport): string {
+  const name = [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unnamed adapter';
+  return `${name}${a.description ? ` (${a.description})` : ''}${a.software ? ', software' : ''}, via Dawn ${a.via === 'opengles' ? 'OpenGL ES' : 'default backend'}`;
+}
+
+let dawn: DawnModule | null = null;
+
+async function loadDawn(): Promise<DawnModule> {
+  if (dawn) return dawn;
+  try {
+    // a run-time import: the bundle leaves `webgpu` outside (it is ESM and loads the native dawn.node)
+    const pkg = 'webgpu';
+    dawn = (await import(pkg)) as DawnModule;
+  } catch (e) {
+    throw new Error(`Dawn's Node bindings (npm "webgpu") did not load: ${firstLine(e)}`);
+  }
+  // GPUBufferUsage, GPUMapMode, … are globals in a browser; tfjs-backend-webgpu reads them as such
+  for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
+  return dawn;
+}
+
+interface Found {
+  gpu: GpuLike;
+  adapter: AdapterLike;
+  report: AdapterReport;
+  featureLevel: string;
+}
+
+/**
+ * Asks Dawn for adapters: its default backend (core feature level), then OpenGL ES (compatibility; with
+ * EGL_PLATFORM=surfaceless unless set, so no display is needed). With `hardwareOnly`, a software adapter is
+ * passed over (and named in the error); otherwise the first adapter found is taken.
+ */
+export async function findAdapter(hardwareOnly: boolean): Promise<Found> {
+  const d = await loadDawn();
+  const attempts: Array<{ via: AdapterReport['via']; flags: string[]; featureLevel: string }> = [
+    { via: 'default', flags: [], featureLevel: 'core' },
+    { via: 'opengles', flags: ['backend=opengles'], featureLevel: 'compatibility' },
+  ];
+  const notes: string[] = [];
+  for (const a of attempts) {
+    if (a.via === 'opengles' && process.env.EGL_PLATFORM === undefined) process.env.EGL_PLATFORM = 'surfaceless';
+    let adapter: AdapterLike | null = null;
+    let gpu: GpuLike;
+    try {
+      gpu = d.create(a.flags);
+      adapter = await gpu.requestAdapter({ featureLevel: a.featureLevel, powerPreference: 'high-performance' });
+    } catch (e) {
+      notes.push(`${a.via}: ${firstLine(e)}`);
+      continue;
+    }
+    if (!adapter) {
+      notes.push(`${a.via === 'default' ? 'Vulkan/Metal/D3D12' : 'OpenGL ES'}: no adapter`);
+      continue;
+    }
+    const report = reportOf(adapter, a.via);
+    if (hardwareOnly && report.software) {
+      notes.push(`only a software adapter: ${describeAdapter(report)}`);
+      continue;
+    }
+    return { gpu, adapter, report, featureLevel: a.featureLevel };
+  }
+  const found = notes.some((n) => n.startsWith('only a software adapter'));
+  throw new Error(
+    found
+      ? `Dawn offers no hardware adapter (${notes.join('; ')}); the automatic order never takes a software one (--backend webgpu forces it)`
+      : `Dawn found no WebGPU adapter (${notes.join('; ')})`,
+  );
+}
+
+let current: AdapterReport | null = null;
+
+/**
+ * Registers and starts tfjs's webgpu backend on the adapter Dawn gives (see findAdapter), and returns it.
+ * Again in the same process: the backend already set up is reused.
+ */
+export async function loadWebGpu(hardwareOnly: boolean): Promise<AdapterReport> {
+  if (current && tf.engine().registry.webgpu) {
+    if (hardwareOnly && current.software) throw new Error(`only a software adapter: ${describeAdapter(current)}`);
+    await setWebGpu();
+    return current;
+  }
+  const found = await findAdapter(hardwareOnly);
+  // tfjs-backend-webgpu checks navigator.gpu in its constructor; Node ≥ 21 has a navigator without gpu
+  const gpu = { requestAdapter: () => Promise.resolve(found.adapter), wgslLanguageFeatures: found.gpu.wgslLanguageFeatures, getPreferredCanvasFormat: () => 'rgba8unorm' };
+  const nav = (globalThis as { navigator?: object }).navigator;
+  if (nav) Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true, writable: true });
+  else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  if (tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
+  chunkAddN();
+  const { adapter } = found;
+  // the limits tfjs asks for itself (the defaults would cap a buffer at 128 MiB, less than GPT-2's wte)
+  tf.registerBackend('webgpu', async () => {
+    const requiredFeatures = ['timestamp-query'].filter((f) => adapter.features.has(f));
+    const l = adapter.limits;
+    const requiredLimits = Object.fromEntries(
+      ['maxComputeWorkgroupStorageSize', 'maxComputeWorkgroupsPerDimension', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupSizeX', 'maxComputeInvocationsPerWorkgroup',
+        // compatibility mode starts at 8 storage buffers per stage, the adapter may allow more (llvmpipe: 16)
+        'maxStorageBuffersPerShaderStage']
+        .map((k) => [k, l[k]]),
+    );
+    const device = (await adapter.requestDevice({ requiredFeatures, requiredLimits })) as DeviceLike;
+    failOnGpuErrors(device);
+    return new WebGPUBackend(device as unknown as ConstructorParameters<typeof WebGPUBackend>[0], adapter.info as ConstructorParameters<typeof WebGPUBackend>[1]);
+  }, 0);
+  await setWebGpu();
+  current = found.report;
+  return current;
+}
+
+interface DeviceLike {
+  limits: Record<string, number>;
+  addEventListener(type: 'uncapturederror', listener: (e: { error: { message: string } }) => void): void;
+}
+
+/**
+ * A WebGPU validation or out-of-memory error leaves a kernel's output unwritten, so every result after it is
+ * wrong: the run ends with the error (Dawn also prints it, on stdout). Without a listener it would go unnoticed.
+ */
+function failOnGpuErrors(device: DeviceLike): void {
+  device.addEventListener('uncapturederror', (e) => {
+    const err = new Error(`WebGPU error, results after it would be wrong: ${e.error.message.split('\n')[0]}`);
+    process.stderr.write(`lora-studio: ${err.message}\n`);
+    setImmediate(() => {
+      throw err;
+    });
+  });
+}
+
+let addNChunked = false;
+
+/**
+ * tfjs-backend-webgpu's AddN binds every input as a storage buffer, past the device's per-stage limit (8 in
+ * compatibility mode) when more are summed (the global gradient norm adds one term per trainable tensor).
+ * Chunked here: at most limit − 1 inputs per call, partial sums summed the same way, left to right.
+ */
+function chunkAddN(): void {
+  const stock = tf.getKernel('AddN', 'webgpu');
+  if (addNChunked || !stock) return;
+  addNChunked = true;
+  type Args = { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs?: tf.NamedAttrMap };
+  const run = stock.kernelFunc as unknown as (args: Args) => tf.TensorInfo;
+  tf.unregisterKernel('AddN', 'webgpu');
+  tf.registerKernel({
+    kernelName: 'AddN',
+    backendName: 'webgpu',
+    kernelFunc: (args) => {
+      const { inputs, attrs } = args;
+      const backend = args.backend as tf.KernelBackend;
+      const max = Math.max(2, ((backend as unknown as { device: DeviceLike }).device.limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
+      let list = Object.values(inputs) as tf.TensorInfo[];
+      const temps: tf.TensorInfo[] = [];
+      while (list.length > max) {
+        const next: tf.TensorInfo[] = [];
+        for (let i = 0; i < list.length; i += max) {
+          const part = list.slice(i, i + max);
+          if (part.length === 1) next.push(part[0]);
+          else {
+            const sum = run({ inputs: part as unknown as tf.NamedTensorInfoMap, backend, attrs });
+            temps.push(sum);
+            next.push(sum);
+          }
+        }
+        list = next;
+      }
+      const out = run({ inputs: list as unknown as tf.NamedTensorInfoMap, backend, attrs });
+      for (const t of temps) backend.disposeData(t.dataId);
+      return out;
+    },
+  });
+}
+
+async function setWebGpu(): Promise<void> {
+  const warn = console.warn;
+  const warnings: string[] = [];
+  console.warn = (...args: unknown[]) => void warnings.push(args.map(String).join(' '));
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend('webgpu');
+    await tf.ready();
+  } finally {
+    console.warn = warn;
+  }
+  if (!ok || tf.getBackend() !== 'webgpu') {
+    const why = warnings.filter((w) => !/^Initialization of backend/.test(w)).map((w) => w.split('\n')[0]).join('; ');
+    throw new Error(`tfjs-backend-webgpu did not start${why ? `: ${why}` : ''}`);
+  }
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
+}
