@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   for (let i = 0; i <= steps; i++) {
     const t0 = performance.now();
     const r = dp ? await dp.lossAndGrads(batch, i) : localLossAndGrads(model, batch, { seed: i });
-    const { grads } = clipByGlobalNorm(r.grads, 1.0);
+    const { grads } = await clipByGlobalNorm(r.grads, 1.0);
     optimizer.step(grads, 1e-4);
     tf.dispose([...grads.values(), ...r.grads.values()].filter((g) => !g.isDisposed));
     loss = r.loss;

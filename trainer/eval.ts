@@ -28,13 +28,13 @@ export interface EvalOptions {
   pad_token_id: number;
 }
 
-export function evaluate(model: GPT2LoraModel, examples: Example[], opts: EvalOptions): CausalMetrics | SeqClsMetrics {
+export async function evaluate(model: GPT2LoraModel, examples: Example[], opts: EvalOptions): Promise<CausalMetrics | SeqClsMetrics> {
   if (!(Number.isInteger(opts.batch_size) && opts.batch_size >= 1)) throw new LoraStudioError(`must be a positive integer, got ${opts.batch_size}`, undefined, 'per_device_eval_batch_size');
   if (model.task === 'causal-lm') {
     let nll = 0;
     let count = 0;
     for (const group of batches(examples, opts.batch_size)) {
-      const r = model.nllSum(collate(group, opts.pad_token_id));
+      const r = await model.nllSum(collate(group, opts.pad_token_id));
       nll += r.nll;
       count += r.count;
     }
@@ -48,7 +48,7 @@ export function evaluate(model: GPT2LoraModel, examples: Example[], opts: EvalOp
     const batch = collate(group, opts.pad_token_id);
     if (!batch.labels) throw new LoraStudioError('every seq-cls eval example needs a label', undefined, 'label');
     const logits = model.logits(batch, { training: false });
-    const data = logits.dataSync();
+    const data = (await logits.data()) as Float32Array;
     logits.dispose();
     const L = data.length / group.length;
     for (let b = 0; b < group.length; b++) {
@@ -105,7 +105,7 @@ export interface GenerateOptions {
  * Continues `promptIds` with up to max_new_tokens tokens and returns only the new ones (eos included when hit).
  * Stops early at eos, and when the sequence fills n_positions.
  */
-export function generate(model: GPT2LoraModel, promptIds: number[], opts: GenerateOptions): number[] {
+export async function generate(model: GPT2LoraModel, promptIds: number[], opts: GenerateOptions): Promise<number[]> {
   if (model.task !== 'causal-lm') throw new LoraStudioError('generation needs a causal-lm model', undefined, 'task');
   if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty; it needs at least one token', undefined, 'prompt');
   const limit = model.config.n_positions;
@@ -116,7 +116,7 @@ export function generate(model: GPT2LoraModel, promptIds: number[], opts: Genera
   const out: number[] = [];
   while (out.length < opts.max_new_tokens && ids.length < limit) {
     const logits = model.lastLogits(collate([{ input_ids: ids }], model.pad_token_id));
-    const row = logits.dataSync() as Float32Array;
+    const row = (await logits.data()) as Float32Array;
     logits.dispose();
     const next = opts.temperature === 0 ? argmax(row) : sample(row, opts.temperature, rng);
     out.push(next);

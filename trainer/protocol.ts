@@ -9,6 +9,8 @@ export interface StartEvent {
   event: 'start';
   backend: string;
   gpu: boolean;
+  /** webgpu only: the adapter Dawn gave (software: llvmpipe or the like, taken only when webgpu was forced) */
+  adapter?: { vendor: string; architecture: string; device: string; description: string; software: boolean };
   task: 'causal-lm' | 'seq-cls';
   model: string;
   output_dir: string;

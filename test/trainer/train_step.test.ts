@@ -33,7 +33,7 @@ describe('one training step', () => {
     });
     const cfg = loadRunConfig(run.configFile);
     const before = await openTrainingSession(cfg, { configFile: run.configFile, onWarning: () => {} });
-    const initial = before.exportAdapter();
+    const initial = await before.exportAdapter();
     before.model.dispose();
 
     const events: TrainEvent[] = [];

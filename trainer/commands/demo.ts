@@ -93,7 +93,7 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
     try {
       const data = await prepareData({ ...cfg.data, train: path.join(work, 'data', 'eval.jsonl'), eval: null, eval_split: 0 }, 'seq-cls', m.tokenizer,
         { seed: 0, eos_token_id: m.loaded.config.eos_token_id, num_labels: 2 });
-      return evaluate(m.model, data.train, { batch_size: 100, pad_token_id: m.pad_token_id }) as SeqClsMetrics;
+      return (await evaluate(m.model, data.train, { batch_size: 100, pad_token_id: m.pad_token_id })) as SeqClsMetrics;
     } finally {
       m.model.dispose();
     }

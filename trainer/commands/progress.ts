@@ -4,6 +4,7 @@
  * checkpoints, and the summary. Reads the same events as `--json` prints.
  */
 import type { TrainEvent } from '../protocol';
+import { backendLine } from '../backend_line';
 import { peftLine } from '../lora/peft_line';
 
 const BAR = 24;
@@ -27,7 +28,7 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stdout): (e
     switch (e.event) {
       case 'start':
         total = e.total_steps;
-        line(`backend: ${e.backend} (GPU: ${e.gpu ? 'found' : 'not found'})`);
+        line(backendLine(e));
         line(peftLine(e.trainable_params, e.all_params));
         line(`training ${e.task} on ${e.model}: ${e.total_steps} steps${e.global_step ? `, resuming at step ${e.global_step}` : ''} → ${e.output_dir}`);
         break;

@@ -15,6 +15,7 @@ import { evaluate, generate } from '../eval';
 import { prepareData } from '../data/prepare';
 import { train } from '../train/trainer';
 import type { TrainEvent } from '../protocol';
+import { adapterField, backendLine } from '../backend_line';
 import { progressPrinter } from './progress';
 import { runDemoJob } from './demo';
 import type { Task } from '../lora/config';
@@ -138,7 +139,7 @@ export async function runEval(modelDir: string, o: { data: string; adapter?: str
 async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out: Output): Promise<void> {
   const m = await openModel({ modelDir, adapterDir: o.adapter, task: o.task, backend: o.backend });
   try {
-    out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    out.info(backendLine(m.backend));
     loaderWarnings(m, out, 'eval');
     const task = m.loaded.task;
     const data = await prepareData(
@@ -158,10 +159,10 @@ async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out:
     } else if (task === 'seq-cls' && !id2label) {
       id2label = Object.fromEntries(Array.from({ length: m.loaded.num_labels }, (_, i) => [String(i), `LABEL_${i}`]));
     }
-    const metrics = evaluate(m.model, examples, { batch_size: o.batchSize, pad_token_id: m.pad_token_id });
+    const metrics = await evaluate(m.model, examples, { batch_size: o.batchSize, pad_token_id: m.pad_token_id });
     for (const [k, v] of Object.entries(metrics)) out.info(`${k}: ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(6) : v}`);
     if (id2label) out.info(`labels: ${Object.entries(id2label).map(([i, n]) => `${i} ${n}`).join(', ')}`);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, task, ...metrics, ...(id2label ? { id2label } : {}) });
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), task, ...metrics, ...(id2label ? { id2label } : {}) });
   } finally {
     m.model.dispose();
   }
@@ -179,7 +180,7 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
   if (o.prompt === '') throw new LoraStudioError('is empty; give the text to continue', CLI, '--prompt');
   const m = await namingFlags({ adapter: o.adapter }, () => openModel({ modelDir, adapterDir: o.adapter, task: 'causal-lm', backend: o.backend, command: 'generate' }));
   try {
-    out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    out.info(backendLine(m.backend));
     loaderWarnings(m, out, 'generate');
     const promptIds = m.tokenizer.encode(o.prompt);
     if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty after tokenization', CLI, '--prompt');
@@ -188,10 +189,10 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     if (promptIds.length >= limit) {
       throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
     }
-    const ids = generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, eos_token_id: m.tokenizer.eos_token_id });
+    const ids = await generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, eos_token_id: m.tokenizer.eos_token_id });
     const completion = m.tokenizer.decode(ids);
     out.info(o.prompt + completion);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, prompt: o.prompt, completion, token_ids: ids });
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), prompt: o.prompt, completion, token_ids: ids });
   } finally {
     m.model.dispose();
   }
@@ -201,12 +202,12 @@ export async function runClassify(modelDir: string, o: { adapter?: string; text:
   if (o.text === '') throw new LoraStudioError('is empty; give the text to classify', CLI, '--text');
   const m = await namingFlags({ adapter: o.adapter }, () => openModel({ modelDir, adapterDir: o.adapter, task: 'seq-cls', backend: o.backend, command: 'classify' }));
   try {
-    out.info(`backend: ${m.backend.backend} (GPU: ${m.backend.gpu ? 'found' : 'not found'})`);
+    out.info(backendLine(m.backend));
     loaderWarnings(m, out, 'classify');
     const ids = m.tokenizer.encode(o.text).slice(0, m.loaded.config.n_positions);
     if (ids.length === 0) throw new LoraStudioError('the text is empty after tokenization', CLI, '--text');
     const logits = m.model.logits(collate([{ input_ids: ids }], m.pad_token_id), { training: false });
-    const row = Array.from(logits.dataSync());
+    const row = Array.from(await logits.data());
     logits.dispose();
     const max = Math.max(...row);
     const exp = row.map((v) => Math.exp(v - max));
@@ -216,7 +217,7 @@ export async function runClassify(modelDir: string, o: { adapter?: string; text:
     const probabilities = Object.fromEntries(exp.map((e, i) => [name(i), e / sum]));
     const label_id = row.indexOf(max);
     for (const [k, p] of Object.entries(probabilities)) out.info(`${k === name(label_id) ? '→' : ' '} ${k}: ${p.toFixed(4)}`);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, text: o.text, label: name(label_id), label_id, probabilities });
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), text: o.text, label: name(label_id), label_id, probabilities });
   } finally {
     m.model.dispose();
   }

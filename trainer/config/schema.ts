@@ -11,7 +11,7 @@ import { LR_SCHEDULER_TYPES } from '../train/schedule';
 export const TASKS = ['causal-lm', 'seq-cls'] as const;
 export const DATA_FORMATS = ['jsonl', 'json', 'csv', 'tsv', 'text', 'parquet'] as const;
 export const INTERVAL_STRATEGIES = ['no', 'steps', 'epoch'] as const;
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export const LORA_BIAS = ['none', 'all', 'lora_only'] as const;
 
 // ---- bounds: counts and sizes a real run stays far below; anything larger would only allocate or loop for nothing ----
@@ -202,7 +202,7 @@ export const TrainingSchema = z
       backend: oneOf(BACKENDS, true)
         .nullable()
         .default(null)
-        .describe('Preferred TensorFlow.js backend ("tensorflow": tfjs-node, "wasm", "cpu"); null: the best available.'),
+        .describe('Preferred TensorFlow.js backend ("tensorflow": tfjs-node, "webgpu": Dawn, "wasm", "cpu"); null: the best available.'),
     },
     { error: 'must be an object' },
   )

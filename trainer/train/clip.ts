@@ -12,17 +12,17 @@ export interface ClipResult {
 }
 
 /** Global L2 norm of all gradients, computed in float32 as torch does for float32 gradients. */
-export function globalNorm(grads: Map<string, tf.Tensor>): number {
+export async function globalNorm(grads: Map<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
   const total = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = total.dataSync()[0];
+  const norm = (await total.data())[0];
   total.dispose();
   return norm;
 }
 
 /** `max_norm` ≤ 0 or null disables clipping; the norm is returned either way. Inputs are not modified or disposed. */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, max_norm: number | null): ClipResult {
-  const norm = globalNorm(grads);
+export async function clipByGlobalNorm(grads: Map<string, tf.Tensor>, max_norm: number | null): Promise<ClipResult> {
+  const norm = await globalNorm(grads);
   const out = new Map<string, tf.Tensor>();
   const clipCoef = max_norm !== null && max_norm > 0 ? max_norm / (norm + 1e-6) : 1;
   if (clipCoef < 1) {

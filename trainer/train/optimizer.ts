@@ -108,13 +108,13 @@ export class AdamW {
     this.stepCount += 1;
   }
 
-  exportState(): OptimizerState {
+  async exportState(): Promise<OptimizerState> {
     const tensors = new Map<string, HostTensor>();
     const steps: Record<string, number> = {};
     for (const [name, slot] of this.slots) {
       const shape = slot.exp_avg.shape.slice();
-      tensors.set(`exp_avg.${name}`, { shape, data: Float32Array.from(slot.exp_avg.dataSync() as Float32Array), dtype: 'F32' });
-      tensors.set(`exp_avg_sq.${name}`, { shape: shape.slice(), data: Float32Array.from(slot.exp_avg_sq.dataSync() as Float32Array), dtype: 'F32' });
+      tensors.set(`exp_avg.${name}`, { shape, data: Float32Array.from((await slot.exp_avg.data()) as Float32Array), dtype: 'F32' });
+      tensors.set(`exp_avg_sq.${name}`, { shape: shape.slice(), data: Float32Array.from((await slot.exp_avg_sq.data()) as Float32Array), dtype: 'F32' });
       steps[name] = slot.step;
     }
     const { beta1, beta2, eps, weight_decay } = this.opts;

@@ -182,15 +182,15 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
   }
 
   emit({
-    event: 'start', backend: s.backend.backend, gpu: s.backend.gpu, task: cfg.task, model: cfg.model, output_dir: t.output_dir,
+    event: 'start', backend: s.backend.backend, gpu: s.backend.gpu, ...(s.backend.adapter ? { adapter: s.backend.adapter } : {}), task: cfg.task, model: cfg.model, output_dir: t.output_dir,
     trainable_params: s.counts.trainable_params, all_params: s.counts.all_params, total_steps: totalSteps,
     num_train_epochs: state.num_train_epochs, global_step: state.global_step,
   });
 
   const epochOf = (step: number) => step / stepsPerEpoch;
-  const runEval = () => {
+  const runEval = async () => {
     const started = Date.now();
-    const m = evaluate(s.model, s.data.eval, { batch_size: t.per_device_eval_batch_size, pad_token_id: s.pad_token_id });
+    const m = await evaluate(s.model, s.data.eval, { batch_size: t.per_device_eval_batch_size, pad_token_id: s.pad_token_id });
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(m)) if (typeof v === 'number' && !k.startsWith('num_')) metrics[`eval_${k}`] = v;
     const runtime = (Date.now() - started) / 1000;
@@ -201,7 +201,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     emit({ event: 'eval', step: state.global_step, epoch, metrics });
     return metrics;
   };
-  const save = (metrics: Record<string, number> | null) => {
+  const save = async (metrics: Record<string, number> | null) => {
     const dir = checkpointDir(t.output_dir, state.global_step);
     if (metrics && bestKey && bestKey in metrics) {
       const v = metrics[bestKey];
@@ -212,8 +212,8 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     }
     state.epoch = epochOf(state.global_step);
     saveCheckpoint(t.output_dir, {
-      adapter: s.exportAdapter(dir),
-      optimizer: optimizer.exportState(),
+      adapter: await s.exportAdapter(dir),
+      optimizer: await optimizer.exportState(),
       rng: { seed: t.seed, global_step: state.global_step, epoch: state.epoch, backend: s.backend.backend },
       state,
     }, cfg);
@@ -238,7 +238,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
     stepsSinceLog = 0;
   };
   // transformers' eval_on_start: one evaluation before the first step (logged at the step it starts from)
-  if (t.eval_on_start) runEval();
+  if (t.eval_on_start) await runEval();
 
   outer: for (let epoch = Math.floor(state.global_step / stepsPerEpoch); state.global_step < totalSteps; epoch++) {
     const order = epochOrder(train.length, t.seed, epoch);
@@ -268,15 +268,15 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
       if ((t.logging_strategy === 'steps' && state.global_step % t.logging_steps === 0) || (t.logging_strategy === 'epoch' && endOfEpoch)) logLoss(lr, loss.grad_norm);
       lastEval = null;
       if ((evalSteps && state.global_step % evalSteps === 0) || (t.eval_strategy === 'epoch' && endOfEpoch)) {
-        lastEval = runEval();
+        lastEval = await runEval();
         lastEvalStep = state.global_step;
       }
       const saved = (saveSteps && state.global_step % saveSteps === 0) || (t.save_strategy === 'epoch' && endOfEpoch);
-      if (saved) save(lastEval);
+      if (saved) await save(lastEval);
       // Let signal handlers and IPC messages run between steps.
       await new Promise((r) => setImmediate(r));
       if (opts.signal?.aborted && state.global_step < totalSteps) {
-        if (!saved) save(lastEval);
+        if (!saved) await save(lastEval);
         stopped = true;
         break outer;
       }
@@ -285,7 +285,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
 
   if (!stopped) {
     // A run that ends between evaluations gets a final one, so the last numbers are on record.
-    if (t.eval_strategy !== 'no' && lastEvalStep !== state.global_step) runEval();
+    if (t.eval_strategy !== 'no' && lastEvalStep !== state.global_step) await runEval();
     const runtime = (Date.now() - trainStarted) / 1000;
     const done = state.global_step - startStep;
     state.log_history.push({
@@ -300,7 +300,7 @@ async function runLoop(cfg: RunConfig, s: TrainingSession, resumeDir: string | n
       s.model.loadAdapter(loadAdapter(best)); // the adapter only: the optimizer state is not needed
       emit({ event: 'log', level: 'info', message: `loaded the best model from ${best} (${bestKey} = ${state.best_metric})` });
     }
-    saveAdapter(t.output_dir, s.exportAdapter());
+    saveAdapter(t.output_dir, await s.exportAdapter());
     writeJsonAtomic(path.join(t.output_dir, 'trainer_state.json'), state);
   }
   return {
@@ -360,7 +360,7 @@ async function accumulateGradients(
       grads = r.grads;
     } else {
       const r = tf.variableGrads(() => s.model.loss(batch, { training: true, seed: mixSeed(seed, step, i) }), vars);
-      lossSum += r.value.dataSync()[0];
+      lossSum += (await r.value.data())[0];
       r.value.dispose();
       grads = new Map(Object.entries(r.grads).map(([name, g]) => [keyOf.get(name)!, g]));
     }
@@ -381,7 +381,7 @@ async function accumulateGradients(
     mean.set(k, n === 1 ? g : tf.tidy(() => tf.div(g, n)));
     if (n !== 1) g.dispose();
   }
-  const { grads, norm } = clipByGlobalNorm(mean, maxGradNorm);
+  const { grads, norm } = await clipByGlobalNorm(mean, maxGradNorm);
   optimizer.step(grads, lr);
   for (const g of grads.values()) g.dispose();
   for (const g of mean.values()) if (!g.isDisposed) g.dispose();

@@ -24,10 +24,10 @@ function logitsOf(m: GPT2LoraModel): Float32Array {
 
 describe('adapter export / import', () => {
   onEachBackend(() => {
-    it('exportAdapter → create(spec with adapter) and loadAdapter give the same logits; PEFT layout', () => {
+    it('exportAdapter → create(spec with adapter) and loadAdapter give the same logits; PEFT layout', async () => {
       const s = tinySetup('seq-cls', { num_labels: 3 });
       const first = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: false, bias: 'all', seed: 5 }));
-      const exported = first.exportAdapter(adapterConfig('seq-cls'));
+      const exported = await first.exportAdapter(adapterConfig('seq-cls'));
       assert.deepEqual([...exported.lora.keys()], s.targets.map((t) => t.name));
       const ca = exported.lora.get('transformer.h.0.attn.c_attn')!;
       assert.deepEqual(ca.A.shape, [4, 16]);
@@ -51,14 +51,14 @@ describe('adapter export / import', () => {
       for (const m of [first, second, third]) m.dispose();
     });
 
-    it('init_lora_weights true leaves the base model unchanged; seeds decide A', () => {
+    it('init_lora_weights true leaves the base model unchanged; seeds decide A', async () => {
       const s = tinySetup('causal-lm');
       const plain = GPT2LoraModel.create(specOf(s, { adapter: undefined, targets: [] }));
       const a = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
       const b = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: 'gaussian', seed: 1 }));
       assert.deepEqual(logitsOf(a), logitsOf(plain));
       assert.deepEqual(logitsOf(b), logitsOf(plain));
-      const A = a.exportAdapter(adapterConfig('causal-lm')).lora.get('transformer.h.0.mlp.c_proj')!;
+      const A = (await a.exportAdapter(adapterConfig('causal-lm'))).lora.get('transformer.h.0.mlp.c_proj')!;
       assert.ok(A.B.data.every((v) => v === 0));
       assert.ok(A.A.data.some((v) => v !== 0) && A.A.data.every((v) => Math.abs(v) <= 1 / Math.sqrt(64)), 'kaiming-uniform bound 1/sqrt(in_features)');
       const again = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));

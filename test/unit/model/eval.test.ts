@@ -25,11 +25,11 @@ describe('weightedF1 (sklearn f1_score average="weighted")', () => {
 
 describe('evaluate and generate', () => {
   onEachBackend(() => {
-    it('causal: loss = total NLL / predicted tokens over every example', () => {
+    it('causal: loss = total NLL / predicted tokens over every example', async () => {
       const s = tinySetup('causal-lm');
       const model = GPT2LoraModel.create(specOf(s));
       const rows = randomRows([5, 1, 3, 8, 2], 13);
-      const m = evaluate(model, rows.map((input_ids) => ({ input_ids })), { batch_size: 2, pad_token_id: PAD });
+      const m = await evaluate(model, rows.map((input_ids) => ({ input_ids })), { batch_size: 2, pad_token_id: PAD });
       const ref = refCausalNll(refOf(s), rows);
       assert.ok('perplexity' in m);
       assert.equal(m.num_tokens, 14);
@@ -39,13 +39,13 @@ describe('evaluate and generate', () => {
       model.dispose();
     });
 
-    it('seq-cls: loss, accuracy and weighted F1 from the reference logits', () => {
+    it('seq-cls: loss, accuracy and weighted F1 from the reference logits', async () => {
       const s = tinySetup('seq-cls', { num_labels: 3, seed: 6 });
       const model = GPT2LoraModel.create(specOf(s));
       const ref = refOf(s);
       const rows = randomRows([4, 6, 2, 5, 3, 7, 1], 17);
       const labels = [0, 1, 2, 2, 1, 0, 1];
-      const m = evaluate(model, rows.map((input_ids, i) => ({ input_ids, label: labels[i] })), { batch_size: 3, pad_token_id: PAD });
+      const m = await evaluate(model, rows.map((input_ids, i) => ({ input_ids, label: labels[i] })), { batch_size: 3, pad_token_id: PAD });
       const preds = rows.map((ids) => {
         const l = [...refSeqClsLogits(ref, ids)];
         return l.indexOf(Math.max(...l));
@@ -58,26 +58,26 @@ describe('evaluate and generate', () => {
       model.dispose();
     });
 
-    it('greedy generation is deterministic and follows the reference argmax; stops at eos and n_positions', () => {
+    it('greedy generation is deterministic and follows the reference argmax; stops at eos and n_positions', async () => {
       const s = tinySetup('causal-lm', { seed: 2 });
       const model = GPT2LoraModel.create(specOf(s));
       const ref = refOf(s);
       const prompt = [10, 20, 30];
-      const out = generate(model, prompt, { max_new_tokens: 5, temperature: 0, seed: 0 });
+      const out = await generate(model, prompt, { max_new_tokens: 5, temperature: 0, seed: 0 });
       assert.equal(out.length, 5);
-      assert.deepEqual(generate(model, prompt, { max_new_tokens: 5, temperature: 0, seed: 9 }), out);
+      assert.deepEqual(await generate(model, prompt, { max_new_tokens: 5, temperature: 0, seed: 9 }), out);
       const ids = [...prompt];
       for (let i = 0; i < 5; i++) {
         const l = refCausalLogits(ref, ids).subarray((ids.length - 1) * 257);
         ids.push(l.indexOf(Math.max(...l)));
       }
       assert.deepEqual(out, ids.slice(3));
-      assert.deepEqual(generate(model, prompt, { max_new_tokens: 5, temperature: 0, seed: 0, eos_token_id: out[1] }), out.slice(0, out.indexOf(out[1]) + 1));
+      assert.deepEqual(await generate(model, prompt, { max_new_tokens: 5, temperature: 0, seed: 0, eos_token_id: out[1] }), out.slice(0, out.indexOf(out[1]) + 1));
       const long = randomRows([30], 4)[0];
-      assert.equal(generate(model, long, { max_new_tokens: 10, temperature: 0, seed: 0 }).length, 2, 'n_positions is 32');
-      const a = generate(model, prompt, { max_new_tokens: 8, temperature: 1.5, seed: 3 });
-      assert.deepEqual(generate(model, prompt, { max_new_tokens: 8, temperature: 1.5, seed: 3 }), a);
-      assert.notDeepEqual(generate(model, prompt, { max_new_tokens: 8, temperature: 1.5, seed: 4 }), a);
+      assert.equal((await generate(model, long, { max_new_tokens: 10, temperature: 0, seed: 0 })).length, 2, 'n_positions is 32');
+      const a = await generate(model, prompt, { max_new_tokens: 8, temperature: 1.5, seed: 3 });
+      assert.deepEqual(await generate(model, prompt, { max_new_tokens: 8, temperature: 1.5, seed: 3 }), a);
+      assert.notDeepEqual(await generate(model, prompt, { max_new_tokens: 8, temperature: 1.5, seed: 4 }), a);
       model.dispose();
     });
   });

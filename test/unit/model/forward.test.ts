@@ -73,7 +73,7 @@ describe('GPT2LoraModel forward vs float64 reference', () => {
       model.dispose();
     });
 
-    it('does not leak tensors across calls', () => {
+    it('does not leak tensors across calls', async () => {
       const s = tinySetup('seq-cls');
       const model = GPT2LoraModel.create(specOf(s));
       const batch = collate(randomRows([5, 3], 1).map((input_ids) => ({ input_ids, label: 1 })), PAD);
@@ -82,7 +82,7 @@ describe('GPT2LoraModel forward vs float64 reference', () => {
       for (let i = 0; i < 3; i++) {
         lossOf(model, batch, { training: true, seed: i });
         tf.dispose(model.logits(batch, { training: false }));
-        model.nllSum(batch);
+        await model.nllSum(batch);
         const { value, grads } = tf.variableGrads(() => model.loss(batch, { training: true, seed: 1 }), [...model.trainable.values()]);
         tf.dispose([value, ...Object.values(grads)]);
       }

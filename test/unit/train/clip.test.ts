@@ -19,12 +19,12 @@ describe('clipByGlobalNorm', () => {
     await tf.setBackend('cpu');
   });
 
-  it('returns the pre-clip norm and scales by max_norm/(norm+1e-6) when above', () => {
+  it('returns the pre-clip norm and scales by max_norm/(norm+1e-6) when above', async () => {
     const { map, raw } = grads();
     const before = tf.memory().numTensors;
     const expectedNorm = norm64(raw);
     assert.ok(expectedNorm > 1);
-    const { grads: out, norm } = clipByGlobalNorm(map, 1.0);
+    const { grads: out, norm } = await clipByGlobalNorm(map, 1.0);
     assert.ok(Math.abs(norm - expectedNorm) < 1e-5 * expectedNorm, `${norm} vs ${expectedNorm}`);
     const coef = 1.0 / (expectedNorm + 1e-6);
     raw.forEach((a, i) => {
@@ -38,11 +38,11 @@ describe('clipByGlobalNorm', () => {
     map.forEach((t) => t.dispose());
   });
 
-  it('leaves gradients unchanged under the threshold, and when disabled', () => {
+  it('leaves gradients unchanged under the threshold, and when disabled', async () => {
     const { map, raw } = grads();
     const expectedNorm = norm64(raw);
     for (const maxNorm of [expectedNorm * 2, 0, -1, null]) {
-      const { grads: out, norm } = clipByGlobalNorm(map, maxNorm);
+      const { grads: out, norm } = await clipByGlobalNorm(map, maxNorm);
       assert.ok(Math.abs(norm - expectedNorm) < 1e-5 * expectedNorm);
       raw.forEach((a, i) => assert.deepEqual(out.get(`g${i}`)!.dataSync(), a));
       out.forEach((t) => t.dispose());
@@ -52,8 +52,8 @@ describe('clipByGlobalNorm', () => {
     map.forEach((t) => t.dispose());
   });
 
-  it('an empty gradient set has norm 0', () => {
-    const { grads: out, norm } = clipByGlobalNorm(new Map(), 1);
+  it('an empty gradient set has norm 0', async () => {
+    const { grads: out, norm } = await clipByGlobalNorm(new Map(), 1);
     assert.equal(norm, 0);
     assert.equal(out.size, 0);
   });

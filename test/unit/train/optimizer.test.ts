@@ -119,7 +119,7 @@ describe('AdamW', () => {
     disposeAll(vars);
   });
 
-  it('skips parameters without a gradient, as torch does', () => {
+  it('skips parameters without a gradient, as torch does', async () => {
     const p0 = initialParams();
     const vars = makeVariables(p0);
     const opt = new AdamW(vars, opts());
@@ -129,7 +129,7 @@ describe('AdamW', () => {
     const got = read(vars);
     assert.deepEqual(got['transformer.ln_f.weight'], p0['transformer.ln_f.weight']);
     assert.notDeepEqual(got['score.weight'], p0['score.weight']);
-    const meta = parseStateMeta(opt.exportState().metadata);
+    const meta = parseStateMeta((await opt.exportState()).metadata);
     assert.equal(meta.steps['score.weight'], 1);
     assert.equal(meta.steps['transformer.ln_f.weight'], 0);
     assert.equal(meta.step, 1);
@@ -137,7 +137,7 @@ describe('AdamW', () => {
     disposeAll(vars);
   });
 
-  it('export → import mid-way (also through a safetensors file) continues bit-exactly, without leaking tensors', () => {
+  it('export → import mid-way (also through a safetensors file) continues bit-exactly, without leaking tensors', async () => {
     const grads = makeGrads(LRS.length);
     const p0 = initialParams();
     const before = tf.memory().numTensors;
@@ -152,7 +152,7 @@ describe('AdamW', () => {
     const first = makeVariables(p0);
     const opt1 = new AdamW(first, opts());
     runSteps(opt1, grads, 0, 3);
-    const state = opt1.exportState();
+    const state = await opt1.exportState();
     const mid = read(first);
     assert.equal(tf.memory().numTensors, before + 3 * Object.keys(SHAPES).length, 'variables + two moments per parameter');
     opt1.dispose();
@@ -193,21 +193,21 @@ describe('AdamW', () => {
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
   });
 
-  it('refuses a state for other parameters, naming the file and the tensor', () => {
+  it('refuses a state for other parameters, naming the file and the tensor', async () => {
     const vars = makeVariables(initialParams());
     const opt = new AdamW(vars, opts());
     const file = 'ckpt/optimizer.safetensors';
-    const missing = opt.exportState();
+    const missing = await opt.exportState();
     missing.tensors.delete('exp_avg_sq.score.weight');
     assert.throws(() => opt.importState(missing, file), (e: Error & { file?: string; field?: string }) => {
       assert.equal(e.file, file);
       assert.equal(e.field, 'exp_avg_sq.score.weight');
       return true;
     });
-    const extra = opt.exportState();
+    const extra = await opt.exportState();
     extra.tensors.set('exp_avg.lm_head.weight', { shape: [1], data: new Float32Array(1), dtype: 'F32' });
     assert.throws(() => opt.importState(extra), (e: Error & { field?: string }) => e.field === 'exp_avg.lm_head.weight');
-    const shape = opt.exportState();
+    const shape = await opt.exportState();
     shape.tensors.get('exp_avg.score.weight')!.shape = [6, 2];
     assert.throws(() => opt.importState(shape), /shape \[6,2\]/);
     assert.throws(() => stateFromTensors(new Map(), {}, file), /not an optimizer state/);

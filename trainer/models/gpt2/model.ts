@@ -114,7 +114,8 @@ export class GPT2LoraModel {
     this.num_labels = spec.num_labels;
     this.targets = spec.targets;
     this.pad_token_id = spec.pad_token_id;
-    this.kernels = spec.kernels ?? 'fast';
+    // webgpu: the plain tf-op path (the fast path's head reads values back inside the step, which webgpu can only do async)
+    this.kernels = spec.kernels ?? (tf.getBackend() === 'webgpu' ? 'reference' : 'fast');
     if (tf.getBackend() === 'wasm') {
       installWasmKernels();
       installHeapKernels();
@@ -201,9 +202,9 @@ export class GPT2LoraModel {
   }
 
   /** Eval: total NLL (summed in float64 on the host) and how many tokens (causal) or examples (seq-cls) it covers. */
-  nllSum(batch: Batch): { nll: number; count: number } {
+  async nllSum(batch: Batch): Promise<{ nll: number; count: number }> {
     const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false }, batch), false).rows);
-    const data = rows.dataSync();
+    const data = await rows.data();
     rows.dispose();
     let nll = 0;
     for (const v of data) nll += v;
@@ -211,14 +212,14 @@ export class GPT2LoraModel {
   }
 
   /** The trained parameters in PEFT's layout (host F32), ready for adapter_model.safetensors. */
-  exportAdapter(config: AdapterConfigJson): AdapterWeights {
+  async exportAdapter(config: AdapterConfigJson): Promise<AdapterWeights> {
     const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
     const extra = new Map<string, HostTensor>();
     for (const t of this.targets) {
-      lora.set(t.name, { A: this.hostValue(`${t.name}.lora_A.weight`), B: this.hostValue(`${t.name}.lora_B.weight`) });
+      lora.set(t.name, { A: await this.hostValueAsync(`${t.name}.lora_A.weight`), B: await this.hostValueAsync(`${t.name}.lora_B.weight`) });
     }
     for (const key of this.trainable.keys()) {
-      if (!/\.lora_[AB]\.weight$/.test(key)) extra.set(key, this.hostValue(key));
+      if (!/\.lora_[AB]\.weight$/.test(key)) extra.set(key, await this.hostValueAsync(key));
     }
     return { config, lora, extra };
   }
@@ -293,6 +294,14 @@ export class GPT2LoraModel {
 
   private dropout(opts: ForwardOptions, batch: Batch): DropoutStream {
     return new DropoutStream(opts.training, opts.training ? opts.seed ?? this.dropoutSeeds.int(2 ** 31) : 0, batch.batch_size, opts.rowOffset ?? 0);
+  }
+
+  /** hostValue, read with the async data() on backends other than wasm (webgpu has no synchronous read). */
+  private async hostValueAsync(key: string): Promise<HostTensor> {
+    const t = this.p(key);
+    if (tf.getBackend() === 'wasm') return this.hostValue(key);
+    const host: HostTensor = { shape: [...t.shape], data: Float32Array.from(await t.data()), dtype: 'F32' };
+    return TRANSPOSED.test(key) ? transposeHost(host) : host;
   }
 
   /** A parameter's value on the host, in PEFT's layout; read into `data` when given (a view of a shared buffer). */
