@@ -15,9 +15,9 @@ import { adapterConfig, onEachBackend, PAD, randomRows, refOf, relErr, specOf, t
 const rows = randomRows([5, 2, 7], 21);
 const batch = collate(rows.map((input_ids) => ({ input_ids, label: 0 })), PAD);
 
-function logitsOf(m: GPT2LoraModel): Float32Array {
+async function logitsOf(m: GPT2LoraModel): Promise<Float32Array> {
   const t = m.logits(batch, { training: false });
-  const d = t.dataSync() as Float32Array;
+  const d = (await t.data()) as Float32Array;
   t.dispose();
   return d;
 }
@@ -39,15 +39,15 @@ describe('adapter export / import', () => {
       // the exported values, read in PEFT's layout by the reference, give the model's logits
       const ref = refOf(s, exported);
       const want = rows.map((ids) => [...refSeqClsLogits(ref, ids)]).flat();
-      const base = logitsOf(first);
+      const base = await logitsOf(first);
       assert.ok(relErr(base, want) < 1e-4, `${relErr(base, want)}`);
 
       const second = GPT2LoraModel.create(specOf(s, { adapter: exported, bias: 'all' }));
-      assert.ok(relErr(logitsOf(second), base) < 1e-6);
+      assert.ok(relErr(await logitsOf(second), base) < 1e-6);
       const third = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, bias: 'all', seed: 99 }));
-      assert.ok(relErr(logitsOf(third), base) > 1e-3);
+      assert.ok(relErr(await logitsOf(third), base) > 1e-3);
       third.loadAdapter(exported);
-      assert.ok(relErr(logitsOf(third), base) < 1e-6);
+      assert.ok(relErr(await logitsOf(third), base) < 1e-6);
       for (const m of [first, second, third]) m.dispose();
     });
 
@@ -56,21 +56,21 @@ describe('adapter export / import', () => {
       const plain = GPT2LoraModel.create(specOf(s, { adapter: undefined, targets: [] }));
       const a = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
       const b = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: 'gaussian', seed: 1 }));
-      assert.deepEqual(logitsOf(a), logitsOf(plain));
-      assert.deepEqual(logitsOf(b), logitsOf(plain));
+      assert.deepEqual(await logitsOf(a), await logitsOf(plain));
+      assert.deepEqual(await logitsOf(b), await logitsOf(plain));
       const A = (await a.exportAdapter(adapterConfig('causal-lm'))).lora.get('transformer.h.0.mlp.c_proj')!;
       assert.ok(A.B.data.every((v) => v === 0));
       assert.ok(A.A.data.some((v) => v !== 0) && A.A.data.every((v) => Math.abs(v) <= 1 / Math.sqrt(64)), 'kaiming-uniform bound 1/sqrt(in_features)');
       const again = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 1 }));
       const other = GPT2LoraModel.create(specOf(s, { adapter: undefined, init_lora_weights: true, seed: 2 }));
       const key = 'transformer.h.1.attn.c_attn.lora_A.weight';
-      assert.deepEqual(again.trainable.get(key)!.dataSync(), a.trainable.get(key)!.dataSync());
-      assert.notDeepEqual(other.trainable.get(key)!.dataSync(), a.trainable.get(key)!.dataSync());
+      assert.deepEqual((await again.trainable.get(key)!.data()), (await a.trainable.get(key)!.data()));
+      assert.notDeepEqual((await other.trainable.get(key)!.data()), (await a.trainable.get(key)!.data()));
       for (const m of [plain, a, b, again, other]) m.dispose();
     });
   });
 
-  it('trainable set follows modules_to_save and bias', () => {
+  it('trainable set follows modules_to_save and bias', async () => {
     const s = tinySetup('causal-lm');
     const keys = (over: Parameters<typeof specOf>[1]) => {
       const m = GPT2LoraModel.create(specOf(s, over));
@@ -84,7 +84,7 @@ describe('adapter export / import', () => {
     assert.throws(() => GPT2LoraModel.create(specOf(s, { modules_to_save: ['wte'] })), (e: unknown) => e instanceof LoraStudioError && e.field === 'modules_to_save');
   });
 
-  it('rejects adapters that do not fit, naming the tensor', () => {
+  it('rejects adapters that do not fit, naming the tensor', async () => {
     const s = tinySetup('causal-lm');
     const bad = { ...s.adapter, lora: new Map(s.adapter.lora) };
     const f = bad.lora.get('transformer.h.0.attn.c_proj')!;

@@ -10,7 +10,7 @@ import { dropoutMask } from '../../../trainer/models/gpt2/layers';
 import { lossOf, onEachBackend, PAD, randomRows, specOf, tinySetup } from './tiny';
 
 describe('dropoutMask', () => {
-  it('drops about `rate` of the entries, keeps the rest at 1/(1 − rate), and skipping k draws is the stream from k', () => {
+  it('drops about `rate` of the entries, keeps the rest at 1/(1 − rate), and skipping k draws is the stream from k', async () => {
     const m = dropoutMask(100_000, 1234, 0.1);
     const zeros = m.filter((v) => v === 0).length;
     assert.ok(Math.abs(zeros / m.length - 0.1) < 0.005, `dropped ${zeros / m.length}`);
@@ -24,24 +24,24 @@ describe('dropout', () => {
   onEachBackend(() => {
     const batch = collate(randomRows([6, 4, 5], 2).map((input_ids) => ({ input_ids, label: 1 })), PAD);
 
-    it('with every rate 0, training equals eval', () => {
+    it('with every rate 0, training equals eval', async () => {
       const s = tinySetup('causal-lm');
       const model = GPT2LoraModel.create(specOf(s, { lora_dropout: 0 }));
-      assert.equal(lossOf(model, batch, { training: true, seed: 1 }), lossOf(model, batch, { training: false }));
+      assert.equal(await lossOf(model, batch, { training: true, seed: 1 }), await lossOf(model, batch, { training: false }));
       model.dispose();
     });
 
     for (const which of ['embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'lora_dropout'] as const) {
-      it(`${which} > 0: same seed → same loss, other seed → other loss, eval ignores it`, () => {
+      it(`${which} > 0: same seed → same loss, other seed → other loss, eval ignores it`, async () => {
         const s = tinySetup('seq-cls', which === 'lora_dropout' ? {} : { config: { [which]: 0.3 } });
         const model = GPT2LoraModel.create(specOf(s, { lora_dropout: which === 'lora_dropout' ? 0.3 : 0 }));
         const plain = GPT2LoraModel.create(specOf(tinySetup('seq-cls')));
-        const evalLoss = lossOf(plain, batch, { training: false });
-        const a = lossOf(model, batch, { training: true, seed: 42 });
-        assert.equal(lossOf(model, batch, { training: true, seed: 42 }), a);
-        assert.notEqual(lossOf(model, batch, { training: true, seed: 43 }), a);
+        const evalLoss = await lossOf(plain, batch, { training: false });
+        const a = await lossOf(model, batch, { training: true, seed: 42 });
+        assert.equal(await lossOf(model, batch, { training: true, seed: 42 }), a);
+        assert.notEqual(await lossOf(model, batch, { training: true, seed: 43 }), a);
         assert.notEqual(a, evalLoss);
-        assert.equal(lossOf(model, batch, { training: false }), evalLoss);
+        assert.equal(await lossOf(model, batch, { training: false }), evalLoss);
         model.dispose();
         plain.dispose();
       });

@@ -11,7 +11,7 @@ import { refCausalLogits, refCausalNll, refSeqClsLogits, refSeqClsLoss } from '.
 import { onEachBackend, PAD, randomRows, refOf, specOf, tinySetup } from './tiny';
 
 describe('weightedF1 (sklearn f1_score average="weighted")', () => {
-  it('matches hand-computed sklearn values', () => {
+  it('matches hand-computed sklearn values', async () => {
     // sklearn's own docstring example: 0.26666666666666666
     assert.ok(Math.abs(weightedF1([0, 2, 1, 0, 0, 1], [0, 1, 2, 0, 1, 2]) - 0.26666666666666666) < 1e-12);
     // per class F1 0.8 (support 3), 0.5 (2), 2/3 (1) → (2.4 + 1 + 2/3) / 6

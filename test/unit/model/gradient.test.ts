@@ -36,22 +36,22 @@ function refLossAt(s: TinySetup, c: Coord, delta: number, rows: number[][], labe
 }
 
 /** tfjs gradient at a PEFT/HF-layout coordinate: internal tensors of transposed keys are [in, out]. */
-function tfGradAt(grads: Record<string, tf.Tensor>, model: GPT2LoraModel, c: Coord): number {
+async function tfGradAt(grads: Record<string, tf.Tensor>, model: GPT2LoraModel, c: Coord): Promise<number> {
   const v = model.trainable.get(c.key)!;
-  const g = grads[v.name].arraySync() as number[] | number[][];
+  const g = (await grads[v.name].array()) as number[] | number[][];
   const transposed = /lora_[AB]\.weight$|^score\.weight$/.test(c.key);
   if (c.at.length === 1) return (g as number[])[c.at[0]];
   return transposed ? (g as number[][])[c.at[1]][c.at[0]] : (g as number[][])[c.at[0]][c.at[1]];
 }
 
-function check(s: TinySetup, coords: Coord[], rows: number[][], labels?: number[]) {
+async function check(s: TinySetup, coords: Coord[], rows: number[][], labels?: number[]) {
   const model = GPT2LoraModel.create(specOf(s, { bias: 'lora_only' }));
   const batch = collate(rows.map((input_ids, i) => ({ input_ids, label: labels?.[i] })), PAD);
   const { value, grads } = tf.variableGrads(() => model.loss(batch, { training: false }), [...model.trainable.values()]);
   const h = 1e-5;
   for (const c of coords) {
     const fd = (refLossAt(s, c, h, rows, labels) - refLossAt(s, c, -h, rows, labels)) / (2 * h);
-    const got = tfGradAt(grads, model, c);
+    const got = await tfGradAt(grads, model, c);
     assert.ok(Math.abs(got - fd) <= 2e-4 + 2e-3 * Math.abs(fd), `${c.key}[${c.at}]: tfjs ${got}, finite difference ${fd}`);
     assert.ok(Math.abs(fd) > 1e-6, `${c.key}[${c.at}]: the reference gradient is ~0, pick another coordinate`);
   }
@@ -61,9 +61,9 @@ function check(s: TinySetup, coords: Coord[], rows: number[][], labels?: number[
 
 describe('gradients vs central differences of the float64 reference', () => {
   onEachBackend(() => {
-    it('causal-lm: lora_A, lora_B (Conv1D kinds and lm_head) and a lora_only bias', () => {
+    it('causal-lm: lora_A, lora_B (Conv1D kinds and lm_head) and a lora_only bias', async () => {
       const s = tinySetup('causal-lm', { headLora: true, seed: 3 });
-      check(s, [
+      await check(s, [
         { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [1, 5] },
         { key: 'transformer.h.0.attn.c_attn.lora_B.weight', at: [40, 2] },
         { key: 'transformer.h.1.attn.c_proj.lora_A.weight', at: [0, 3] },
@@ -75,16 +75,16 @@ describe('gradients vs central differences of the float64 reference', () => {
       ], randomRows([6, 4, 2], 8));
     });
 
-    it('causal-lm with the tied frozen head (block-wise NLL): lora_A, lora_B', () => {
+    it('causal-lm with the tied frozen head (block-wise NLL): lora_A, lora_B', async () => {
       const s = tinySetup('causal-lm', { seed: 5 });
-      check(s, [
+      await check(s, [
         { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [3, 2] },
         { key: 'transformer.h.1.mlp.c_fc.lora_B.weight', at: [7, 2] },
         { key: 'transformer.h.1.mlp.c_proj.lora_B.weight', at: [9, 1] },
       ], randomRows([3, 7, 5], 10));
     });
 
-    it('tiedHeadNll block by block equals the whole-logits cross entropy, values and gradients', () => {
+    it('tiedHeadNll block by block equals the whole-logits cross entropy, values and gradients', async () => {
       const h = tf.randomNormal([7, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
       const w = tf.randomNormal([11, 5], 0, 1, 'float32', 2) as tf.Tensor2D;
       const wT = tf.transpose(w);
@@ -94,15 +94,15 @@ describe('gradients vs central differences of the float64 reference', () => {
       const blocks = (x: tf.Tensor) => tf.sum(tf.mul(tiedHeadNll(x as tf.Tensor2D, wT, w, targets, 3), weights));
       const [a, ga] = [whole(h), tf.grad(whole)(h)];
       const [b, gb] = [blocks(h), tf.grad(blocks)(h)];
-      assert.ok(Math.abs(a.dataSync()[0] - b.dataSync()[0]) < 1e-4);
-      assert.ok(relErr(gb.dataSync(), ga.dataSync()) < 1e-5);
-      assert.ok((gb.arraySync() as number[][])[1].every((v) => v === 0), 'a row without a target has no gradient');
+      assert.ok(Math.abs((await a.data())[0] - (await b.data())[0]) < 1e-4);
+      assert.ok(relErr((await gb.data()), (await ga.data())) < 1e-5);
+      assert.ok(((await gb.array()) as number[][])[1].every((v) => v === 0), 'a row without a target has no gradient');
       tf.dispose([h, w, wT, weights, a, ga, b, gb]);
     });
 
-    it('seq-cls: lora_A, lora_B and score.weight (modules_to_save)', () => {
+    it('seq-cls: lora_A, lora_B and score.weight (modules_to_save)', async () => {
       const s = tinySetup('seq-cls', { num_labels: 3, seed: 4 });
-      check(s, [
+      await check(s, [
         { key: 'transformer.h.0.attn.c_attn.lora_A.weight', at: [2, 9] },
         { key: 'transformer.h.1.attn.c_attn.lora_B.weight', at: [33, 3] },
         { key: 'transformer.h.1.mlp.c_fc.lora_A.weight', at: [0, 0] },

@@ -1,9 +1,10 @@
 /**
  * Tiny GPT-2 + LoRA setups shared by the model tests: random weights (std 0.2, so every term matters),
  * LoRA factors with non-zero B, a model spec, the float64 reference built from the same host values,
- * and a helper that runs a test body on both the cpu and the wasm backend.
+ * and a helper that runs a test body on the cpu, wasm and webgpu backends (webgpu: any adapter Dawn offers, here
+ * Mesa's llvmpipe; skipped with a message where it offers none).
  */
-import { before, describe } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { type GPT2Config, GPT2_DEFAULTS } from '../../../trainer/models/gpt2/config';
 import { randomGPT2Weights, TINY_CONFIG } from '../../../trainer/models/gpt2/random_init';
@@ -13,11 +14,12 @@ import type { HostTensor } from '../../../trainer/io/safetensors';
 import { initialLoraFactors } from '../../../trainer/lora/layer';
 import { type ModelSpec } from '../../../trainer/models/gpt2/model';
 import { initBackend } from '../../../trainer/backend';
+import { webgpuSkipReason } from './webgpu_probe';
 import { Rng } from '../../../trainer/util/rng';
 import { refModel, type RefModel } from '../../reference/gpt2_f64';
 import type { Batch } from '../../../trainer/data/collate';
 
-export const BACKENDS = ['cpu', 'wasm'] as const;
+export const BACKENDS = ['cpu', 'wasm', 'webgpu'] as const;
 
 let ready: Promise<void> | null = null;
 /** Initializes both backends once per process. */
@@ -29,16 +31,28 @@ export function initBothBackends(): Promise<void> {
   return ready;
 }
 
+let webgpuReady: Promise<unknown> | null = null;
+
 export async function useBackend(name: string): Promise<void> {
   await initBothBackends();
+  // webgpu, forced (so llvmpipe is taken), started once per process
+  if (name === 'webgpu') await (webgpuReady ??= initBackend('webgpu'));
   if (!(await tf.setBackend(name))) throw new Error(`cannot switch to ${name}`);
 }
 
-/** Inside a describe: one nested describe per backend, each switching to it first (both are set up once). */
+/**
+ * Inside a describe: one nested describe per backend, each switching to it first (each is set up once). Read
+ * values with the async data()/array(): webgpu has no synchronous read in Node.
+ */
 export function onEachBackend(body: (backend: (typeof BACKENDS)[number]) => void): void {
   before(initBothBackends);
   for (const backend of BACKENDS) {
-    describe(backend, () => {
+    describe(backend, async () => {
+      const skip = backend === 'webgpu' && (await webgpuSkipReason());
+      if (skip) {
+        it(skip, { skip }, () => {});
+        return;
+      }
       before(() => useBackend(backend));
       body(backend);
     });
@@ -133,9 +147,9 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-export function lossOf(model: { loss(b: Batch, o: { training: boolean; seed?: number }): tf.Scalar }, batch: Batch, opts: { training: boolean; seed?: number } = { training: false }): number {
+export async function lossOf(model: { loss(b: Batch, o: { training: boolean; seed?: number }): tf.Scalar }, batch: Batch, opts: { training: boolean; seed?: number } = { training: false }): Promise<number> {
   const l = model.loss(batch, opts);
-  const v = l.dataSync()[0];
+  const v = (await l.data())[0];
   l.dispose();
   return v;
 }
