@@ -13,6 +13,7 @@ import { loadRunConfig } from '../../trainer/config/run_config';
 import { train } from '../../trainer/train/trainer';
 import { listCheckpoints, loadCheckpoint } from '../../trainer/train/checkpoint';
 import type { TrainEvent } from '../../trainer/protocol';
+import { webgpuSkipReason } from '../unit/model/webgpu_probe';
 
 const RESUME_TRAINING = {
   num_train_epochs: 3, per_device_train_batch_size: 4, gradient_accumulation_steps: 2, learning_rate: 2e-2, warmup_ratio: 0.2,
@@ -25,8 +26,11 @@ function stepLosses(events: TrainEvent[]): Array<[number, number]> {
 }
 
 describe('resume', () => {
-  it('equals the uninterrupted run, step for step and byte for byte', async () => {
-    const opts = { training: RESUME_TRAINING, lora: { lora_dropout: 0.1 }, model: { config: { resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1 } } };
+  // the automatic backend (wasm here), and webgpu on any adapter Dawn offers (llvmpipe here)
+  for (const backend of [null, 'webgpu'] as const) it(`equals the uninterrupted run, step for step and byte for byte${backend ? ` (${backend})` : ''}`, async (t) => {
+    const skip = backend === 'webgpu' && (await webgpuSkipReason());
+    if (skip) return t.skip(skip);
+    const opts = { training: { ...RESUME_TRAINING, backend }, lora: { lora_dropout: 0.1 }, model: { config: { resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.1 } } };
     const a = tinyRun(opts);
     const whole: TrainEvent[] = [];
     await train(loadRunConfig(a.configFile), { onEvent: (e) => whole.push(e), configFile: a.configFile });

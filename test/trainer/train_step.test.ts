@@ -17,9 +17,13 @@ import { rankAndScaling } from '../../trainer/lora/patterns';
 import { loadTokenizer } from '../../trainer/tokenizer/tokenizer';
 import { refModel, refSeqClsLoss, type RefModel } from '../reference/gpt2_f64';
 import type { StepEvent, TrainEvent } from '../../trainer/protocol';
+import { webgpuSkipReason } from '../unit/model/webgpu_probe';
 
 describe('one training step', () => {
-  it('matches a float64 reference: loss, gradient norm, and the AdamW update', async () => {
+  // the automatic backend (wasm here), and webgpu on any adapter Dawn offers (llvmpipe here)
+  for (const backend of [null, 'webgpu'] as const) it(`matches a float64 reference: loss, gradient norm, and the AdamW update${backend ? ` (${backend})` : ''}`, async (t) => {
+    const skip = backend === 'webgpu' && (await webgpuSkipReason());
+    if (skip) return t.skip(skip);
     const lr = 1e-2;
     const wd = 0.1;
     const eps = 1e-3; // a large adam_epsilon makes the first update smooth in the gradient, so it can be compared
@@ -28,7 +32,7 @@ describe('one training step', () => {
       rows,
       training: {
         max_steps: 1, per_device_train_batch_size: 8, learning_rate: lr, weight_decay: wd, adam_epsilon: eps, lr_scheduler_type: 'constant',
-        max_grad_norm: 0, eval_strategy: 'no', save_strategy: 'steps', save_steps: 1, load_best_model_at_end: false,
+        max_grad_norm: 0, eval_strategy: 'no', save_strategy: 'steps', save_steps: 1, load_best_model_at_end: false, backend,
       },
     });
     const cfg = loadRunConfig(run.configFile);
@@ -39,6 +43,7 @@ describe('one training step', () => {
     const events: TrainEvent[] = [];
     await train(cfg, { onEvent: (e) => events.push(e), configFile: run.configFile });
     const step = events.find((e): e is StepEvent => e.event === 'step')!;
+    if (backend) assert.equal(events.find((e) => e.event === 'start')?.backend, backend);
     const after = loadAdapter(path.join(run.outputDir, 'checkpoint-1'));
 
     // The reference model: base weights with the initial adapter (score comes from the adapter's saved copy).
