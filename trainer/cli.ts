@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { LoraStudioError, wasReported } from './errors';
 import { BACKEND_NAMES } from './backend';
 import { runInspect, runEval, runMerge, runGenerate, runClassify, runTrain, runDemo, CLI, type Output } from './commands/run';
+import { runAnalyze } from './commands/analyze';
 import { version } from '../package.json';
 
 
@@ -145,6 +146,14 @@ export function buildProgram(): Command {
     .requiredOption('--out <dir>', 'new folder to create (never the base folder)')
     .option('--json', 'one JSON object on stdout')
     .action((modelDir, o) => guard(o.json, () => runMerge(modelDir, o, output(!!o.json))));
+
+  program.command('analyze')
+    .description("what an adapter learned (the LoRA paper's section 7): each module's singular values of ΔW, energy and stable rank; with --base, how much ΔW amplifies W's directions; with --compare, the subspace similarity of two adapters")
+    .argument('<adapter-dir>', 'PEFT adapter folder')
+    .option('--base <model-dir>', 'the base model, for the amplification factor')
+    .option('--compare <adapter-dir>', 'a second adapter of the same model (any rank), for φ')
+    .option('--json', 'one JSON object on stdout')
+    .action((adapterDir, o) => guard(o.json, () => runAnalyze(adapterDir, o, output(!!o.json))));
 
   program.command('generate')
     .description('generate text from a prompt (causal-lm)')

@@ -3,6 +3,7 @@
  * rank and energy; with --base, how much ΔW amplifies directions W already has (Table 7); with --compare, the
  * subspace similarity φ of two adapters' A matrices (Figures 3 and 4). Everything in float64 on the host.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoraStudioError } from '../errors';
 import { mat, type Mat } from '../analysis/linalg';
@@ -14,6 +15,7 @@ import { taskFromPeft } from '../lora/config';
 import { rankTable } from '../lora/patterns';
 import type { AnalyzeResult, AnalyzedModule } from '../protocol';
 import { Rng } from '../util/rng';
+import { CLI, type Output } from './run';
 
 export interface AnalyzeOptions {
   adapterDir: string;
@@ -28,7 +30,8 @@ const toMat = (t: HostTensor): Mat => mat(t.shape[0], t.shape[1], t.data);
 export function analyzeAdapter(opts: AnalyzeOptions): AnalyzeResult {
   const adapter = loadAdapter(opts.adapterDir);
   const adapterFile = path.join(opts.adapterDir, ADAPTER_WEIGHTS_FILE);
-  const names = [...adapter.lora.keys()];
+  // named_modules() order for GPT-2's numbered blocks: h.2 before h.10
+  const names = [...adapter.lora.keys()].sort(new Intl.Collator('en', { numeric: true }).compare);
   const ranks = rankTable(adapter.config, names, { file: path.join(opts.adapterDir, 'adapter_config.json') });
   const warnings: string[] = [];
 
@@ -112,11 +115,22 @@ export function formatAnalysis(res: AnalyzeResult): string {
     });
     lines.push(...table([['module', 'φ(1, 1)', 'φ(k, k), k = min r', 'grid'], ...sim]));
   }
-  for (const w of res.warnings) lines.push(`warning: ${w}`);
   return lines.join('\n');
 }
 
 function table(rows: string[][]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+}
+
+/** `lora-studio analyze ADAPTER_DIR [--base MODEL_DIR] [--compare ADAPTER_DIR2] [--json]` */
+export async function runAnalyze(adapterDir: string, o: { base?: string; compare?: string }, out: Output): Promise<void> {
+  for (const [value, flag] of [[adapterDir, '<adapter-dir>'], [o.base, '--base'], [o.compare, '--compare']] as const) {
+    if (value !== undefined && !fs.existsSync(value)) throw new LoraStudioError(`no such folder: ${value}`, CLI, flag);
+  }
+  const res = analyzeAdapter({ adapterDir, base: o.base, compare: o.compare });
+  res.warnings.forEach((w) => out.warn(w));
+  out.info('backend: none (the analyses are host-side float64 arithmetic)');
+  out.info(formatAnalysis(res));
+  out.result({ backend: null, gpu: false, ...res });
 }

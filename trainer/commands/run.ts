@@ -153,7 +153,7 @@ async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out:
     if (task === 'seq-cls' && known && data.id2label) {
       for (const e of examples) {
         const name = data.id2label[String(e.label)];
-        if (name in known.label2id) e.label = known.label2id[name];
+        if (Object.hasOwn(known.label2id, name)) e.label = known.label2id[name];
         else if (!/^LABEL_\d+$/.test(name)) throw new LoraStudioError(`label ${JSON.stringify(name)} is not one ${known.source} (${Object.keys(known.label2id).join(', ')})`, o.data, 'label');
       }
     } else if (task === 'seq-cls' && !id2label) {
