@@ -198,7 +198,8 @@ export function groupFindings(results: CaseResult[]): Map<string, CaseResult[]> 
   const groups = new Map<string, CaseResult[]>();
   for (const r of results) {
     if (r.status !== 'finding') continue;
-    const frame = /\(?([^\s()]*trainer\/[^\s():]+):(\d+)/.exec(r.stack ?? '');
+    const atLine = (r.stack ?? '').split('\n').find((l) => /^\s+at .*\/trainer\//.test(l) && l.length < 400) ?? '';
+    const frame = /([^\s(]*\/trainer\/[^\s():]+):(\d+)/.exec(atLine);
     const where = frame ? `${path.relative(REPO, frame[1]).replace(/^.*?(trainer\/)/, '$1')}:${frame[2]}` : '';
     const key = [r.kind, r.kind === 'exception' ? r.name : '', where || r.message?.replace(/\d+/g, 'N').slice(0, 60)].filter(Boolean).join(' | ');
     const g = groups.get(key) ?? [];

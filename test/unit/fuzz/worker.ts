@@ -39,6 +39,12 @@ function pickSeed(seeds: ReaderSeed[], rng: Rng): ReaderSeed {
 
 const MB = 1024 * 1024;
 
+/** The first line (cut) and the `at` lines of a stack: a message can be megabytes long (a value echoed whole). */
+function stackFrames(stack: unknown): string {
+  const lines = String(stack ?? '').split('\n');
+  return [lines[0].slice(0, 300), ...lines.filter((l) => /^\s+at /.test(l)).slice(0, 30).map((l) => l.slice(0, 300))].join('\n');
+}
+
 type Outcome = Omit<CaseResult, 'pos' | 'reader' | 'index' | 'desc' | 'target' | 'caseDir'>;
 
 async function runOne(run: () => Promise<unknown>): Promise<Outcome> {
@@ -53,13 +59,13 @@ async function runOne(run: () => Promise<unknown>): Promise<Outcome> {
   } catch (e) {
     if (e instanceof LoraStudioError) {
       const describe = e.describe();
-      const base = { name: e.name, message: e.message, stack: e.stack ?? '', file: e.file, field: e.field, describe };
+      const base = { name: e.name, message: e.message.slice(0, 2000), stack: stackFrames(e.stack), file: e.file, field: e.field, describe: describe.slice(0, 4000) };
       if (!e.file) out = { status: 'finding', kind: 'LoraStudioError without a file', ...base, ms: 0 };
-      else if (describe.length > 4000) out = { status: 'finding', kind: `LoraStudioError message of ${describe.length} characters`, ...base, describe: describe.slice(0, 500) + '…', ms: 0 };
+      else if (describe.length > 4000) out = { status: 'finding', kind: 'LoraStudioError message over 4,000 characters', ...base, message: `${describe.length} characters: ${describe.slice(0, 300)}…`, describe: describe.slice(0, 300) + '…', ms: 0 };
       else out = { status: 'lse', ...base, ms: 0 };
     } else {
       const err = e as Error;
-      out = { status: 'finding', kind: 'exception', name: err?.name ?? typeof e, message: String(err?.message ?? e).slice(0, 2000), stack: String(err?.stack ?? '').slice(0, 6000), ms: 0 };
+      out = { status: 'finding', kind: 'exception', name: err?.name ?? typeof e, message: String(err?.message ?? e).slice(0, 2000), stack: stackFrames(err?.stack), ms: 0 };
     }
   }
   out.ms = performance.now() - t0;
