@@ -137,7 +137,16 @@ export const CASES: RegressionCase[] = [
       return null;
     },
   }),
-  data('130,000 integer labels in a seq-cls dataset', [{ text: 'red yes', label: 0 }, { text: 'blue no', label: 129999 }], 2, 'label'),
+  // valid data that crashed training (Math.max(...labels) overflowed the stack): it must read, with both labels
+  data('130,000 rows with integer labels in a seq-cls dataset', Array.from({ length: 130_000 }, (_, i) => ({ text: i % 2 ? 'red yes' : 'blue no', label: i % 2 })), 2, 'label', {
+    expect: 'read',
+    check: (res) => {
+      const d = res as PreparedData;
+      if (d.train.length + d.eval.length !== 130_000) return `${d.train.length + d.eval.length} examples, not 130,000`;
+      const ids = new Set(d.train.map((e) => e.label));
+      return ids.size === 2 && ids.has(0) && ids.has(1) ? null : `example labels are ${JSON.stringify([...ids])}`;
+    },
+  }),
   data('object labels', seqClsRows(6, false).map((r) => ({ ...r, label: { a: 1 } })), 1, 'label'),
   {
     name: 'corrupt Parquet footer (length 0xffffffff)', reader: 'dataset Parquet', seed: (l) => l.dirs['data'], file: 'train.parquet', field: 'data.train', index: 0,
