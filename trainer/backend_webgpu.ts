@@ -9,6 +9,8 @@
  *
  * On this backend only the async reads (`data()`, `array()`) work: tfjs's synchronous read needs OffscreenCanvas.
  */
+import { execFile } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 
@@ -72,6 +74,8 @@ export function describeAdapter(a: AdapterReport): string {
 }
 
 let dawn: DawnModule | null = null;
+/** for resolving `webgpu` (the bundle keeps it external) */
+const nodeRequire: NodeJS.Require = require;
 
 async function loadDawn(): Promise<DawnModule> {
   if (dawn) return dawn;
@@ -94,46 +98,105 @@ interface Found {
   featureLevel: string;
 }
 
-/**
- * Asks Dawn for adapters: its default backend (core feature level), then OpenGL ES (compatibility; with
- * EGL_PLATFORM=surfaceless unless set, so no display is needed). With `hardwareOnly`, a software adapter is
- * passed over (and named in the error); otherwise the first adapter found is taken.
- */
-export async function findAdapter(hardwareOnly: boolean): Promise<Found> {
-  const d = await loadDawn();
-  const attempts: Array<{ via: AdapterReport['via']; flags: string[]; featureLevel: string }> = [
-    { via: 'default', flags: [], featureLevel: 'core' },
-    { via: 'opengles', flags: ['backend=opengles'], featureLevel: 'compatibility' },
-  ];
+/** Where Dawn is asked, in order: its default backend (core), then OpenGL ES (compatibility). */
+const ATTEMPTS: Array<{ via: AdapterReport['via']; flags: string[]; featureLevel: string }> = [
+  { via: 'default', flags: [], featureLevel: 'core' },
+  { via: 'opengles', flags: ['backend=opengles'], featureLevel: 'compatibility' },
+];
+
+/** What one attempt gave: an adapter's report, nothing, or an error. */
+type Outcome = { via: AdapterReport['via']; report?: AdapterReport; error?: string };
+
+/** The first acceptable outcome's index, or an error that says what each attempt gave. */
+function choose(outcomes: Outcome[], hardwareOnly: boolean): number {
   const notes: string[] = [];
-  for (const a of attempts) {
-    if (a.via === 'opengles' && process.env.EGL_PLATFORM === undefined) process.env.EGL_PLATFORM = 'surfaceless';
-    let adapter: AdapterLike | null = null;
-    let gpu: GpuLike;
-    try {
-      gpu = d.create(a.flags);
-      adapter = await gpu.requestAdapter({ featureLevel: a.featureLevel, powerPreference: 'high-performance' });
-    } catch (e) {
-      notes.push(`${a.via}: ${firstLine(e)}`);
-      continue;
-    }
-    if (!adapter) {
-      notes.push(`${a.via === 'default' ? 'Vulkan/Metal/D3D12' : 'OpenGL ES'}: no adapter`);
-      continue;
-    }
-    const report = reportOf(adapter, a.via);
-    if (hardwareOnly && report.software) {
-      notes.push(`only a software adapter: ${describeAdapter(report)}`);
-      continue;
-    }
-    return { gpu, adapter, report, featureLevel: a.featureLevel };
+  for (const [i, o] of outcomes.entries()) {
+    if (o.error !== undefined) notes.push(`${o.via}: ${o.error}`);
+    else if (!o.report) notes.push(`${o.via === 'default' ? 'Vulkan/Metal/D3D12' : 'OpenGL ES'}: no adapter`);
+    else if (hardwareOnly && o.report.software) notes.push(`only a software adapter: ${describeAdapter(o.report)}`);
+    else return i;
   }
-  const found = notes.some((n) => n.startsWith('only a software adapter'));
   throw new Error(
-    found
+    notes.some((n) => n.startsWith('only a software adapter'))
       ? `Dawn offers no hardware adapter (${notes.join('; ')}); the automatic order never takes a software one (--backend webgpu forces it)`
       : `Dawn found no WebGPU adapter (${notes.join('; ')})`,
   );
+}
+
+function eglForOpenGles(): void {
+  // no display needed: Mesa renders off-screen (an EGL_PLATFORM the user set is kept)
+  if (process.env.EGL_PLATFORM === undefined) process.env.EGL_PLATFORM = 'surfaceless';
+}
+
+/**
+ * Asks Dawn for adapters in this process, in ATTEMPTS order. With `hardwareOnly`, a software adapter is passed
+ * over (and named in the error); otherwise the first adapter found is taken.
+ */
+export async function findAdapter(hardwareOnly: boolean): Promise<Found> {
+  const d = await loadDawn();
+  const outcomes: Outcome[] = [];
+  for (const a of ATTEMPTS) {
+    if (a.via === 'opengles') eglForOpenGles();
+    try {
+      const gpu = d.create(a.flags);
+      const adapter = await gpu.requestAdapter({ featureLevel: a.featureLevel, powerPreference: 'high-performance' });
+      const report = adapter ? reportOf(adapter, a.via) : undefined;
+      outcomes.push({ via: a.via, report });
+      if (adapter && report && !(hardwareOnly && report.software)) return { gpu, adapter, report, featureLevel: a.featureLevel };
+    } catch (e) {
+      outcomes.push({ via: a.via, error: firstLine(e) });
+    }
+  }
+  choose(outcomes, hardwareOnly);
+  throw new Error('internal: no adapter chosen');
+}
+
+/** Run in a child process by probeInChild: argv[1] the URL of `webgpu`, argv[2] ATTEMPTS; prints the outcomes. */
+const PROBE = `
+const [url, attempts] = [process.argv[1], JSON.parse(process.argv[2])];
+import(url).then(async ({ create }) => {
+  const out = [];
+  for (const a of attempts) {
+    if (a.via === 'opengles' && process.env.EGL_PLATFORM === undefined) process.env.EGL_PLATFORM = 'surfaceless';
+    try {
+      const ad = await create(a.flags).requestAdapter({ featureLevel: a.featureLevel, powerPreference: 'high-performance' });
+      const i = (ad && ad.info) || {};
+      out.push(ad ? { via: a.via, info: { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description, isFallbackAdapter: i.isFallbackAdapter, type: i.type }, fallback: ad.isFallbackAdapter } : { via: a.via });
+    } catch (e) {
+      out.push({ via: a.via, error: String((e && e.message) || e).split('\\n')[0] });
+    }
+  }
+  process.stdout.write(JSON.stringify(out));
+  process.exit(0);
+}, (e) => {
+  process.stdout.write(JSON.stringify({ error: String((e && e.message) || e).split('\\n')[0] }));
+  process.exit(0);
+});
+`;
+
+/**
+ * The automatic order's look at the adapters, in a child process: Dawn prints warnings of its own on stderr
+ * (a missing Vulkan loader, reduced limits), which a run that ends up on wasm should not show.
+ */
+async function probeInChild(): Promise<Outcome[]> {
+  let url: string;
+  try {
+    url = pathToFileURL(nodeRequire.resolve('webgpu')).href;
+  } catch (e) {
+    throw new Error(`Dawn's Node bindings (npm "webgpu") did not load: ${firstLine(e)}`);
+  }
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['-e', PROBE, url, JSON.stringify(ATTEMPTS)], { timeout: 60_000, windowsHide: true }, (err, out) => {
+      if (err && !out) reject(new Error(`the adapter probe failed: ${firstLine(err)}`));
+      else resolve(out);
+    });
+  });
+  const parsed = JSON.parse(stdout) as Array<{ via: AdapterReport['via']; info?: AdapterInfoLike; fallback?: boolean; error?: string }> | { error: string };
+  if (!Array.isArray(parsed)) throw new Error(`Dawn's Node bindings (npm "webgpu") did not load: ${parsed.error}`);
+  return parsed.map((o) => ({
+    via: o.via, error: o.error,
+    report: o.info ? reportOf({ info: o.info, isFallbackAdapter: o.fallback, features: new Set<string>(), limits: {}, requestDevice: () => Promise.resolve(null) }, o.via) : undefined,
+  }));
 }
 
 let current: AdapterReport | null = null;
@@ -148,6 +211,8 @@ export async function loadWebGpu(hardwareOnly: boolean): Promise<AdapterReport> 
     await setWebGpu();
     return current;
   }
+  // the automatic order loads Dawn here only when a child process saw a hardware adapter
+  if (hardwareOnly) choose(await probeInChild(), true);
   const found = await findAdapter(hardwareOnly);
   // tfjs-backend-webgpu checks navigator.gpu in its constructor; Node ≥ 21 has a navigator without gpu
   const gpu = { requestAdapter: () => Promise.resolve(found.adapter), wgslLanguageFeatures: found.gpu.wgslLanguageFeatures, getPreferredCanvasFormat: () => 'rgba8unorm' };
