@@ -32,8 +32,8 @@ const entries = [
 const wasmDist = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
 mkdirSync('dist/trainer', { recursive: true });
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) copyFileSync(path.join(wasmDist, f), path.join('dist/trainer', f));
-// Our GEMM's two builds (trainer/models/gpt2/gemm_wat.ts), assembled once here, go there too.
-execFileSync(process.execPath, ['--import', 'tsx', 'trainer/models/gpt2/gemm_build.ts', 'dist/trainer'], { stdio: 'inherit' });
+// Our GEMM's two builds (trainer/ops/gemm_wat.ts), assembled once here, go there too.
+execFileSync(process.execPath, ['--import', 'tsx', 'trainer/ops/gemm_build.ts', 'dist/trainer'], { stdio: 'inherit' });
 
 if (watch) {
   for (const o of entries) await (await esbuild.context(o)).watch();

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { LoraStudioError } from './errors';
-import { prepareGemm } from './models/gpt2/gemm';
+import { prepareGemm } from './ops/gemm';
 import { type AdapterReport, loadWebGpu } from './backend_webgpu';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
@@ -117,7 +117,7 @@ async function loadWasm(): Promise<{ gpu: boolean }> {
   // The wasm and cpu backends are bundled (static imports register them); only their binaries are files.
   setWasmPaths(wasmDir() + path.sep);
   await setBackendOrThrow('wasm');
-  // products with frozen weights run through our GEMM on this backend (models/gpt2/gemm.ts)
+  // products with frozen weights run through our GEMM on this backend (ops/gemm.ts)
   await prepareGemm();
   return { gpu: false };
 }

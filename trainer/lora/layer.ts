@@ -6,8 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../io/safetensors';
 import type { Rng } from '../util/rng';
-import { gemm } from '../models/gpt2/gemm';
-import { type DropoutStream, matmul, matmulFast, matmulFrozenFast } from '../models/gpt2/layers';
+import { gemm } from '../ops/gemm';
+import { type DropoutStream, matmul, matmulFast, matmulFrozenFast } from '../ops/layers';
 
 /** PEFT's init_lora_weights: true (A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, std 1/r), B zeros), false (both random). */
 export type LoraInit = boolean | 'gaussian';

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { collate } from '../../../trainer/data/collate';
 import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
-import { dropoutMask } from '../../../trainer/models/gpt2/layers';
+import { dropoutMask } from '../../../trainer/ops/layers';
 import { lossOf, onEachBackend, PAD, randomRows, specOf, tinySetup } from './tiny';
 
 describe('dropoutMask', () => {

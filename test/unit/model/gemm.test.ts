@@ -1,5 +1,5 @@
 /**
- * LoRA Studio's wasm GEMM (trainer/models/gpt2/gemm.ts) against a float64 product computed here: both layouts
+ * LoRA Studio's wasm GEMM (trainer/ops/gemm.ts) against a float64 product computed here: both layouts
  * of B, with and without bias, at shapes that exercise every edge of the blocking (row remainders of 1–3, panels
  * narrower than 8 columns, more than one KC block of k and NC block of m), an output that makes the heap grow,
  * the fallback to tf.matMul on the cpu backend, and both builds (fused multiply-add, separate multiplies and
@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { assembleGemm, gemm, gemmAvailable, gemmVariant, GEMM_WASM, type GemmVariant, prepareGemm } from '../../../trainer/models/gpt2/gemm';
-import { GEMM_KC, GEMM_NC } from '../../../trainer/models/gpt2/gemm_wat';
+import { assembleGemm, gemm, gemmAvailable, gemmVariant, GEMM_WASM, type GemmVariant, prepareGemm } from '../../../trainer/ops/gemm';
+import { GEMM_KC, GEMM_NC } from '../../../trainer/ops/gemm_wat';
 import { Rng } from '../../../trainer/util/rng';
 import { useBackend } from './tiny';
 

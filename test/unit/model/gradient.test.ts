@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { collate } from '../../../trainer/data/collate';
 import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
 import { refCausalLoss, refSeqClsLoss } from '../../reference/gpt2_f64';
-import { crossEntropyRows, tiedHeadNll } from '../../../trainer/models/gpt2/layers';
+import { crossEntropyRows, tiedHeadNll } from '../../../trainer/ops/layers';
 import { onEachBackend, PAD, randomRows, refOf, relErr, specOf, tinySetup, type TinySetup } from './tiny';
 
 /** A coordinate of a trainable tensor, in PEFT/HF layout: the key, and [row, col] (or [i] for a vector). */

@@ -1,14 +1,14 @@
 /**
- * The wasm fused kernels (trainer/models/gpt2/heap_kernels.ts) against the tf-op compositions they replace, run
+ * The wasm fused kernels (trainer/ops/heap_kernels.ts) against the tf-op compositions they replace, run
  * on the cpu backend as an independent reference: gelu_new and LayerNorm values and gradients (their SIMD
  * versions in the wasm module, and the JavaScript passes where SIMD does not apply), the blocked 2-D transpose.
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { activation, layerNorm } from '../../../trainer/models/gpt2/layers';
-import { geluNewFused, heapKernelsAvailable, installHeapKernels, layerNormFused } from '../../../trainer/models/gpt2/heap_kernels';
-import { installWasmKernels } from '../../../trainer/models/gpt2/wasm_kernels';
+import { activation, layerNorm } from '../../../trainer/ops/layers';
+import { geluNewFused, heapKernelsAvailable, installHeapKernels, layerNormFused } from '../../../trainer/ops/heap_kernels';
+import { installWasmKernels } from '../../../trainer/ops/wasm_kernels';
 import { Rng } from '../../../trainer/util/rng';
 import { initBothBackends, relErr, useBackend } from './tiny';
 

@@ -1,30 +1,11 @@
 /**
- * GPT-2's causal self-attention core (between c_attn and c_proj): split q/k/v into heads, scaled dot products,
- * an additive mask for the future and for padding keys, softmax, attention dropout, and the heads merged back.
+ * GPT-2's causal self-attention core (between c_attn and c_proj): split the fused q/k/v into heads (all H heads
+ * for each of q, k and v), scaled dot products, the additive mask (ops/attention_mask.ts), softmax, attention
+ * dropout, and the heads merged back.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { gemmAvailable, gemmBatch, type GemmJob } from './gemm';
-import type { DropoutStream } from './layers';
-
-/** Added to masked scores; finite, so a fully masked row stays a uniform softmax instead of NaN. */
-export const MASKED_SCORE = -1e9;
-
-/**
- * The additive mask [B, 1, T, T]: 0 where query i may attend key j (j ≤ i and key j is a real token),
- * MASKED_SCORE elsewhere. `attentionMask` is [B·T] with 1 for real tokens.
- */
-export function attentionBias(attentionMask: Int32Array, B: number, T: number): tf.Tensor4D {
-  const data = new Float32Array(B * T * T);
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < T; i++) {
-      const row = (b * T + i) * T;
-      for (let j = 0; j < T; j++) {
-        if (j > i || attentionMask[b * T + j] === 0) data[row + j] = MASKED_SCORE;
-      }
-    }
-  }
-  return tf.tensor4d(data, [B, 1, T, T]);
-}
+import { gemmAvailable, gemmBatch, type GemmJob } from '../../ops/gemm';
+import type { DropoutStream } from '../../ops/layers';
 
 /**
  * qkv [B·T, 3C] (c_attn's output) → the merged heads [B·T, C], ready for c_proj.

@@ -18,12 +18,13 @@ import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors,
 import { Rng } from '../../util/rng';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
-import { attentionBias, selfAttention, selfAttentionFast } from './attention';
-import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from './layers';
+import { selfAttention, selfAttentionFast } from './attention';
+import { attentionBias } from '../../ops/attention_mask';
+import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from '../../ops/layers';
 import { releaseAsBackpropPasses } from '../../util/tape';
-import { gemm } from './gemm';
-import { installWasmKernels, readInto } from './wasm_kernels';
-import { installHeapKernels } from './heap_kernels';
+import { gemm } from '../../ops/gemm';
+import { installWasmKernels, readInto } from '../../ops/wasm_kernels';
+import { installHeapKernels } from '../../ops/heap_kernels';
 
 /**
  * 'fast' (default): the hand-written gradients and fast-path layouts (per-head 2-D attention, (w·dyᵀ)ᵀ

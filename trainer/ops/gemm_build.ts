@@ -3,7 +3,7 @@
  * the folder given, so the bundled trainer loads them without wabt.
  */
 import * as path from 'node:path';
-import { writeFileAtomic } from '../../io/atomic';
+import { writeFileAtomic } from '../io/atomic';
 import { assembleGemm, GEMM_WASM, type GemmVariant } from './gemm';
 
 const dir = process.argv[2];

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; the umbrella package would import this for us.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { Rng } from '../../util/rng';
+import { Rng } from '../util/rng';
 import { gemm } from './gemm';
 import { geluNewFused, heapKernelsAvailable, layerNormFused } from './heap_kernels';
 
