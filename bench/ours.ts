@@ -11,7 +11,7 @@ import { collate } from '../trainer/data/collate';
 import { AdamW, decayParameterNames } from '../trainer/train/optimizer';
 import { clipByGlobalNorm } from '../trainer/train/clip';
 import { DataParallel, localLossAndGrads, plannedWorkers } from '../trainer/parallel/pool';
-import type { Task } from '../trainer/lora/config';
+import type { Task } from '../trainer/task';
 import { benchExamples, benchSpec } from './setup';
 
 async function main(): Promise<void> {

@@ -11,7 +11,7 @@ import { amplification, deltaSpectrum, energy, subspaceSimilarity } from '../ana
 import type { HostTensor } from '../io/safetensors';
 import { loadModelFolder } from '../io/hf_folder';
 import { ADAPTER_WEIGHTS_FILE, checkAdapterFitsModel, loadAdapter, loraModuleKind } from '../lora/adapter_io';
-import { taskFromPeft } from '../lora/config';
+import { taskFromPeft } from '../task';
 import { rankTable } from '../lora/patterns';
 import type { AnalyzeResult, AnalyzedModule } from '../protocol';
 import { Rng } from '../util/rng';

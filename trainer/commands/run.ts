@@ -18,7 +18,7 @@ import type { TrainEvent } from '../protocol';
 import { adapterField, backendLine } from '../backend_line';
 import { progressPrinter } from './progress';
 import { runDemoJob } from './demo';
-import type { Task } from '../lora/config';
+import type { Task } from '../task';
 import { collate } from '../data/collate';
 
 export interface Output {

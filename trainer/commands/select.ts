@@ -5,7 +5,7 @@
 import { configNumLabels, readConfig } from '../models/gpt2/config';
 import { namedModules } from '../models/gpt2/modules';
 import { taskFromConfig } from '../io/hf_folder';
-import type { Task } from '../lora/config';
+import type { Task } from '../task';
 import { selectTargets, type SelectResult } from '../lora/select';
 
 export interface SelectOptions {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { LORA_DEFAULTS, type LoraConfig } from '../lora/config';
+import { MAX_LABELS } from '../task';
 import { LR_SCHEDULER_TYPES } from '../train/schedule';
 
 export const TASKS = ['causal-lm', 'seq-cls'] as const;
@@ -24,8 +25,6 @@ export const MAX_LENGTH = 1_048_576;
 export const MAX_BATCH = 65_536;
 /** Passes over the data. */
 export const MAX_EPOCHS = 1_000_000;
-/** seq-cls classes (transformers builds an id2label entry per class). */
-export const MAX_LABELS = 100_000;
 /** LoRA rank (PEFT's r, and rank_pattern values). */
 export const MAX_RANK = 65_536;
 

@@ -3,12 +3,11 @@
  * (names LABEL_i, as transformers defaults them, or a Parquet file's ClassLabel names); string labels get
  * ids in sorted order of the distinct training values, as datasets' class_encode_column does.
  */
-import { MAX_LABELS } from '../config/schema';
+import { MAX_LABELS } from '../task';
 import { preview } from '../errors';
 
 export type RawLabel = number | string;
 
-export { MAX_LABELS };
 
 /**
  * Both tables are null-prototype objects: a label is the user's string, and "__proto__", "constructor" or

@@ -4,11 +4,12 @@
  * or pack, and hold out an evaluation split when no eval file is given.
  */
 import { closestNames, LoraStudioError, preview } from '../errors';
-import type { Task } from '../lora/config';
+import type { Task } from '../task';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
 import type { Example } from './collate';
 import { detectFormat } from './format';
-import { allIntLike, checkLabel, hasKey, intLabelMaps, MAX_LABELS, stringLabelMaps, type LabelMaps, type RawLabel } from './labels';
+import { allIntLike, checkLabel, hasKey, intLabelMaps, stringLabelMaps, type LabelMaps, type RawLabel } from './labels';
+import { MAX_LABELS } from '../task';
 import { packBlocks } from './packing';
 import { readRows, readTextDocument } from './read_rows';
 import { resolveSource } from './sources';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { LoraStudioError, closestNames, preview } from '../errors';
 import { type GPT2Config, checkModelSize, configNumLabels, readConfig } from '../models/gpt2/config';
 import { IGNORED_BUFFER, PREFIX, gpt2WeightShapes } from '../models/gpt2/weights';
-import type { Task } from '../lora/config';
+import type { Task } from '../task';
 import { Rng } from '../util/rng';
 import { type HostTensor, type SafetensorsFile, readSafetensors, tensorToF32, writeSafetensors } from './safetensors';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './atomic';

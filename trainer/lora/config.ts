@@ -1,15 +1,7 @@
 /**
- * LoRA settings with PEFT's LoraConfig names, and the task names we accept.
+ * LoRA settings with PEFT's LoraConfig names (the tasks are in ../task.ts).
  * Validation of user input (CLI flags, run.json) lives with the run-config schema; this file is the type and defaults.
  */
-export type Task = 'causal-lm' | 'seq-cls';
-/** PEFT's task_type for each task. */
-export const PEFT_TASK_TYPE: Record<Task, 'CAUSAL_LM' | 'SEQ_CLS'> = { 'causal-lm': 'CAUSAL_LM', 'seq-cls': 'SEQ_CLS' };
-
-/** The task of a PEFT task_type, or undefined for one we do not train (or none). */
-export function taskFromPeft(task_type: unknown): Task | undefined {
-  return task_type === 'SEQ_CLS' ? 'seq-cls' : task_type === 'CAUSAL_LM' ? 'causal-lm' : undefined;
-}
 
 export interface LoraConfig {
   r: number; // rank, PEFT default 8

@@ -8,7 +8,7 @@ import { type HostTensor, f16ToF32, f32ToF16, f32ToBf16 } from '../io/safetensor
 import { assertNewOutDir, loadModelFolder, writeModelFolder } from '../io/hf_folder';
 import type { GPT2Config } from '../models/gpt2/config';
 import { isConv1D } from '../models/gpt2/weights';
-import { taskFromPeft, type Task } from './config';
+import { taskFromPeft, type Task } from '../task';
 import { ADAPTER_WEIGHTS_FILE, adapterLabelMaps, checkAdapterFitsModel, loadAdapter } from './adapter_io';
 import { rankTable } from './patterns';
 import type { AdapterWeights } from './types';

@@ -6,7 +6,8 @@
  */
 import { closestNames, LoraStudioError, preview } from '../errors';
 import { compilePythonRegex, matchNames } from '../util/regex';
-import type { LoraConfig, Task } from './config';
+import type { LoraConfig } from './config';
+import type { Task } from '../task';
 import { rankTable } from './patterns';
 import type { LoraTarget, ModuleInfo } from './types';
 

@@ -5,7 +5,7 @@
  */
 import type { Batch } from '../data/collate';
 import { causalTargets } from '../models/gpt2/model';
-import type { Task } from '../lora/config';
+import type { Task } from '../task';
 
 export interface Shard {
   batch: Batch;

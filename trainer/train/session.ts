@@ -19,7 +19,7 @@ import { rankTable } from '../lora/patterns';
 import { GPT2LoraModel } from '../models/gpt2/model';
 import { prepareData, type PreparedData } from '../data/prepare';
 import type { AdapterConfigJson, AdapterWeights, LoraTarget, ModuleInfo } from '../lora/types';
-import { taskFromPeft, type Task } from '../lora/config';
+import { taskFromPeft, type Task } from '../task';
 import { LoraStudioError } from '../errors';
 
 export interface TrainingSession {

@@ -5,7 +5,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LORA_DEFAULTS, type LoraConfig, type Task } from '../../../trainer/lora/config';
+import { LORA_DEFAULTS, type LoraConfig } from '../../../trainer/lora/config';
+import type { Task } from '../../../trainer/task';
 import { parseConfig } from '../../../trainer/models/gpt2/config';
 import { namedModules } from '../../../trainer/models/gpt2/modules';
 import { resolveTargets } from '../../../trainer/lora/targets';

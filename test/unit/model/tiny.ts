@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import { type GPT2Config, GPT2_DEFAULTS } from '../../../trainer/models/gpt2/config';
 import { randomGPT2Weights, TINY_CONFIG } from '../../../trainer/models/gpt2/random_init';
-import type { Task } from '../../../trainer/lora/config';
+import type { Task } from '../../../trainer/task';
 import type { AdapterConfigJson, AdapterWeights, LoraTarget } from '../../../trainer/lora/types';
 import type { HostTensor } from '../../../trainer/io/safetensors';
 import { initialLoraFactors } from '../../../trainer/lora/layer';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { LoraStudioError, preview } from '../../errors';
 import { isPlainObject, readJsonFile } from '../../io/json';
-import { MAX_LABELS } from '../../config/schema';
+import { MAX_LABELS } from '../../task';
 
 export interface GPT2Config {
   model_type: 'gpt2';

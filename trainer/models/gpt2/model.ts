@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { closestNames, LoraStudioError } from '../../errors';
 import type { HostTensor } from '../../io/safetensors';
 import type { Batch } from '../../data/collate';
-import type { Task } from '../../lora/config';
+import type { Task } from '../../task';
 import type { AdapterConfigJson, AdapterWeights, LoraTarget } from '../../lora/types';
 import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors, type LoraInit, transposeHost } from '../../lora/layer';
 import { Rng } from '../../util/rng';

@@ -5,7 +5,7 @@
  */
 import { type GPT2Config, innerDim } from './config';
 import { PREFIX } from './weights';
-import type { Task } from '../../lora/config';
+import type { Task } from '../../task';
 import type { ModuleInfo, ModuleType } from '../../lora/types';
 
 /**

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type GPT2Config, GPT2_DEFAULTS } from './config';
 import { gpt2WeightShapes, PREFIX } from './weights';
-import type { Task } from '../../lora/config';
+import type { Task } from '../../task';
 import { type FloatDType, type HostTensor, writeSafetensors } from '../../io/safetensors';
 import { writeJsonAtomic } from '../../io/atomic';
 import { Rng } from '../../util/rng';

@@ -4,7 +4,7 @@
  * The loader asserts every key and shape against this list; the tiny-model builder writes exactly this list.
  */
 import { type GPT2Config, innerDim } from './config';
-import type { Task } from '../../lora/config';
+import type { Task } from '../../task';
 
 export const PREFIX = 'transformer.';
 
