@@ -13,6 +13,8 @@ export interface DashStart {
   event: 'start';
   backend: string;
   gpu: boolean;
+  /** the backend as the header names it ("WASM", "TensorFlow (GPU)", "WebGPU · NVIDIA H200"), from the host */
+  backend_label?: string;
   task: string;
   model: string;
   output_dir: string;
@@ -78,6 +80,8 @@ export interface DashboardStatus {
   outputDir: string | null;
   /** a checkpoint exists, so "Resume from checkpoint" makes sense */
   canResume: boolean;
+  /** output_dir holds a finished adapter (adapter_model.safetensors), so "Analyze Adapter…" makes sense */
+  hasAdapter?: boolean;
 }
 
 export const RUN_STATES: readonly DashboardStatus['state'][] = ['idle', 'starting', 'running', 'stopping', 'done', 'failed'];
@@ -125,6 +129,10 @@ export type WebviewMessage =
   | { type: 'start' }
   | { type: 'stop' }
   | { type: 'resume' }
+  /** "LoRA: Analyze Adapter…" on the run's adapter */
+  | { type: 'analyze' }
+  /** "LoRA: Compare Runs…" */
+  | { type: 'compare' }
   | { type: 'editConfig'; path: string; value: unknown };
 
 // ---- guards ----
@@ -142,7 +150,7 @@ export function isDashboardEvent(v: unknown): v is DashboardEvent {
   if (!isObj(v)) return false;
   switch (v.event) {
     case 'start':
-      return isStr(v.backend) && isBool(v.gpu) && isStr(v.task) && isStr(v.model) && isStr(v.output_dir)
+      return isStr(v.backend) && isBool(v.gpu) && (v.backend_label === undefined || isStr(v.backend_label)) && isStr(v.task) && isStr(v.model) && isStr(v.output_dir)
         && hasNums(v, ['trainable_params', 'all_params', 'total_steps', 'num_train_epochs', 'global_step']);
     case 'step':
       return hasNums(v, ['step', 'epoch', 'loss', 'learning_rate', 'grad_norm', 'tokens_per_second', 'rss_mb', 'eta_s']);
@@ -163,7 +171,7 @@ export function isDashboardEvent(v: unknown): v is DashboardEvent {
 
 export function isDashboardStatus(v: unknown): v is DashboardStatus {
   return isObj(v) && RUN_STATES.includes(v.state as DashboardStatus['state'])
-    && isStrOrNull(v.configFile) && isStrOrNull(v.outputDir) && isBool(v.canResume);
+    && isStrOrNull(v.configFile) && isStrOrNull(v.outputDir) && isBool(v.canResume) && (v.hasAdapter === undefined || isBool(v.hasAdapter));
 }
 
 const isOptNum = (v: unknown) => v === undefined || (isNum(v) && Number.isFinite(v));
@@ -204,6 +212,121 @@ export function isHostMessage(v: unknown): v is HostMessage {
       return Array.isArray(v.events);
     case 'notice':
       return (v.level === 'info' || v.level === 'error') && isStr(v.message);
+    default:
+      return false;
+  }
+}
+
+// ---- the Analyze panel (counterpart: extension/analyze/panel.ts) ----
+
+/** One adapted module of `lora-studio analyze` (trainer/protocol.ts AnalyzedModule, re-declared). */
+export interface AnalysisModule {
+  name: string;
+  r: number;
+  /** all r singular values of ΔW, descending */
+  singular_values: number[];
+  /** ‖ΔW‖_F */
+  delta_fro: number;
+  /** ‖ΔW‖²_F / σ₁² */
+  stable_rank: number;
+  /** with a base model: ‖UᵀWV‖_F against a random baseline, and ‖ΔW‖_F / ‖UᵀWV‖_F */
+  amplification?: { factor: number; projected_fro: number; random_fro: number };
+}
+
+/** What the Analyze panel shows: the CLI's AnalyzeResult, with the folders it read. */
+export interface AnalysisData {
+  adapter: string;
+  base: string | null;
+  compare: string | null;
+  modules: AnalysisModule[];
+  /** with a second adapter: phi[i-1][j-1] = φ(A1, A2, i, j), over the modules both adapt */
+  similarity: Array<{ name: string; phi: number[][] }>;
+  warnings: string[];
+}
+
+export type AnalyzeHostMessage =
+  | { type: 'analysis'; data: AnalysisData }
+  /** the analysis failed: the CLI's message (file: field: message) */
+  | { type: 'error'; message: string }
+  | { type: 'notice'; level: 'info' | 'error'; message: string };
+
+// ---- the Compare Runs panel (counterpart: extension/analyze/comparePanel.ts) ----
+
+/** x (steps) and y, same length */
+export type XY = [number[], number[]];
+
+export interface CompareRun {
+  /** the run folder's name (its legend entry) */
+  name: string;
+  dir: string;
+  loss: XY;
+  /** eval_loss, eval_accuracy, … by name */
+  evals: Record<string, XY>;
+}
+
+/** One run-config field whose value differs between the runs: the value per run (JSON), null where absent. */
+export interface ConfigDiffRow {
+  path: string;
+  values: Array<string | null>;
+}
+
+export type CompareHostMessage =
+  | { type: 'compare'; runs: CompareRun[]; diff: ConfigDiffRow[]; configSources: Array<string | null> }
+  | { type: 'notice'; level: 'info' | 'error'; message: string };
+
+/** webview → host, for both panels */
+export type PanelWebviewMessage =
+  | { type: 'ready' }
+  /** a chart as an image (data:image/png;base64,… or data:image/svg+xml;base64,…), to save under `name` */
+  | { type: 'saveImage'; name: string; dataUrl: string }
+  /** what the page drew (the integration tests wait for it): `charts` names each chart with its item count */
+  | { type: 'rendered'; charts: Record<string, number> };
+
+const isNumArray = (v: unknown): v is number[] => Array.isArray(v) && v.every(isNum);
+const isNotice = (v: Obj) => (v.level === 'info' || v.level === 'error') && isStr(v.message);
+
+export function isAnalysisModule(v: unknown): v is AnalysisModule {
+  if (!isObj(v) || !isStr(v.name) || !isNum(v.r) || !isNumArray(v.singular_values) || !isNum(v.delta_fro) || !isNum(v.stable_rank)) return false;
+  const a = v.amplification;
+  return a === undefined || (isObj(a) && hasNums(a, ['factor', 'projected_fro', 'random_fro']));
+}
+
+export function isAnalysisData(v: unknown): v is AnalysisData {
+  return isObj(v) && isStr(v.adapter) && isStrOrNull(v.base) && isStrOrNull(v.compare)
+    && Array.isArray(v.modules) && v.modules.every(isAnalysisModule)
+    && Array.isArray(v.similarity) && v.similarity.every((s) => isObj(s) && isStr(s.name) && Array.isArray(s.phi) && s.phi.every(isNumArray))
+    && Array.isArray(v.warnings) && v.warnings.every(isStr);
+}
+
+export function isAnalyzeHostMessage(v: unknown): v is AnalyzeHostMessage {
+  if (!isObj(v)) return false;
+  switch (v.type) {
+    case 'analysis':
+      return isAnalysisData(v.data);
+    case 'error':
+      return isStr(v.message);
+    case 'notice':
+      return isNotice(v);
+    default:
+      return false;
+  }
+}
+
+const isXY = (v: unknown): v is XY => Array.isArray(v) && v.length === 2 && isNumArray(v[0]) && isNumArray(v[1]) && v[0].length === v[1].length;
+
+export function isCompareRun(v: unknown): v is CompareRun {
+  return isObj(v) && isStr(v.name) && isStr(v.dir) && isXY(v.loss) && isObj(v.evals) && Object.values(v.evals).every(isXY);
+}
+
+export function isCompareHostMessage(v: unknown): v is CompareHostMessage {
+  if (!isObj(v)) return false;
+  switch (v.type) {
+    case 'compare':
+      return Array.isArray(v.runs) && v.runs.every(isCompareRun)
+        && Array.isArray(v.diff) && v.diff.every((r) => isObj(r) && isStr(r.path) && Array.isArray(r.values) && r.values.every(isStrOrNull))
+        && Array.isArray(v.configSources) && v.configSources.every(isStrOrNull);
+    case 'notice':
+      return isNotice(v);
     default:
       return false;
   }
