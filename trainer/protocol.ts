@@ -106,9 +106,77 @@ export interface AnalyzeResult {
 
 // ---- IPC between the extension host (parent) and trainer/main.ts (child) ----
 
-export type { InspectResult, InspectModule } from './commands/inspect';
-export type { LoraTarget, ModuleInfo } from './lora/types';
-export type { SelectResult } from './lora/select';
+// ---- the module table, LoRA targets and the results of inspect and select (answers to the requests below) ----
+
+/** The PyTorch class names that `named_modules()` reports for GPT-2. */
+export type ModuleType =
+  | 'GPT2LMHeadModel' | 'GPT2ForSequenceClassification' | 'GPT2Model' | 'ModuleList' | 'GPT2Block'
+  | 'GPT2Attention' | 'GPT2MLP' | 'Conv1D' | 'Linear' | 'Embedding' | 'LayerNorm' | 'Dropout' | 'NewGELUActivation'
+  | 'GELUActivation' | 'GELUTanh' | 'ReLU';
+
+export interface ModuleInfo {
+  /** exactly as PyTorch's model.named_modules() prints it; the root is '' */
+  name: string;
+  type: ModuleType;
+  /** Linear/Conv1D: in/out features; Embedding: num_embeddings/embedding_dim; LayerNorm: normalized dim */
+  in_features?: number;
+  out_features?: number;
+  /** parameters owned directly by this module (not its children); tied weights counted once, at their owner */
+  params: number;
+  /** the HF weight keys this module owns, e.g. ['transformer.h.0.attn.c_attn.weight', '…bias'] */
+  weight_keys: string[];
+  /** true for the output head (lm_head / score) */
+  is_head?: boolean;
+  /** lm_head shares wte's weight */
+  tied_to?: string;
+}
+
+/** One module that receives LoRA, with its own rank and scaling after rank_pattern/alpha_pattern/use_rslora. */
+export interface LoraTarget {
+  name: string;
+  type: 'Conv1D' | 'Linear';
+  in_features: number;
+  out_features: number;
+  r: number;
+  lora_alpha: number;
+  /** lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
+  scaling: number;
+}
+
+export type InspectModule = ModuleInfo & {
+  lora?: { r: number; lora_alpha: number; scaling: number };
+  modules_to_save?: boolean;
+};
+
+/** JSON-serialisable. */
+export interface InspectResult {
+  model_dir: string;
+  /** config.json's model_type, e.g. "gpt2" */
+  model_type: string;
+  task: 'causal-lm' | 'seq-cls';
+  num_labels: number;
+  modules: InspectModule[];
+  targets: LoraTarget[];
+  modules_to_save: string[];
+  warnings: string[];
+  /** the effective fan_in_fan_out (PEFT forces true for Conv1D targets) */
+  fan_in_fan_out: boolean;
+  trainable_params: number;
+  all_params: number;
+  line: string;
+}
+
+/** What a target_modules value selects in a module table (lora/select.ts). */
+export interface SelectResult {
+  /** the Linear/Conv1D modules selected, in named_modules() order */
+  selected: string[];
+  /** the spec was a regex (not "all-linear"): a picker keeps it as its active filter */
+  regex?: string;
+  /** list entries, or the regex, that matched no Linear/Conv1D module */
+  unmatched: string[];
+  /** module names the spec matched that cannot take LoRA (resolveTargets refuses them) */
+  not_adaptable: string[];
+}
 
 /** The LoRA fields that inspect takes (PEFT LoraConfig names); unset ones take PEFT's defaults. */
 export interface InspectLora {

@@ -10,7 +10,7 @@ import type { LoraConfig } from '../lora/config';
 import type { Task } from '../task';
 import { resolveTargets } from '../lora/targets';
 import { countParams, thousands } from '../lora/peft_line';
-import type { LoraTarget, ModuleInfo } from '../lora/types';
+import type { InspectModule, InspectResult, ModuleInfo } from '../protocol';
 
 export interface InspectOptions {
   modelDir: string;
@@ -21,28 +21,6 @@ export interface InspectOptions {
   explicitModulesToSave?: boolean;
   /** the file the LoRA settings came from (a run config), named in errors */
   loraFile?: string;
-}
-
-export type InspectModule = ModuleInfo & {
-  lora?: { r: number; lora_alpha: number; scaling: number };
-  modules_to_save?: boolean;
-};
-
-/** JSON-serialisable. */
-export interface InspectResult {
-  model_dir: string;
-  model_type: 'gpt2';
-  task: Task;
-  num_labels: number;
-  modules: InspectModule[];
-  targets: LoraTarget[];
-  modules_to_save: string[];
-  warnings: string[];
-  /** the effective fan_in_fan_out (PEFT forces true for Conv1D targets) */
-  fan_in_fan_out: boolean;
-  trainable_params: number;
-  all_params: number;
-  line: string;
 }
 
 export function inspect(opts: InspectOptions): InspectResult {

@@ -6,7 +6,8 @@ import { configNumLabels, readConfig } from '../models/gpt2/config';
 import { namedModules } from '../models/gpt2/modules';
 import { taskFromConfig } from '../io/hf_folder';
 import type { Task } from '../task';
-import { selectTargets, type SelectResult } from '../lora/select';
+import { selectTargets } from '../lora/select';
+import type { SelectResult } from '../protocol';
 
 export interface SelectOptions {
   modelDir: string;

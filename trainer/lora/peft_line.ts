@@ -3,7 +3,7 @@
  * `trainable params: 294,912 || all params: 124,734,720 || trainable%: 0.2364`.
  */
 import type { LoraConfig } from './config';
-import type { LoraTarget, ModuleInfo } from './types';
+import type { LoraTarget, ModuleInfo } from '../protocol';
 
 export interface ParamCounts {
   trainable_params: number;

@@ -7,18 +7,7 @@
  */
 import { compilePythonRegex, matchNames } from '../util/regex';
 import { ALL_LINEAR, GPT2_DEFAULT_TARGET_MODULES, listEntryMatches } from './targets';
-import type { ModuleInfo } from './types';
-
-export interface SelectResult {
-  /** the Linear/Conv1D modules selected, in named_modules() order */
-  selected: string[];
-  /** the spec was a regex (not "all-linear"): a picker keeps it as its active filter */
-  regex?: string;
-  /** list entries, or the regex, that matched no Linear/Conv1D module */
-  unmatched: string[];
-  /** module names the spec matched that cannot take LoRA (resolveTargets refuses them) */
-  not_adaptable: string[];
-}
+import type { ModuleInfo, SelectResult } from '../protocol';
 
 const LORA_TYPES: ReadonlySet<string> = new Set(['Linear', 'Conv1D']);
 

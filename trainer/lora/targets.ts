@@ -9,7 +9,7 @@ import { compilePythonRegex, matchNames } from '../util/regex';
 import type { LoraConfig } from './config';
 import type { Task } from '../task';
 import { rankTable } from './patterns';
-import type { LoraTarget, ModuleInfo } from './types';
+import type { LoraTarget, ModuleInfo } from '../protocol';
 
 /** PEFT's default for model_type gpt2 (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 export const GPT2_DEFAULT_TARGET_MODULES = ['c_attn'];

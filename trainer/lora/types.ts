@@ -1,43 +1,8 @@
 /**
- * Shared shapes of the LoRA side: the module table (what `named_modules()` prints), the resolved targets,
- * and an adapter held in host memory in PEFT's layout (A is [r, in], B is [out, r]).
+ * An adapter held in host memory in PEFT's layout (A is [r, in], B is [out, r]), and its adapter_config.json.
+ * The module table and the resolved targets are protocol types (../protocol.ts).
  */
 import type { HostTensor } from '../io/safetensors';
-
-/** The PyTorch class names that `named_modules()` reports for GPT-2. */
-export type ModuleType =
-  | 'GPT2LMHeadModel' | 'GPT2ForSequenceClassification' | 'GPT2Model' | 'ModuleList' | 'GPT2Block'
-  | 'GPT2Attention' | 'GPT2MLP' | 'Conv1D' | 'Linear' | 'Embedding' | 'LayerNorm' | 'Dropout' | 'NewGELUActivation'
-  | 'GELUActivation' | 'GELUTanh' | 'ReLU';
-
-export interface ModuleInfo {
-  /** exactly as PyTorch's model.named_modules() prints it; the root is '' */
-  name: string;
-  type: ModuleType;
-  /** Linear/Conv1D: in/out features; Embedding: num_embeddings/embedding_dim; LayerNorm: normalized dim */
-  in_features?: number;
-  out_features?: number;
-  /** parameters owned directly by this module (not its children); tied weights counted once, at their owner */
-  params: number;
-  /** the HF weight keys this module owns, e.g. ['transformer.h.0.attn.c_attn.weight', '…bias'] */
-  weight_keys: string[];
-  /** true for the output head (lm_head / score) */
-  is_head?: boolean;
-  /** lm_head shares wte's weight */
-  tied_to?: string;
-}
-
-/** One module that receives LoRA, with its own rank and scaling after rank_pattern/alpha_pattern/use_rslora. */
-export interface LoraTarget {
-  name: string;
-  type: 'Conv1D' | 'Linear';
-  in_features: number;
-  out_features: number;
-  r: number;
-  lora_alpha: number;
-  /** lora_alpha / r, or lora_alpha / sqrt(r) with use_rslora */
-  scaling: number;
-}
 
 /** adapter_config.json as PEFT writes it; unknown keys from newer PEFT versions are kept in `extra`. */
 export interface AdapterConfigJson {

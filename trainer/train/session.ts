@@ -18,7 +18,8 @@ import { adapterConfigJson, checkAdapterFitsModel, loadAdapter } from '../lora/a
 import { rankTable } from '../lora/patterns';
 import { GPT2LoraModel } from '../models/gpt2/model';
 import { prepareData, type PreparedData } from '../data/prepare';
-import type { AdapterConfigJson, AdapterWeights, LoraTarget, ModuleInfo } from '../lora/types';
+import type { AdapterConfigJson, AdapterWeights } from '../lora/types';
+import type { LoraTarget, ModuleInfo } from '../protocol';
 import { taskFromPeft, type Task } from '../task';
 import { LoraStudioError } from '../errors';
 

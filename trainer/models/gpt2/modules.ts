@@ -6,7 +6,7 @@
 import { type GPT2Config, innerDim } from './config';
 import { PREFIX } from './weights';
 import type { Task } from '../../task';
-import type { ModuleInfo, ModuleType } from '../../lora/types';
+import type { ModuleInfo, ModuleType } from '../../protocol';
 
 /**
  * The class transformers' ACT2FN instantiates for each activation_function. `GELUTanh` is the current name
