@@ -11,7 +11,7 @@ import { tinyRun } from './helpers';
 import { loadRunConfig } from '../../trainer/config/run_config';
 import { train } from '../../trainer/train/trainer';
 import { openTrainingSession } from '../../trainer/train/session';
-import { loadModelFolder } from '../../trainer/io/hf_folder';
+import { loadModelFolder } from '../../trainer/models/gpt2/folder';
 import { loadAdapter } from '../../trainer/lora/adapter_io';
 import { rankAndScaling } from '../../trainer/lora/patterns';
 import { loadTokenizer } from '../../trainer/tokenizer/tokenizer';

@@ -9,7 +9,7 @@ import { LoraStudioError } from '../errors';
 import { mat, type Mat } from '../analysis/linalg';
 import { amplification, deltaSpectrum, energy, subspaceSimilarity } from '../analysis/lowrank';
 import type { HostTensor } from '../io/safetensors';
-import { loadModelFolder } from '../io/hf_folder';
+import { loadModelFolder } from '../models/gpt2/folder';
 import { ADAPTER_WEIGHTS_FILE, checkAdapterFitsModel, loadAdapter, loraModuleKind } from '../lora/adapter_io';
 import { taskFromPeft } from '../task';
 import { rankTable } from '../lora/patterns';

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { configNumLabels, readConfig } from '../models/gpt2/config';
 import { namedModules } from '../models/gpt2/modules';
-import { taskFromConfig } from '../io/hf_folder';
+import { taskFromConfig } from '../models/gpt2/folder';
 import type { LoraConfig } from '../lora/config';
 import type { Task } from '../task';
 import { resolveTargets } from '../lora/targets';

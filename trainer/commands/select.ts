@@ -4,7 +4,7 @@
  */
 import { configNumLabels, readConfig } from '../models/gpt2/config';
 import { namedModules } from '../models/gpt2/modules';
-import { taskFromConfig } from '../io/hf_folder';
+import { taskFromConfig } from '../models/gpt2/folder';
 import type { Task } from '../task';
 import { selectTargets } from '../lora/select';
 import type { SelectResult } from '../protocol';

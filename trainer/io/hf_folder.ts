@@ -1,15 +1,12 @@
 /**
- * Hugging Face GPT-2 model folders, both directions: loads config.json plus model.safetensors (or the shards
- * listed by model.safetensors.index.json) into canonical, checked F32 host tensors, and writes a complete new
- * folder (config, weights in the input's key layout and dtypes, tokenizer files) without ever touching the source.
+ * Hugging Face model folders as files, whatever the architecture: the weight files (model.safetensors, or the
+ * shards model.safetensors.index.json lists), the tokenizer files copied beside them, the rule that we never
+ * write into a source folder, and writing a whole new folder atomically. The families' loaders
+ * (models/<family>/folder.ts) read and check the tensors themselves.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LoraStudioError, closestNames, preview } from '../errors';
-import { type GPT2Config, checkModelSize, configNumLabels, readConfig } from '../models/gpt2/config';
-import { IGNORED_BUFFER, PREFIX, gpt2WeightShapes } from '../models/gpt2/weights';
-import type { Task } from '../task';
-import { Rng } from '../util/rng';
+import { LoraStudioError, preview } from '../errors';
 import { type HostTensor, type SafetensorsFile, readSafetensors, tensorToF32, writeSafetensors } from './safetensors';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './atomic';
 import { isPlainObject, readJsonFile } from './json';
@@ -22,122 +19,15 @@ export const TOKENIZER_FILES = [
   'generation_config.json',
 ];
 
-export interface LoadedModel {
-  dir: string;
-  config: GPT2Config;
-  task: Task;
-  num_labels: number;
-  /** canonical keys of gpt2WeightShapes (`transformer.` prefix; `score.weight` bare), values in F32, dtype as stored */
-  weights: Map<string, HostTensor>;
-  /** whether the input's keys carried `transformer.` (transformers' layout) or not (the original gpt2 checkpoint) */
-  layout: 'prefixed' | 'bare';
-  sharded: boolean;
-  /** names (not paths) of the TOKENIZER_FILES present in the folder */
-  tokenizerFiles: string[];
-  warnings: string[];
-}
-
-export interface LoadModelOptions {
-  task?: Task;
-  num_labels?: number;
-  /** seed for a newly initialised score.weight (default 42) */
-  seed?: number;
-}
-
-const SEQ_CLS_ARCH = 'GPT2ForSequenceClassification';
-
-/** The task a config was saved for: GPT2ForSequenceClassification → seq-cls, anything else → causal-lm. */
-export function taskFromConfig(config: GPT2Config): Task {
-  return Array.isArray(config.architectures) && config.architectures.includes(SEQ_CLS_ARCH) ? 'seq-cls' : 'causal-lm';
-}
-
-export function loadModelFolder(dir: string, opts: LoadModelOptions = {}): LoadedModel {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraStudioError('not a folder: a Hugging Face model folder was expected', dir);
-  const config = readConfig(dir);
-  const task = opts.task ?? taskFromConfig(config);
-  const num_labels = task === 'seq-cls' ? (opts.num_labels ?? configNumLabels(config)) : configNumLabels(config);
-  if (!Number.isInteger(num_labels) || num_labels < 1) {
-    throw new LoraStudioError(`num_labels must be a positive integer, got ${preview(num_labels)}`, path.join(dir, 'config.json'), 'num_labels');
-  }
-  // The head is part of the size bound: a newly initialised score.weight is num_labels × n_embd.
-  checkModelSize(config, task === 'seq-cls' ? num_labels : 0, path.join(dir, 'config.json'));
-  const warnings: string[] = [];
-  const raw = readRawTensors(dir);
-  const expected = gpt2WeightShapes(config, task, num_labels);
-  const weights = new Map<string, HostTensor>();
-  let prefixed = 0;
-  let bare = 0;
-  const unexpected: string[] = [];
-  let lmHead: { key: string; file: string; t: HostTensor } | undefined;
-  let droppedScore = false;
-
-  for (const [key, file] of raw.where) {
-    if (IGNORED_BUFFER.test(key)) continue;
-    if (key === 'lm_head.weight') {
-      const want = [config.vocab_size, config.n_embd];
-      const shape = raw.files.get(file)!.entries.get(key)!.shape;
-      if (!sameShape(shape, want)) {
-        throw new LoraStudioError(`shape ${preview(shape)} does not match wte ${JSON.stringify(want)}, to which GPT-2 ties it`, file, key);
-      }
-      lmHead = { key, file, t: decode(raw, key) };
-      continue;
-    }
-    if (key === 'score.weight' && task === 'causal-lm') {
-      droppedScore = true;
-      continue;
-    }
-    let canonical: string;
-    if (key === 'score.weight') canonical = key;
-    else if (key.startsWith(PREFIX) && expected.has(key)) { canonical = key; prefixed++; }
-    else if (expected.has(PREFIX + key)) { canonical = PREFIX + key; bare++; }
-    else { unexpected.push(key); continue; }
-    if (weights.has(canonical)) throw new LoraStudioError(`holds ${canonical} twice (with and without the "${PREFIX}" prefix)`, file, key);
-    const shape = expected.get(canonical)!;
-    const entry = raw.files.get(file)!.entries.get(key)!;
-    if (!sameShape(entry.shape, shape)) {
-      const hint = canonical === 'score.weight' ? ` (a head for ${entry.shape[0]} labels, but num_labels is ${num_labels})` : '';
-      throw new LoraStudioError(`shape ${preview(entry.shape)} does not fit this config, which needs ${JSON.stringify(shape)}${hint}`, file, key);
-    }
-    weights.set(canonical, decode(raw, key));
-  }
-  const layout: LoadedModel['layout'] = prefixed >= bare ? 'prefixed' : 'bare';
-  const mainFile = raw.sharded ? path.join(dir, WEIGHTS_INDEX_FILE) : path.join(dir, WEIGHTS_FILE);
-
-  if (unexpected.length) {
-    const shown = unexpected.slice(0, 5).join(', ') + (unexpected.length > 5 ? `, … (${unexpected.length} in all)` : '');
-    throw new LoraStudioError(
-      `holds tensors that a GPT-2 model does not have: ${shown}. Is this a model of another architecture?`,
-      raw.where.get(unexpected[0]) ?? mainFile,
-      unexpected[0],
-    );
-  }
-  for (const [key, shape] of expected) {
-    if (weights.has(key)) continue;
-    if (key === 'score.weight') {
-      weights.set(key, initScore(shape, config, opts.seed ?? 42, weights.get(`${PREFIX}wte.weight`)?.dtype ?? 'F32'));
-      warnings.push(`Some weights of ${SEQ_CLS_ARCH} were not initialized from the model checkpoint at ${dir} and are newly initialized: ['score.weight']. Train them before using the model for predictions.`);
-      continue;
-    }
-    const asStored = layout === 'bare' ? key.slice(PREFIX.length) : key;
-    throw new LoraStudioError(`missing tensor ${asStored}, which a GPT-2 model with this config needs`, mainFile, asStored);
-  }
-  if (lmHead) {
-    const wte = weights.get(`${PREFIX}wte.weight`)!.data;
-    if (!sameValues(wte, lmHead.t.data)) warnings.push(`lm_head.weight differs from wte.weight; GPT-2 ties them, so wte.weight is used for both`);
-  }
-  if (droppedScore) warnings.push(`Some weights of the model checkpoint at ${dir} were not used when loading it for causal-lm: ['score.weight']`);
-  const tokenizerFiles = TOKENIZER_FILES.filter((f) => fs.existsSync(path.join(dir, f)));
-  return { dir, config, task, num_labels, weights, layout, sharded: raw.sharded, tokenizerFiles, warnings };
-}
-
-interface RawTensors {
+export interface RawTensors {
   sharded: boolean;
   /** key → the file that holds it (absolute path) */
   where: Map<string, string>;
   files: Map<string, SafetensorsFile>;
 }
 
-function readRawTensors(dir: string): RawTensors {
+/** Every tensor of the folder's weight files, by key, with the file that holds it (headers read, data not decoded). */
+export function readRawTensors(dir: string): RawTensors {
   const single = path.join(dir, WEIGHTS_FILE);
   const index = path.join(dir, WEIGHTS_INDEX_FILE);
   const files = new Map<string, SafetensorsFile>();
@@ -189,24 +79,9 @@ export function readShardIndex(index: string): Map<string, string> {
   return out;
 }
 
-function decode(raw: RawTensors, key: string): HostTensor {
+/** One tensor of `raw`, decoded to F32 (its stored dtype is kept in the result). */
+export function decodeRaw(raw: RawTensors, key: string): HostTensor {
   return tensorToF32(raw.files.get(raw.where.get(key)!)!, key);
-}
-
-function initScore(shape: number[], config: GPT2Config, seed: number, dtype: HostTensor['dtype']): HostTensor {
-  const std = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
-  const rng = new Rng(seed);
-  const data = new Float32Array(shape[0] * shape[1]);
-  for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
-  return { shape: [...shape], data, dtype };
-}
-
-const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
-
-function sameValues(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
-  return true;
 }
 
 /** Real path of `p`, resolving the deepest part that exists (the rest need not exist yet). */
@@ -237,36 +112,16 @@ export function assertNewOutDir(outDir: string, srcDir: string): void {
   }
 }
 
+
 /**
  * Writes a complete Hugging Face folder into the NEW directory `outDir` (built under a temporary name, then
- * renamed): config.json as in `src.config`, model.safetensors with `src.layout`'s keys and each tensor's dtype,
- * and byte copies of src's tokenizer files. `weights` uses canonical keys and must match the config exactly.
+ * renamed): config.json, model.safetensors with `weights` as given (keys and dtypes), and byte copies of the
+ * tokenizer files `tokenizerFiles` of `srcDir`. The caller has checked the weights against the config.
  */
-export function writeModelFolder(outDir: string, src: LoadedModel, weights: Map<string, HostTensor>): void {
-  assertNewOutDir(outDir, src.dir);
-  const expected = gpt2WeightShapes(src.config, src.task, src.num_labels);
-  for (const key of weights.keys()) {
-    if (!expected.has(key)) {
-      throw new LoraStudioError(`not a weight of this GPT-2 model${hint(key, expected.keys())}`, path.join(outDir, WEIGHTS_FILE), key);
-    }
-  }
-  for (const [key, shape] of expected) {
-    const t = weights.get(key);
-    if (!t) throw new LoraStudioError('missing tensor; refusing to write an incomplete model', path.join(outDir, WEIGHTS_FILE), key);
-    if (!sameShape(t.shape, shape)) throw new LoraStudioError(`shape ${JSON.stringify(t.shape)} but the config needs ${JSON.stringify(shape)}`, path.join(outDir, WEIGHTS_FILE), key);
-  }
-  const named = new Map<string, HostTensor>();
-  for (const key of expected.keys()) {
-    named.set(src.layout === 'bare' && key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key, weights.get(key)!);
-  }
+export function writeHfFolder(outDir: string, srcDir: string, config: object, weights: Map<string, HostTensor>, tokenizerFiles: string[]): void {
   writeDirAtomic(outDir, (tmp) => {
-    writeJsonAtomic(path.join(tmp, 'config.json'), src.config);
-    writeSafetensors(path.join(tmp, WEIGHTS_FILE), named, { format: 'pt' });
-    for (const f of src.tokenizerFiles) writeFileAtomic(path.join(tmp, f), fs.readFileSync(path.join(src.dir, f)));
+    writeJsonAtomic(path.join(tmp, 'config.json'), config);
+    writeSafetensors(path.join(tmp, WEIGHTS_FILE), weights, { format: 'pt' });
+    for (const f of tokenizerFiles) writeFileAtomic(path.join(tmp, f), fs.readFileSync(path.join(srcDir, f)));
   });
-}
-
-function hint(key: string, names: Iterable<string>): string {
-  const close = closestNames(key, names);
-  return close.length ? ` (did you mean ${close.join(', ')}?)` : '';
 }

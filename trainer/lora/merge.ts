@@ -5,7 +5,8 @@
 import * as path from 'node:path';
 import { LoraStudioError, preview } from '../errors';
 import { type HostTensor, f16ToF32, f32ToF16, f32ToBf16 } from '../io/safetensors';
-import { assertNewOutDir, loadModelFolder, writeModelFolder } from '../io/hf_folder';
+import { assertNewOutDir } from '../io/hf_folder';
+import { loadModelFolder, writeModelFolder } from '../models/gpt2/folder';
 import type { GPT2Config } from '../models/gpt2/config';
 import { isConv1D } from '../models/gpt2/weights';
 import { taskFromPeft, type Task } from '../task';

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { modelAsGiven, type RunConfig } from '../config/run_config';
 import { baseModelRefFor } from '../lora/base_model_ref';
 import { type BackendInfo, type BackendName, initBackend } from '../backend';
-import { loadModelFolder, type LoadedModel } from '../io/hf_folder';
+import { loadModelFolder, type LoadedModel } from '../models/gpt2/folder';
 import { resolveModelDir } from '../io/hub_model';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer';
 import { namedModules } from '../models/gpt2/modules';

@@ -14,7 +14,7 @@ import { loadRunConfig } from '../../../trainer/config/run_config';
 import { prepareData } from '../../../trainer/data/prepare';
 import { readRows } from '../../../trainer/data/read_rows';
 import type { DataSpec } from '../../../trainer/data/types';
-import { loadModelFolder } from '../../../trainer/io/hf_folder';
+import { loadModelFolder } from '../../../trainer/models/gpt2/folder';
 import { readSafetensors, tensorToF32 } from '../../../trainer/io/safetensors';
 import { adapterLabelMaps, loadAdapter } from '../../../trainer/lora/adapter_io';
 import { LORA_DEFAULTS } from '../../../trainer/lora/config';

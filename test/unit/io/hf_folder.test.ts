@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModelFolder, writeModelFolder, type LoadedModel } from '../../../trainer/io/hf_folder';
+import { loadModelFolder, writeModelFolder, type LoadedModel } from '../../../trainer/models/gpt2/folder';
 import { type HostTensor, f32ToBf16, f32ToF16, f16ToF32, readSafetensors, writeSafetensors } from '../../../trainer/io/safetensors';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 import { gpt2WeightShapes } from '../../../trainer/models/gpt2/weights';

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { modelCacheDir, resolveModelDir } from '../../../trainer/io/hub_model';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
-import { loadModelFolder } from '../../../trainer/io/hf_folder';
+import { loadModelFolder } from '../../../trainer/models/gpt2/folder';
 import { LoraStudioError } from '../../../trainer/errors';
 
 const SHA = 'a'.repeat(40);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadModelFolder } from '../../../trainer/io/hf_folder';
+import { loadModelFolder } from '../../../trainer/models/gpt2/folder';
 import { type HostTensor, f32ToBf16, readSafetensors } from '../../../trainer/io/safetensors';
 import { loadAdapter, saveAdapter } from '../../../trainer/lora/adapter_io';
 import { mergeAdapter, mergeToFolder, unmergeAdapter } from '../../../trainer/lora/merge';
