@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { CliError, runCli } from './cli';
 import type { LoraContext } from './context';
 import { installedNative, installNative, nativePlan, nativeRoot, type NativeFlavor } from './native';
+import { installGpuBackend } from './commands/gpu';
 import { regexFromList } from './modules/treeModel';
 import type { ModelRef } from './modules/view';
 import { OPEN_LOG, showTrainerError } from './run';
@@ -59,6 +60,7 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'tryAdapter', title: 'Trying an adapter', needs: ['trust'], run: (ctx) => tryAdapter(ctx) },
   { id: 'newRunConfig', title: 'New Run Config', run: (ctx) => newRunConfig(ctx) },
   { id: 'installNativeBackend', title: 'Install Native Backend', run: (ctx) => installNativeBackend(ctx) },
+  { id: 'installGpuBackend', title: 'Install GPU Backend', run: (ctx) => installGpuBackend(ctx) },
   { id: 'showLog', title: 'Show Log', run: (ctx) => ctx.log.show() },
   { id: 'modules.filterRegex', title: 'Filter by regex', needs: ['model'], run: (ctx) => filterRegex(ctx) },
   { id: 'modules.filterAttention', title: 'Attention only', needs: ['model'], run: (ctx) => ctx.modules.applyFilter({ kind: 'attention' }) },

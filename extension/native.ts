@@ -1,7 +1,8 @@
 /**
  * "Install Native Backend…": installs @tensorflow/tfjs-node-gpu (or tfjs-node) with npm into the extension's
  * global storage (<globalStorage>/native/node_modules). The trainer child gets that folder as
- * LORA_STUDIO_NATIVE_DIR and loads the binding from there. No vscode import.
+ * LORA_STUDIO_NATIVE_DIR and loads the binding from there. "Install GPU Backend…" (gpu.ts) installs `webgpu`
+ * into the same folder with installPlan. No vscode import.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -17,6 +18,10 @@ export interface NativePlan {
   spec: string;
   /** what the user's machine needs, shown before installing */
   requirements: string;
+  /** what it is called in messages, e.g. "The native backend" */
+  what?: string;
+  /** what the install downloads, for the no-network message */
+  downloads?: string;
 }
 
 export function nativePlan(flavor: NativeFlavor): NativePlan {
@@ -64,7 +69,7 @@ const NETWORK = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREA
 export function explainInstallFailure(output: string, code: number | null, plan: NativePlan, root: string): string {
   const manual = `Or install it by hand: \`npm install ${plan.spec}\` inside ${root}.`;
   if (NETWORK.test(output)) {
-    return `No network: npm could not reach the package registry to download ${plan.pkg}. The native backend needs internet access to install (npm, then libtensorflow). Training still works on the WebAssembly/CPU backend. ${manual}`;
+    return `No network: npm could not reach the package registry to download ${plan.pkg}. ${plan.what ?? 'The native backend'} needs internet access to install (${plan.downloads ?? 'npm, then libtensorflow'}). Training still works on the WebAssembly/CPU backend. ${manual}`;
   }
   if (/libtensorflow|tfjs-node.*install|node-pre-gyp/i.test(output)) {
     return `${plan.pkg} was downloaded but its libtensorflow binary could not be installed (see the log). ${manual}`;
@@ -84,12 +89,19 @@ export interface InstallOptions {
 }
 
 /** Runs npm install into <globalStorage>/native; resolves with the installed package name. */
-export async function installNative(globalStorage: string, flavor: NativeFlavor, opts: InstallOptions = {}): Promise<string> {
-  const plan = nativePlan(flavor);
+export function installNative(globalStorage: string, flavor: NativeFlavor, opts: InstallOptions = {}): Promise<string> {
+  return installPlan(globalStorage, nativePlan(flavor), opts);
+}
+
+/**
+ * npm install of `plan.spec` into <globalStorage>/native (the folder the trainer gets as LORA_STUDIO_NATIVE_DIR);
+ * resolves with the package name once its package.json is there. Used for the native and the GPU backend.
+ */
+export async function installPlan(globalStorage: string, plan: NativePlan, opts: InstallOptions = {}): Promise<string> {
   const root = nativeRoot(globalStorage);
   fs.mkdirSync(root, { recursive: true });
   const manifest = path.join(root, 'package.json');
-  if (!fs.existsSync(manifest)) fs.writeFileSync(manifest, JSON.stringify({ name: 'lora-studio-native', private: true, description: 'The native TensorFlow backend of LoRA Studio' }, null, 2) + '\n');
+  if (!fs.existsSync(manifest)) fs.writeFileSync(manifest, JSON.stringify({ name: 'lora-studio-native', private: true, description: 'The native TensorFlow and GPU (WebGPU) backends of LoRA Studio' }, null, 2) + '\n');
   const npm = opts.npm ?? (process.platform === 'win32' ? 'npm.cmd' : 'npm');
   const args = ['install', plan.spec, '--no-audit', '--no-fund', '--no-package-lock', '--loglevel', 'http', ...(opts.npmArgs ?? [])];
   let output = '';

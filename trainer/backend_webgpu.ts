@@ -10,6 +10,8 @@
  * On this backend only the async reads (`data()`, `array()`) work: tfjs's synchronous read needs OffscreenCanvas.
  */
 import { execFile } from 'node:child_process';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
@@ -77,12 +79,37 @@ let dawn: DawnModule | null = null;
 /** for resolving `webgpu` (the bundle keeps it external) */
 const nodeRequire: NodeJS.Require = require;
 
+/** The folder the extension installs backend packages into (backend.ts's NATIVE_DIR_ENV; "LoRA: Install GPU Backend…" puts `webgpu` there). */
+const INSTALL_DIR_ENV = 'LORA_STUDIO_NATIVE_DIR';
+
+/**
+ * The entry file of `webgpu`: from node_modules beside the trainer (a checkout, an npm install), else from the
+ * folder in $LORA_STUDIO_NATIVE_DIR. The error names every place tried and how to install it.
+ */
+export function resolveWebgpu(): string {
+  const errors: string[] = [];
+  try {
+    return nodeRequire.resolve('webgpu');
+  } catch (e) {
+    errors.push(firstLine(e));
+  }
+  const dir = process.env[INSTALL_DIR_ENV];
+  if (dir) {
+    try {
+      return createRequire(path.join(path.resolve(dir), 'noop.js')).resolve('webgpu');
+    } catch (e) {
+      errors.push(`${INSTALL_DIR_ENV}=${dir}: ${firstLine(e)}`);
+    }
+  }
+  throw new Error(`Dawn's Node bindings (npm "webgpu") are not installed (${errors.join('; ')}); in VS Code run "LoRA: Install GPU Backend…", from the command line \`npm install webgpu@0.6.2\``);
+}
+
 async function loadDawn(): Promise<DawnModule> {
   if (dawn) return dawn;
+  const entry = resolveWebgpu();
   try {
     // a run-time import: the bundle leaves `webgpu` outside (it is ESM and loads the native dawn.node)
-    const pkg = 'webgpu';
-    dawn = (await import(pkg)) as DawnModule;
+    dawn = (await import(pathToFileURL(entry).href)) as DawnModule;
   } catch (e) {
     throw new Error(`Dawn's Node bindings (npm "webgpu") did not load: ${firstLine(e)}`);
   }
@@ -179,12 +206,7 @@ import(url).then(async ({ create }) => {
  * (a missing Vulkan loader, reduced limits), which a run that ends up on wasm should not show.
  */
 async function probeInChild(): Promise<Outcome[]> {
-  let url: string;
-  try {
-    url = pathToFileURL(nodeRequire.resolve('webgpu')).href;
-  } catch (e) {
-    throw new Error(`Dawn's Node bindings (npm "webgpu") did not load: ${firstLine(e)}`);
-  }
+  const url = pathToFileURL(resolveWebgpu()).href;
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(process.execPath, ['-e', PROBE, url, JSON.stringify(ATTEMPTS)], { timeout: 60_000, windowsHide: true }, (err, out) => {
       if (err && !out) reject(new Error(`the adapter probe failed: ${firstLine(err)}`));

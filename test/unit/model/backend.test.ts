@@ -59,7 +59,7 @@ describe('initBackend', () => {
     assert.equal(info.gpu, false);
     assert.deepEqual(info.tried.map((t) => t.name), ['tensorflow', 'webgpu']);
     assert.match(info.tried[0].error, /tfjs-node/);
-    assert.match(info.tried[1].error, /no hardware adapter|no WebGPU adapter|did not load/);
+    assert.match(info.tried[1].error, /no hardware adapter|no WebGPU adapter|did not load|are not installed/);
   });
 
   it('a hardware adapter decides: Dawn offers one here, or auto skips webgpu and is not run on the GPU', { skip: nativeInstalled && 'skipped: tfjs-node is installed' }, async () => {
@@ -77,7 +77,7 @@ describe('initBackend', () => {
     const anyAdapter = !(await webgpuSkipReason());
     // here: only llvmpipe, named in the reason; on a machine without any adapter, Dawn says it found none
     if (anyAdapter) assert.match(why, /Dawn offers no hardware adapter \(.*only a software adapter: .+\); the automatic order never takes a software one/);
-    else assert.match(why, /no WebGPU adapter|did not load/);
+    else assert.match(why, /no WebGPU adapter|did not load|are not installed/);
   });
 
   it('a forced webgpu takes the software adapter, reports gpu: false and the adapter', async (t) => {
