@@ -1,8 +1,9 @@
 /**
- * The status-bar item of the running job: step/total and loss, updated at most every
- * loraStudio.metricsThrottleMs; a click opens the dashboard. Hidden while no run has started.
+ * The status-bar item of the running job: the backend (as the dashboard header names it), step/total and loss,
+ * updated at most every loraStudio.metricsThrottleMs; a click opens the dashboard. Hidden while no run has started.
  */
 import * as vscode from 'vscode';
+import { backendLabel } from './backendLabel';
 import { Disposable } from './disposable';
 import type { RunManager } from './run';
 
@@ -10,6 +11,8 @@ export class RunStatusBar extends Disposable {
   private readonly item: vscode.StatusBarItem;
   private timer: NodeJS.Timeout | undefined;
   private last = 0;
+  /** the backend of the live run, from its start event */
+  private backend: string | undefined;
 
   constructor(private readonly runs: RunManager) {
     super();
@@ -18,6 +21,10 @@ export class RunStatusBar extends Disposable {
     this.item.command = 'loraStudio.showDashboard';
     this._register(runs.onDidChangeStatus(() => this.update()));
     this._register(runs.onDidReceiveEvent((e) => {
+      if (e.event === 'start') {
+        this.backend = backendLabel(e).text;
+        this.update();
+      }
       if (e.event === 'step') this.throttled();
     }));
     this._register({ dispose: () => clearTimeout(this.timer) });
@@ -42,12 +49,14 @@ export class RunStatusBar extends Disposable {
     const p = this.runs.progress();
     const steps = p.step !== undefined ? ` ${p.step}${p.totalSteps ? `/${p.totalSteps}` : ''}` : '';
     const loss = p.loss !== undefined && Number.isFinite(p.loss) ? ` · loss ${p.loss.toFixed(4)}` : '';
+    const on = this.backend ? ` · ${this.backend}` : '';
     switch (s.state) {
       case 'starting':
+        this.backend = undefined;
         this.item.text = '$(loading~spin) LoRA: starting…';
         break;
       case 'running':
-        this.item.text = `$(loading~spin) LoRA${steps}${loss}`;
+        this.item.text = `$(loading~spin) LoRA${steps}${loss}${on}`;
         break;
       case 'stopping':
         this.item.text = `$(debug-stop) LoRA: stopping${steps}`;
@@ -62,7 +71,7 @@ export class RunStatusBar extends Disposable {
         this.item.hide();
         return;
     }
-    this.item.tooltip = `${s.configFile ?? ''}${s.outputDir ? `\noutput: ${s.outputDir}` : ''}\nClick to show the dashboard`;
+    this.item.tooltip = `${s.configFile ?? ''}${this.backend ? `\nbackend: ${this.backend}` : ''}${s.outputDir ? `\noutput: ${s.outputDir}` : ''}\nClick to show the dashboard`;
     this.item.show();
   }
 }

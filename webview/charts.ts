@@ -1,11 +1,14 @@
 /**
- * The live charts (uPlot): train loss, eval loss, eval metric, learning rate, tokens/s and memory, against the
- * step. Redraws at most once per animation frame and only when the run changed; large series are cut down with
- * the min/max selection of series.ts. Colours come only from VS Code's CSS variables, read with
+ * The live charts (uPlot): train loss, eval loss, eval metric, learning rate, tokens/s, gradient norm and memory,
+ * against the step. Loss and tokens/s are smoothed as TensorBoard smooths (smoothing.ts), the raw series drawn
+ * faintly behind. A chart with no data in this run (no eval → no eval loss) is hidden; train loss always shows.
+ * Redraws at most once per animation frame and only when the run or the smoothing changed; large series are cut
+ * down with the min/max selection of series.ts. Colours come only from VS Code's CSS variables, read with
  * getComputedStyle, and the charts are rebuilt when the theme changes.
  */
 import uPlot from 'uplot';
 import { downsample } from './series';
+import { DEFAULT_SMOOTHING, emaSmooth } from './smoothing';
 import { formatNumber, type RunState, type SeriesTable } from './runState';
 
 /** the most points one chart draws; beyond it the min/max selection applies */
@@ -19,19 +22,40 @@ interface ChartSpec {
   columns: (run: RunState) => string[];
   /** label of a column in the legend */
   label?: (column: string) => string;
+  /** drawn smoothed (EMA with debias), the raw series faint behind */
+  smooth?: boolean;
+  /** shown even before it has data (with "No data yet") */
+  always?: boolean;
 }
 
 const SPECS: readonly ChartSpec[] = [
-  { title: 'Train loss', table: 'train', columns: () => ['loss'] },
+  { title: 'Train loss', table: 'train', columns: () => ['loss'], smooth: true, always: true },
   { title: 'Eval loss', table: 'evals', columns: () => ['eval_loss'] },
   { title: 'Eval metric', table: 'evals', columns: (run) => run.evalMetricNames(), label: (c) => c.replace(/^eval_/, '') },
   { title: 'Learning rate', table: 'train', columns: () => ['learning_rate'] },
-  { title: 'Tokens / s', table: 'train', columns: () => ['tokens_per_second'] },
+  { title: 'Tokens / s', table: 'train', columns: () => ['tokens_per_second'], smooth: true },
+  { title: 'Gradient norm', table: 'train', columns: () => ['grad_norm'] },
   { title: 'Memory (RSS, MB)', table: 'train', columns: () => ['rss_mb'] },
 ];
 
 /** Series colours, in order: VS Code's chart palette. */
 const SERIES_VARS = ['--vscode-charts-blue', '--vscode-charts-orange', '--vscode-charts-purple', '--vscode-charts-green', '--vscode-charts-yellow', '--vscode-charts-red'];
+
+/** the raw series behind a smoothed one: this opaque (hex alpha) */
+const RAW_ALPHA = 0.3;
+
+/** `colour` at `alpha`, through the canvas's own colour parsing (any CSS colour a theme gives). */
+function faint(colour: string, alpha: number): string {
+  const ctx = document.createElement('canvas').getContext('2d');
+  if (!ctx) return colour;
+  ctx.fillStyle = '#000000';
+  ctx.fillStyle = colour;
+  const c = String(ctx.fillStyle);
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(c);
+  if (m) return `rgba(${parseInt(m[1], 16)}, ${parseInt(m[2], 16)}, ${parseInt(m[3], 16)}, ${alpha})`;
+  const r = /^rgba?\(([^,]+),([^,]+),([^,)]+)/.exec(c);
+  return r ? `rgba(${r[1].trim()}, ${r[2].trim()}, ${r[3].trim()}, ${alpha})` : colour;
+}
 
 interface Theme {
   foreground: string;
@@ -59,12 +83,15 @@ class Chart {
   private plot: uPlot | undefined;
   private columns: string[] = [];
   private drawnVersion = -1;
+  private drawnSmoothing = NaN;
+  private readonly box: HTMLElement;
   private readonly plotHost: HTMLElement;
   private readonly empty: HTMLElement;
 
   constructor(readonly spec: ChartSpec, parent: HTMLElement) {
-    const box = document.createElement('section');
+    const box = (this.box = document.createElement('section'));
     box.className = 'chart';
+    box.hidden = !spec.always;
     const h = document.createElement('h3');
     h.textContent = spec.title;
     this.empty = document.createElement('p');
@@ -101,30 +128,48 @@ class Chart {
       ],
       series: [
         { label: 'step' },
-        ...columns.map((c, i) => ({
-          label: this.spec.label ? this.spec.label(c) : c,
-          stroke: theme.series[i % theme.series.length],
-          width: theme.highContrast ? 2 : 1.5,
-          points: { show: false },
-          spanGaps: true,
-          value: (_u: uPlot, v: number | null) => (v === null ? '—' : formatNumber(v)),
-        })),
+        ...columns.flatMap((c, i) => {
+          const stroke = theme.series[i % theme.series.length];
+          const label = this.spec.label ? this.spec.label(c) : c;
+          const line = {
+            label,
+            stroke,
+            width: theme.highContrast ? 2 : 1.5,
+            points: { show: false },
+            spanGaps: true,
+            value: (_u: uPlot, v: number | null) => (v === null ? '—' : formatNumber(v)),
+          };
+          if (!this.spec.smooth) return [line];
+          // the raw series first, so the smoothed line is drawn over it
+          return [{ ...line, label: `${label} (raw)`, stroke: faint(stroke, theme.highContrast ? 0.6 : RAW_ALPHA), width: 1 }, { ...line, label: `${label} (smoothed)` }];
+        }),
       ],
     };
-    this.plot = new uPlot(opts, [[], ...columns.map(() => [])], this.plotHost);
+    const perColumn = this.spec.smooth ? 2 : 1;
+    this.plot = new uPlot(opts, [[], ...Array.from({ length: columns.length * perColumn }, () => [])], this.plotHost);
     this.drawnVersion = -1;
   }
 
-  /** Redraws from the run when it changed since the last draw. */
-  draw(run: RunState, theme: Theme, force = false): void {
-    if (!force && run.version === this.drawnVersion) return;
+  /** Redraws from the run when it (or the smoothing) changed since the last draw. */
+  draw(run: RunState, theme: Theme, smoothing: number, force = false): void {
+    const smoothingChanged = this.spec.smooth === true && smoothing !== this.drawnSmoothing;
+    if (!force && run.version === this.drawnVersion && !smoothingChanged) return;
     const table: SeriesTable = run[this.spec.table];
     const columns = this.spec.columns(run).filter((c) => table.cols.has(c));
-    this.empty.hidden = table.length > 0 && columns.length > 0;
+    const hasData = table.length > 0 && columns.length > 0;
+    this.empty.hidden = hasData;
+    this.box.hidden = !hasData && !this.spec.always;
+    if (this.box.hidden) {
+      // not built while hidden (its width is 0); built when data arrives
+      this.drawnVersion = run.version;
+      return;
+    }
     if (!this.plot || force || columns.join('\n') !== this.columns.join('\n')) this.build(columns, theme);
-    const ys = columns.map((c) => table.cols.get(c)!.view());
+    const raw = columns.map((c) => table.cols.get(c)!.view());
+    const ys = this.spec.smooth ? raw.flatMap((y) => [y, emaSmooth(y, smoothing)]) : raw;
     this.plot!.setData(downsample(table.x.view(), ys, table.length, MAX_DRAW_POINTS) as uPlot.AlignedData);
     this.drawnVersion = run.version;
+    this.drawnSmoothing = smoothing;
   }
 
   resize(): void {
@@ -143,6 +188,7 @@ export class ChartGrid {
   private theme = readTheme();
   private frame = 0;
   private rebuild = false;
+  private smoothing = DEFAULT_SMOOTHING;
 
   constructor(parent: HTMLElement, private readonly run: RunState) {
     this.charts = SPECS.map((s) => new Chart(s, parent));
@@ -158,6 +204,13 @@ export class ChartGrid {
     }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
   }
 
+  /** The smoothing weight of the smoothed charts (0: raw); redraws them. */
+  setSmoothing(w: number): void {
+    if (w === this.smoothing) return;
+    this.smoothing = w;
+    this.requestDraw();
+  }
+
   /** Schedules one redraw on the next animation frame (repeated calls before it coalesce). */
   requestDraw(): void {
     if (this.frame) return;
@@ -165,7 +218,7 @@ export class ChartGrid {
       this.frame = 0;
       const force = this.rebuild;
       this.rebuild = false;
-      for (const c of this.charts) c.draw(this.run, this.theme, force);
+      for (const c of this.charts) c.draw(this.run, this.theme, this.smoothing, force);
     });
   }
 }

@@ -12,6 +12,7 @@ import { RunState, isRunSummary, type RunSummary } from './runState';
 import { ChartGrid } from './charts';
 import { ConfigForm } from './form';
 import { DashboardView } from './view';
+import { DEFAULT_SMOOTHING, clampSmoothing } from './smoothing';
 
 interface PersistedState {
   v: 2;
@@ -22,6 +23,8 @@ interface PersistedState {
   status: DashboardStatus | null;
   drafts: Record<string, string>;
   run: RunSummary;
+  /** the smoothing slider (absent in states saved before it existed) */
+  smoothing?: number;
 }
 
 interface VsCodeApi {
@@ -48,16 +51,21 @@ function main(): void {
   let config: Record<string, unknown> | null = null;
   let configFile: string | null = null;
   let fields: EditableField[] = [];
+  let smoothing = DEFAULT_SMOOTHING;
 
   let saveTimer: ReturnType<typeof setTimeout> | undefined;
   const save = () => {
     saveTimer ??= setTimeout(() => {
       saveTimer = undefined;
-      vscode.setState({ v: 2, config, configFile, fields, status, drafts: form.getDrafts(), run: run.summary() });
+      vscode.setState({ v: 2, config, configFile, fields, status, drafts: form.getDrafts(), run: run.summary(), smoothing });
     }, SAVE_EVERY_MS);
   };
 
-  const view = new DashboardView(root, (a) => vscode.postMessage({ type: a }));
+  const view = new DashboardView(root, (a) => vscode.postMessage({ type: a }), (w) => {
+    smoothing = w;
+    charts.setSmoothing(w);
+    save();
+  });
   const form = new ConfigForm(view.formHost, (path, value) => vscode.postMessage({ type: 'editConfig', path, value }), save);
   const charts = new ChartGrid(view.chartsHost, run);
 
@@ -79,6 +87,9 @@ function main(): void {
   };
 
   const saved = vscode.getState();
+  if (isPersisted(saved)) smoothing = clampSmoothing(saved.smoothing ?? DEFAULT_SMOOTHING);
+  view.setSmoothing(smoothing);
+  charts.setSmoothing(smoothing);
   if (isPersisted(saved)) {
     try {
       config = saved.config;

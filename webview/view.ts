@@ -8,8 +8,9 @@ import type { VscodeButton } from '@vscode-elements/elements/dist/vscode-button/
 import type { VscodeProgressBar } from '@vscode-elements/elements/dist/vscode-progress-bar/vscode-progress-bar.js';
 import type { DashboardStatus } from './protocol';
 import { formatDuration, type RunState } from './runState';
+import { MAX_SMOOTHING, clampSmoothing } from './smoothing';
 
-export type Action = 'start' | 'stop' | 'resume';
+export type Action = 'start' | 'stop' | 'resume' | 'analyze' | 'compare';
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
@@ -18,10 +19,15 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, t
   return e;
 }
 
-/** GPU / CPU / WASM from the start event's backend name and gpu flag. */
-export function backendLabel(backend: string, gpu: boolean): { kind: 'GPU' | 'CPU' | 'WASM'; text: string } {
+/**
+ * The header's backend, said once: the host's label when the start event carries one ("WASM", "TensorFlow (GPU)",
+ * "WebGPU · NVIDIA H200", made by extension/backendLabel.ts), else a plain name from the backend and gpu flag.
+ * `kind` (GPU / CPU / WASM) picks the badge colour.
+ */
+export function backendLabel(backend: string, gpu: boolean, label?: string): { kind: 'GPU' | 'CPU' | 'WASM'; text: string } {
   const kind = gpu ? 'GPU' : backend === 'wasm' ? 'WASM' : 'CPU';
-  return { kind, text: `${kind} · ${backend}` };
+  const plain: Record<string, string> = { wasm: 'WASM', cpu: 'CPU', tensorflow: `TensorFlow (${gpu ? 'GPU' : 'CPU'})`, webgpu: 'WebGPU' };
+  return { kind, text: label || plain[backend] || backend };
 }
 
 /** Which buttons a status enables. */
@@ -32,6 +38,8 @@ export function buttonStates(s: DashboardStatus | null): Record<Action, boolean>
     start: idle && hasConfig,
     stop: s !== null && (s.state === 'starting' || s.state === 'running'),
     resume: idle && hasConfig && s.canResume,
+    analyze: idle && s.hasAdapter === true,
+    compare: s !== null,
   };
 }
 
@@ -49,8 +57,27 @@ export class DashboardView {
   private readonly tail = el('pre', 'tail');
   private readonly buttons: Record<Action, VscodeButton>;
   private tailVersion = -1;
+  private readonly smoothingRow = el('div', 'smoothing');
+  private readonly smoothingInput = document.createElement('input');
+  private readonly smoothingValue = el('span', 'smoothing-value');
 
-  constructor(root: HTMLElement, onAction: (a: Action) => void) {
+  constructor(root: HTMLElement, onAction: (a: Action) => void, onSmoothing: (w: number) => void) {
+    const label = el('label', undefined, 'Smoothing');
+    label.htmlFor = 'smoothing';
+    const input = this.smoothingInput;
+    input.type = 'range';
+    input.id = 'smoothing';
+    input.min = '0';
+    input.max = String(MAX_SMOOTHING);
+    input.step = '0.001';
+    input.title = 'Exponential moving average as TensorBoard computes it (with debiasing), for loss and tokens/s; the raw series stays faint behind';
+    input.addEventListener('input', () => {
+      const w = clampSmoothing(Number(input.value));
+      this.smoothingValue.textContent = w.toFixed(3);
+      onSmoothing(w);
+    });
+    this.smoothingRow.append(label, input, this.smoothingValue);
+
     const header = el('header');
     const titleRow = el('div', 'title-row');
     titleRow.append(this.backend, this.state, this.model);
@@ -66,9 +93,19 @@ export class DashboardView {
       });
       return b;
     };
-    this.buttons = { start: make('start', 'Start', false), stop: make('stop', 'Stop', true), resume: make('resume', 'Resume from checkpoint', true) };
+    this.buttons = {
+      start: make('start', 'Start', false),
+      stop: make('stop', 'Stop', true),
+      resume: make('resume', 'Resume from checkpoint', true),
+      analyze: make('analyze', 'Analyze Adapter…', true),
+      compare: make('compare', 'Compare Runs…', true),
+    };
+    this.buttons.analyze.title = 'Spectrum, subspace similarity and amplification of the run\'s adapter';
+    this.buttons.compare.title = 'Overlay the loss and eval curves of several runs, and list what differs in their configs';
     const actions = el('div', 'actions');
     actions.append(this.buttons.start, this.buttons.stop, this.buttons.resume);
+    const tools = el('div', 'actions tools');
+    tools.append(this.buttons.analyze, this.buttons.compare);
 
     this.banner.setAttribute('role', 'alert');
     this.banner.hidden = true;
@@ -79,16 +116,21 @@ export class DashboardView {
     progress.append(this.progressBar, this.progressText, this.outcome);
 
     const left = el('div', 'left');
-    left.append(actions, this.formHost);
+    left.append(actions, this.formHost, tools);
     const right = el('div', 'right');
     const tailBox = el('section', 'tail-box');
     tailBox.append(el('h3', undefined, 'Events'), this.tail);
-    right.append(progress, this.chartsHost, tailBox);
+    right.append(progress, this.smoothingRow, this.chartsHost, tailBox);
     const main = el('div', 'layout');
     main.append(left, right);
 
     root.append(header, this.banner, main);
     root.removeAttribute('aria-busy');
+  }
+
+  setSmoothing(w: number): void {
+    this.smoothingInput.value = String(w);
+    this.smoothingValue.textContent = w.toFixed(3);
   }
 
   setStatus(s: DashboardStatus | null): void {
@@ -108,7 +150,7 @@ export class DashboardView {
   render(run: RunState): void {
     const s = run.start;
     if (s) {
-      const b = backendLabel(s.backend, s.gpu);
+      const b = backendLabel(s.backend, s.gpu, s.backend_label);
       this.backend.textContent = b.text;
       this.backend.dataset.kind = b.kind;
       this.model.textContent = `${s.model} · ${s.task}`;

@@ -8,6 +8,7 @@ import type { TrainEvent } from '../../trainer/protocol';
 import type { DashboardEvent, DashboardStatus } from '../../webview/protocol';
 import type { RunStatus } from './host';
 import { isTrainEvent } from '../trainerClient';
+import { backendLabel } from '../backendLabel';
 
 /**
  * The webview's event for a trainer event (live, or a metrics.jsonl line that a killed run may have cut short or
@@ -28,7 +29,7 @@ export function toDashboardEvent(e: TrainEvent): DashboardEvent {
   switch (e.event) {
     case 'start':
       return {
-        event: 'start', backend: e.backend, gpu: e.gpu, task: e.task, model: e.model, output_dir: e.output_dir,
+        event: 'start', backend: e.backend, gpu: e.gpu, backend_label: backendLabel(e).text, task: e.task, model: e.model, output_dir: e.output_dir,
         trainable_params: e.trainable_params, all_params: e.all_params, total_steps: e.total_steps,
         num_train_epochs: e.num_train_epochs, global_step: e.global_step,
       };

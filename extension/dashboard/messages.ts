@@ -70,6 +70,8 @@ export function isWebviewMessage(v: unknown): v is WebviewMessage {
     case 'start':
     case 'stop':
     case 'resume':
+    case 'analyze':
+    case 'compare':
       return true;
     case 'editConfig':
       return typeof o.path === 'string' && isValidFieldValue(o.path, o.value);

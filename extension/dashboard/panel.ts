@@ -12,8 +12,9 @@
  */
 import * as vscode from 'vscode';
 import type { TrainEvent } from '../../trainer/protocol';
-import type { DashboardEvent, HostMessage, WebviewMessage } from '../../webview/protocol';
-import type { DashboardHost } from './host';
+import type { DashboardEvent, DashboardStatus, HostMessage, WebviewMessage } from '../../webview/protocol';
+import type { DashboardHost, RunStatus } from './host';
+import { adapterDirOf } from '../runFiles';
 import { Disposable } from '../disposable';
 import { DASHBOARD_SCRIPT, DASHBOARD_STYLES, RESOURCE_ROOTS, buildDashboardHtml } from './html';
 import { EventBatcher, chunk, mapTrainEvent, mergeReplay, toDashboardStatus } from './events';
@@ -34,6 +35,11 @@ function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
     enableScripts: true,
     localResourceRoots: RESOURCE_ROOTS.map((root) => vscode.Uri.joinPath(extensionUri, root)),
   };
+}
+
+/** The webview's status, with whether output_dir holds a finished adapter (for "Analyze Adapter…"). */
+function statusFor(s: RunStatus): DashboardStatus {
+  return { ...toDashboardStatus(s), hasAdapter: !!s.outputDir && adapterDirOf(s.outputDir) !== undefined };
 }
 
 function describe(raw: unknown): string {
@@ -99,7 +105,7 @@ export class DashboardPanel extends Disposable implements vscode.Disposable {
       if (!panel.visible) this.notReady();
     }));
     this._register(host.onDidReceiveEvent((e) => this.onEvent(e)));
-    this._register(host.onDidChangeStatus((s) => this.post({ type: 'status', status: toDashboardStatus(s) })));
+    this._register(host.onDidChangeStatus((s) => this.post({ type: 'status', status: statusFor(s) })));
     this._register(host.onDidChangeRunConfig(() => void this.postConfig()));
     this._register(vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`loraStudio.${THROTTLE_SETTING}`)) this.batcher.setInterval(throttleMs());
@@ -164,6 +170,14 @@ export class DashboardPanel extends Disposable implements vscode.Disposable {
       case 'resume':
         this.run('resume training', () => this.host.resumeTraining());
         return;
+      case 'analyze': {
+        const out = this.host.status().outputDir;
+        this.run('analyze the adapter', async () => void (await vscode.commands.executeCommand('loraStudio.analyzeAdapter', out && adapterDirOf(out) ? vscode.Uri.file(out) : undefined)));
+        return;
+      }
+      case 'compare':
+        this.run('compare runs', async () => void (await vscode.commands.executeCommand('loraStudio.compareRuns')));
+        return;
       case 'editConfig':
         this.run(`set ${m.path}`, () => this.host.updateRunConfig([{ path: m.path, value: m.value }]), () => this.postConfig());
         return;
@@ -197,7 +211,7 @@ export class DashboardPanel extends Disposable implements vscode.Disposable {
     const generation = this.generation;
     this.ready = true;
     this.replayBuffer = [];
-    this.post({ type: 'status', status: toDashboardStatus(this.host.status()) });
+    this.post({ type: 'status', status: statusFor(this.host.status()) });
     await this.postConfig();
     let history: DashboardEvent[] = [];
     try {

@@ -13,7 +13,7 @@ import { parseFieldInput } from '../../../webview/fields';
 
 describe('webview → host commands (checked by the host)', () => {
   it('accepts the plain commands', () => {
-    for (const type of ['ready', 'start', 'stop', 'resume']) assert.ok(isWebviewMessage({ type }), type);
+    for (const type of ['ready', 'start', 'stop', 'resume', 'analyze', 'compare']) assert.ok(isWebviewMessage({ type }), type);
   });
 
   it('accepts editConfig for editable fields with values they allow', () => {

@@ -151,19 +151,31 @@ describe('the form fields', () => {
 });
 
 describe('header and buttons', () => {
-  it('names the backend', () => {
+  it('names the backend once, preferring the host\'s label', () => {
     assert.equal(backendLabel('tensorflow', true).kind, 'GPU');
-    assert.equal(backendLabel('wasm', false).text, 'WASM · wasm');
+    assert.equal(backendLabel('tensorflow', true).text, 'TensorFlow (GPU)');
+    assert.equal(backendLabel('wasm', false).text, 'WASM');
+    assert.equal(backendLabel('wasm', false).kind, 'WASM');
     assert.equal(backendLabel('cpu', false).kind, 'CPU');
+    assert.equal(backendLabel('cpu', false).text, 'CPU');
+    assert.equal(backendLabel('webgpu', true, 'WebGPU · NVIDIA H200').text, 'WebGPU · NVIDIA H200');
+    assert.equal(backendLabel('webgpu', false).text, 'WebGPU');
   });
 
   it('enables the buttons by status', () => {
-    const s = (state: 'idle' | 'running' | 'stopping' | 'done', canResume = false, configFile: string | null = '/w/lora-run.json') => ({ state, configFile, outputDir: null, canResume });
-    assert.deepEqual(buttonStates(null), { start: false, stop: false, resume: false });
-    assert.deepEqual(buttonStates(s('idle')), { start: true, stop: false, resume: false });
-    assert.deepEqual(buttonStates(s('done', true)), { start: true, stop: false, resume: true });
-    assert.deepEqual(buttonStates(s('running', true)), { start: false, stop: true, resume: false });
-    assert.deepEqual(buttonStates(s('stopping')), { start: false, stop: false, resume: false });
-    assert.deepEqual(buttonStates(s('idle', true, null)), { start: false, stop: false, resume: false });
+    const s = (state: 'idle' | 'running' | 'stopping' | 'done', canResume = false, configFile: string | null = '/w/lora-run.json', hasAdapter?: boolean) =>
+      ({ state, configFile, outputDir: null, canResume, hasAdapter });
+    const run = (b: ReturnType<typeof buttonStates>) => ({ start: b.start, stop: b.stop, resume: b.resume });
+    assert.deepEqual(buttonStates(null), { start: false, stop: false, resume: false, analyze: false, compare: false });
+    assert.deepEqual(run(buttonStates(s('idle'))), { start: true, stop: false, resume: false });
+    assert.deepEqual(run(buttonStates(s('done', true))), { start: true, stop: false, resume: true });
+    assert.deepEqual(run(buttonStates(s('running', true))), { start: false, stop: true, resume: false });
+    assert.deepEqual(run(buttonStates(s('stopping'))), { start: false, stop: false, resume: false });
+    assert.deepEqual(run(buttonStates(s('idle', true, null))), { start: false, stop: false, resume: false });
+    // Analyze needs a finished adapter and no live run; Compare is always there once the host answered
+    assert.equal(buttonStates(s('done', true, undefined, true)).analyze, true);
+    assert.equal(buttonStates(s('done', true, undefined, false)).analyze, false);
+    assert.equal(buttonStates(s('running', true, undefined, true)).analyze, false);
+    assert.equal(buttonStates(s('running')).compare, true);
   });
 });
