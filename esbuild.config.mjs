@@ -19,7 +19,7 @@ const entries = [
   { ...common, platform: 'node', format: 'cjs', external: ['vscode'],
     entryPoints: { 'extension/main': 'extension/main.ts' }, outdir: 'dist' },
   { ...common, platform: 'browser', format: 'iife', target: 'es2022',
-    entryPoints: { 'webview/main': 'webview/main.ts' }, outdir: 'dist' },
+    entryPoints: { 'webview/main': 'webview/main.ts', 'webview/analyze': 'webview/analyze.ts', 'webview/compare': 'webview/compare.ts' }, outdir: 'dist' },
   // The integration suite (test/integration), which VS Code loads in the extension host: its Mocha entry and each
   // *.vscode.test.ts, with vscode and mocha left to the host and node_modules. Not part of the VSIX.
   { ...common, platform: 'node', format: 'cjs', external: ['vscode', 'mocha'], outdir: 'out',

@@ -7,7 +7,8 @@
 import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CliError, runCli } from './cli';
+import { cliArgsBackend, withCli } from './commands/cli';
+import { analyzeAdapter, compareRuns } from './commands/analyze';
 import type { LoraContext } from './context';
 import { installedNative, installNative, nativePlan, nativeRoot, type NativeFlavor } from './native';
 import { installGpuBackend } from './commands/gpu';
@@ -58,6 +59,8 @@ export const COMMANDS: CommandSpec[] = [
   { id: 'mergeAdapter', title: 'Merging', needs: ['trust'], run: (ctx, arg) => mergeAdapter(ctx, arg) },
   { id: 'evaluateAdapter', title: 'Evaluating an adapter', needs: ['trust'], run: (ctx) => evaluateAdapter(ctx) },
   { id: 'tryAdapter', title: 'Trying an adapter', needs: ['trust'], run: (ctx) => tryAdapter(ctx) },
+  { id: 'analyzeAdapter', title: 'Analyzing an adapter', needs: ['trust'], run: (ctx, arg) => analyzeAdapter(ctx, arg) },
+  { id: 'compareRuns', title: 'Compare Runs', run: (ctx, arg) => compareRuns(ctx, arg) },
   { id: 'newRunConfig', title: 'New Run Config', run: (ctx) => newRunConfig(ctx) },
   { id: 'installNativeBackend', title: 'Install Native Backend', run: (ctx) => installNativeBackend(ctx) },
   { id: 'installGpuBackend', title: 'Install GPU Backend', run: (ctx) => installGpuBackend(ctx) },
@@ -78,9 +81,11 @@ export function registerCommands(ctx: LoraContext): vscode.Disposable[] {
         return;
       }
       try {
-        await spec.run(ctx, ...args);
+        // the result (a panel, say) goes back to executeCommand's caller: scripts and the integration tests
+        return await spec.run(ctx, ...args);
       } catch (e) {
         await showTrainerError(spec.title, e, ctx.log);
+        return undefined;
       }
     }),
   );
@@ -249,37 +254,6 @@ async function pickBaseModel(ctx: LoraContext, title: string): Promise<string | 
   if (pick.ref) return pick.ref;
   const uris = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, openLabel: 'Base Model', title });
   return uris?.[0]?.fsPath;
-}
-
-function cliArgsBackend(): string[] {
-  const b = vscode.workspace.getConfiguration('loraStudio').get<string>('backend', 'auto');
-  return b && b !== 'auto' ? ['--backend', b] : [];
-}
-
-async function withCli<T>(ctx: LoraContext, title: string, args: string[], use: (json: Record<string, unknown>) => T): Promise<T | undefined> {
-  ctx.log.info(`lora-studio ${args.join(' ')} --json`);
-  try {
-    const json = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
-      const abort = new AbortController();
-      token.onCancellationRequested(() => abort.abort());
-      return runCli(ctx.distPath('trainer', 'cli.js'), args, {
-        nativeDir: ctx.nativeDir,
-        signal: abort.signal,
-        onStderr: (line) => {
-          ctx.log.info(`[cli] ${line}`);
-          if (line.trim()) progress.report({ message: line.trim().slice(0, 120) });
-        },
-      });
-    });
-    ctx.log.info(`result: ${JSON.stringify(json)}`);
-    return use(json);
-  } catch (e) {
-    if (e instanceof CliError && e.message === 'cancelled') return undefined;
-    const where = e instanceof CliError ? [e.file, e.field].filter(Boolean).join(': ') : '';
-    if (e instanceof CliError && e.stderrTail) ctx.log.error(e.stderrTail);
-    await showTrainerError(title, new Error(where ? `${where}: ${(e as Error).message}` : (e as Error).message), ctx.log);
-    return undefined;
-  }
 }
 
 /** What a caller (a script, the integration tests) may pass to Merge instead of answering its pickers. */

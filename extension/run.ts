@@ -172,8 +172,10 @@ export class RunManager extends Disposable implements DashboardHost {
     this.setStatus({ ...this._status, state: 'done', outputDir: done.output_dir, latestCheckpoint: latestCheckpoint(done.output_dir) ?? this._status.latestCheckpoint });
     const what = done.stopped ? `Training stopped at step ${done.global_step}; a checkpoint was saved.` : `Training finished after ${done.global_step} steps.`;
     this.log.info(`${what} Output: ${done.output_dir}`);
-    void vscode.window.showInformationMessage(`${what} The adapter is in ${done.output_dir}.`, 'Save Adapter As…', 'Show Dashboard').then((pick) => {
+    void vscode.window.showInformationMessage(`${what} The adapter is in ${done.output_dir}.`, 'Save Adapter As…', 'Analyze Adapter', 'Show Dashboard').then((pick) => {
       if (pick === 'Save Adapter As…') void vscode.commands.executeCommand('loraStudio.saveAdapterAs');
+      // a stopped run has its adapter in checkpoints only: then the command offers them
+      if (pick === 'Analyze Adapter') void vscode.commands.executeCommand('loraStudio.analyzeAdapter', done.stopped ? undefined : vscode.Uri.file(done.output_dir));
       if (pick === 'Show Dashboard') void vscode.commands.executeCommand('loraStudio.showDashboard');
     });
   }
