@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { writeRandomGPT2 } from '../trainer/models/gpt2/random_init';
 import { initialLoraFactors } from '../trainer/lora/layer';
 import { saveAdapter } from '../trainer/lora/adapter_io';
-import { mergeToFolder } from '../trainer/lora/merge';
+import { mergeToFolder } from '../trainer/commands/merge';
 import { METRICS_FILE } from '../trainer/train/metrics';
 import type { AdapterWeights, AdapterConfigJson } from '../trainer/lora/types';
 import type { HostTensor } from '../trainer/io/safetensors';

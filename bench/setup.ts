@@ -6,7 +6,7 @@ import { type GPT2Config, GPT2_DEFAULTS } from '../trainer/models/gpt2/config';
 import { randomGPT2Weights } from '../trainer/models/gpt2/random_init';
 import type { Task } from '../trainer/task';
 import type { LoraTarget } from '../trainer/protocol';
-import type { ModelSpec } from '../trainer/models/gpt2/model';
+import type { ModelSpec } from '../trainer/models/family';
 import type { Example } from '../trainer/data/collate';
 import { Rng } from '../trainer/util/rng';
 

@@ -1,10 +1,10 @@
 /**
- * Evaluation and generation on a GPT2LoraModel: causal-lm loss/perplexity over predicted tokens, seq-cls
+ * Evaluation and generation on a LoraModel: causal-lm loss/perplexity over predicted tokens, seq-cls
  * loss/accuracy/weighted F1 (as sklearn's f1_score(average='weighted')), and greedy or seeded sampling.
  */
 import { batches, collate, type Example } from './data/collate';
 import { LoraStudioError } from './errors';
-import type { GPT2LoraModel } from './models/gpt2/model';
+import type { LoraModel } from './models/family';
 import { Rng } from './util/rng';
 
 export interface CausalMetrics {
@@ -28,7 +28,7 @@ export interface EvalOptions {
   pad_token_id: number;
 }
 
-export async function evaluate(model: GPT2LoraModel, examples: Example[], opts: EvalOptions): Promise<CausalMetrics | SeqClsMetrics> {
+export async function evaluate(model: LoraModel, examples: Example[], opts: EvalOptions): Promise<CausalMetrics | SeqClsMetrics> {
   if (!(Number.isInteger(opts.batch_size) && opts.batch_size >= 1)) throw new LoraStudioError(`must be a positive integer, got ${opts.batch_size}`, undefined, 'per_device_eval_batch_size');
   if (model.task === 'causal-lm') {
     let nll = 0;
@@ -105,10 +105,10 @@ export interface GenerateOptions {
  * Continues `promptIds` with up to max_new_tokens tokens and returns only the new ones (eos included when hit).
  * Stops early at eos, and when the sequence fills n_positions.
  */
-export async function generate(model: GPT2LoraModel, promptIds: number[], opts: GenerateOptions): Promise<number[]> {
+export async function generate(model: LoraModel, promptIds: number[], opts: GenerateOptions): Promise<number[]> {
   if (model.task !== 'causal-lm') throw new LoraStudioError('generation needs a causal-lm model', undefined, 'task');
   if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty; it needs at least one token', undefined, 'prompt');
-  const limit = model.config.n_positions;
+  const limit = model.maxPositions;
   if (promptIds.length > limit) throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, more than n_positions (${limit})`, undefined, 'prompt');
   if (!(opts.temperature >= 0)) throw new LoraStudioError(`must be >= 0, got ${opts.temperature}`, undefined, 'temperature');
   const rng = new Rng(opts.seed);

@@ -177,7 +177,7 @@ export function writeRandomAdapter(adapterDir: string, modelDir: string, opts: {
   const extra = new Map<string, HostTensor>();
   if (task === 'seq-cls') extra.set('score.weight', rand([numLabels, config.n_embd]));
   const lcfg: LoraConfig = { ...LORA_DEFAULTS, r, lora_alpha: opts.lora_alpha ?? 2 * r, target_modules: targets, modules_to_save: task === 'seq-cls' ? ['score'] : null };
-  const adapter: AdapterWeights = { config: adapterConfigJson(lcfg, task, modelDir), lora, extra };
+  const adapter: AdapterWeights = { config: adapterConfigJson({ ...lcfg, fan_in_fan_out: true }, task, modelDir), lora, extra };
   saveAdapter(adapterDir, adapter);
   return adapter;
 }

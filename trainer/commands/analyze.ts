@@ -9,8 +9,9 @@ import { LoraStudioError } from '../errors';
 import { mat, type Mat } from '../analysis/linalg';
 import { amplification, deltaSpectrum, energy, subspaceSimilarity } from '../analysis/lowrank';
 import type { HostTensor } from '../io/safetensors';
-import { loadModelFolder } from '../models/gpt2/folder';
-import { ADAPTER_WEIGHTS_FILE, checkAdapterFitsModel, loadAdapter, loraModuleKind } from '../lora/adapter_io';
+import { ADAPTER_WEIGHTS_FILE, checkAdapterFitsModel, loadAdapter } from '../lora/adapter_io';
+import { familyForDir } from '../models/registry';
+import type { ModelFamily } from '../models/family';
 import { taskFromPeft } from '../task';
 import { rankTable } from '../lora/patterns';
 import type { AnalyzeResult, AnalyzedModule } from '../protocol';
@@ -36,11 +37,13 @@ export function analyzeAdapter(opts: AnalyzeOptions): AnalyzeResult {
   const warnings: string[] = [];
 
   let weights: Map<string, HostTensor> | undefined;
+  let family: ModelFamily | undefined;
   if (opts.base !== undefined) {
     const task = taskFromPeft(adapter.config.task_type) ?? 'causal-lm';
     const score = adapter.extra.get('score.weight');
-    const model = loadModelFolder(opts.base, { task, num_labels: task === 'seq-cls' && score ? score.shape[0] : undefined });
-    checkAdapterFitsModel(adapter, adapterFile, model.config, model.weights);
+    family = familyForDir(opts.base);
+    const model = family.load(opts.base, { task, num_labels: task === 'seq-cls' && score ? score.shape[0] : undefined });
+    checkAdapterFitsModel(adapter, adapterFile, family.adapterFacts(model.config), model.weights);
     weights = model.weights;
   }
 
@@ -49,9 +52,9 @@ export function analyzeAdapter(opts: AnalyzeOptions): AnalyzeResult {
     const { A, B } = adapter.lora.get(name)!;
     const spec = deltaSpectrum(toMat(A), toMat(B), ranks.byName.get(name)!.scaling);
     const out: AnalyzedModule = { name, r: A.shape[0], singular_values: spec.singular_values, delta_fro: spec.delta_fro, stable_rank: spec.stable_rank };
-    if (weights) {
+    if (weights && family) {
       const w = weights.get(`${name}.weight`)!; // checkAdapterFitsModel checked it is there, with a matching shape
-      out.amplification = amplification(spec, toMat(w), loraModuleKind(name) === 'Conv1D', () => rng.next());
+      out.amplification = amplification(spec, toMat(w), family.isConv1D(name), () => rng.next());
     }
     return out;
   });

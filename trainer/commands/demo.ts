@@ -13,7 +13,7 @@ import { DEMO_WORDS, sentimentRows } from '../demo/sentiment';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic';
 import { loadRunConfig } from '../config/run_config';
 import { train } from '../train/trainer';
-import { mergeToFolder } from '../lora/merge';
+import { mergeToFolder } from './merge';
 import { openModel } from '../train/session';
 import { resolveModelDir } from '../io/hub_model';
 import { evaluate, type SeqClsMetrics } from '../eval';
@@ -92,7 +92,7 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
     const m = await openModel({ modelDir, adapterDir, task: 'seq-cls', backend: o.backend });
     try {
       const data = await prepareData({ ...cfg.data, train: path.join(work, 'data', 'eval.jsonl'), eval: null, eval_split: 0 }, 'seq-cls', m.tokenizer,
-        { seed: 0, eos_token_id: m.loaded.config.eos_token_id, num_labels: 2 });
+        { seed: 0, eos_token_id: m.family.eosTokenId(m.loaded.config), num_labels: 2 });
       return (await evaluate(m.model, data.train, { batch_size: 100, pad_token_id: m.pad_token_id })) as SeqClsMetrics;
     } finally {
       m.model.dispose();

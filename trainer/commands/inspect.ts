@@ -1,11 +1,9 @@
 /**
- * `inspect`: the module tree of a GPT-2 folder as named_modules() names it, with the LoRA targets and
+ * `inspect`: the module tree of a model folder as named_modules() names it, with the LoRA targets and
  * modules_to_save marked, and PEFT's trainable-parameters line. Reads config.json only, never the weights.
  */
 import * as path from 'node:path';
-import { configNumLabels, readConfig } from '../models/gpt2/config';
-import { namedModules } from '../models/gpt2/modules';
-import { taskFromConfig } from '../models/gpt2/folder';
+import { readModelConfig } from '../models/registry';
 import type { LoraConfig } from '../lora/config';
 import type { Task } from '../task';
 import { resolveTargets } from '../lora/targets';
@@ -24,11 +22,13 @@ export interface InspectOptions {
 }
 
 export function inspect(opts: InspectOptions): InspectResult {
-  const config = readConfig(opts.modelDir);
-  const task = opts.task ?? taskFromConfig(config);
-  const num_labels = opts.num_labels ?? configNumLabels(config);
-  const table = namedModules(config, task, num_labels);
-  const resolved = resolveTargets(table, opts.lora, task, { explicitModulesToSave: opts.explicitModulesToSave, file: opts.loraFile });
+  const { family, config } = readModelConfig(opts.modelDir);
+  const task = opts.task ?? family.taskFromConfig(config);
+  const num_labels = opts.num_labels ?? family.numLabels(config);
+  const table = family.namedModules(config, task, num_labels);
+  const resolved = resolveTargets(table, opts.lora, task, {
+    explicitModulesToSave: opts.explicitModulesToSave, file: opts.loraFile, defaults: { model_type: config.model_type, target_modules: family.defaultTargetModules },
+  });
   const counts = countParams(table, resolved.targets, resolved.modules_to_save, opts.lora.bias);
 
   const byName = new Map(resolved.targets.map((t) => [t.name, t]));

@@ -7,7 +7,7 @@ import { LoraStudioError } from '../errors';
 import { inspect, formatInspect } from './inspect';
 import { loadRunConfig, parseRunConfig } from '../config/run_config';
 import type { RunConfig } from '../config/schema';
-import { mergeToFolder } from '../lora/merge';
+import { mergeToFolder } from './merge';
 import { adapterLabelMaps } from '../lora/adapter_io';
 import { openModel, type OpenedModel } from '../train/session';
 import { resolveModelDir } from '../io/hub_model';
@@ -143,8 +143,8 @@ async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out:
     loaderWarnings(m, out, 'eval');
     const task = m.loaded.task;
     const data = await prepareData(
-      { train: o.data, eval: null, text_column: 'text', label_column: 'label', max_length: o.maxLength ?? m.loaded.config.n_positions, eval_split: 0, format: null, max_bad_rows_ratio: 0 },
-      task, m.tokenizer, { seed: 0, eos_token_id: m.tokenizer.eos_token_id ?? m.loaded.config.eos_token_id, num_labels: task === 'seq-cls' ? m.loaded.num_labels : undefined },
+      { train: o.data, eval: null, text_column: 'text', label_column: 'label', max_length: o.maxLength ?? m.model.maxPositions, eval_split: 0, format: null, max_bad_rows_ratio: 0 },
+      task, m.tokenizer, { seed: 0, eos_token_id: m.tokenizer.eos_token_id ?? m.family.eosTokenId(m.loaded.config), num_labels: task === 'seq-cls' ? m.loaded.num_labels : undefined },
     );
     const examples = data.train;
     // String labels: use the ids the model knows them by (the adapter's, else config.json's), not a fresh sorted mapping.
@@ -185,7 +185,7 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     const promptIds = m.tokenizer.encode(o.prompt);
     if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty after tokenization', CLI, '--prompt');
     // Refused rather than cut: a silently shortened prompt gives a continuation of some other text.
-    const limit = m.loaded.config.n_positions;
+    const limit = m.model.maxPositions;
     if (promptIds.length >= limit) {
       throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
     }
@@ -204,7 +204,7 @@ export async function runClassify(modelDir: string, o: { adapter?: string; text:
   try {
     out.info(backendLine(m.backend));
     loaderWarnings(m, out, 'classify');
-    const ids = m.tokenizer.encode(o.text).slice(0, m.loaded.config.n_positions);
+    const ids = m.tokenizer.encode(o.text).slice(0, m.model.maxPositions);
     if (ids.length === 0) throw new LoraStudioError('the text is empty after tokenization', CLI, '--text');
     const logits = m.model.logits(collate([{ input_ids: ids }], m.pad_token_id), { training: false });
     const row = Array.from(await logits.data());

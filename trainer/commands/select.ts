@@ -2,9 +2,7 @@
  * `select` (IPC only): what a target_modules value selects in a model folder's module table, for the editor's
  * Modules view, which renders the trainer's answer instead of matching names itself. Reads config.json only.
  */
-import { configNumLabels, readConfig } from '../models/gpt2/config';
-import { namedModules } from '../models/gpt2/modules';
-import { taskFromConfig } from '../models/gpt2/folder';
+import { readModelConfig } from '../models/registry';
 import type { Task } from '../task';
 import { selectTargets } from '../lora/select';
 import type { SelectResult } from '../protocol';
@@ -17,8 +15,8 @@ export interface SelectOptions {
 }
 
 export function selectModules(opts: SelectOptions): SelectResult {
-  const config = readConfig(opts.modelDir);
-  const task = opts.task ?? taskFromConfig(config);
-  const table = namedModules(config, task, opts.num_labels ?? configNumLabels(config));
-  return selectTargets(table, opts.target_modules, { field: 'target_modules' });
+  const { family, config } = readModelConfig(opts.modelDir);
+  const task = opts.task ?? family.taskFromConfig(config);
+  const table = family.namedModules(config, task, opts.num_labels ?? family.numLabels(config));
+  return selectTargets(table, opts.target_modules, { field: 'target_modules' }, { model_type: config.model_type, target_modules: family.defaultTargetModules });
 }

@@ -50,3 +50,32 @@ export function batches<T>(items: T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** For each position, the next real token (the target), or -1 where nothing is predicted. */
+export function causalTargets(batch: Batch): { targets: Int32Array; count: number } {
+  const { batch_size: B, seq_len: T, input_ids, attention_mask } = batch;
+  const targets = new Int32Array(B * T).fill(-1);
+  let count = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const i = b * T + t;
+      if (attention_mask[i + 1] === 1 && attention_mask[i] === 1) {
+        targets[i] = input_ids[i + 1];
+        count++;
+      }
+    }
+  }
+  return { targets, count };
+}
+
+/** Each row's last real token: position sum(mask) − 1 of T (right padding), 0 for an empty row. */
+export function lastRealPositions(batch: Batch): Int32Array {
+  const { batch_size: B, seq_len: T, attention_mask } = batch;
+  const at = new Int32Array(B);
+  for (let b = 0; b < B; b++) {
+    let n = 0;
+    for (let t = 0; t < T; t++) n += attention_mask[b * T + t];
+    at[b] = Math.max(n - 1, 0);
+  }
+  return at;
+}

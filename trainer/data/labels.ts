@@ -4,7 +4,8 @@
  * ids in sorted order of the distinct training values, as datasets' class_encode_column does.
  */
 import { MAX_LABELS } from '../task';
-import { preview } from '../errors';
+import { LoraStudioError, preview } from '../errors';
+import { isPlainObject } from '../io/json';
 
 export type RawLabel = number | string;
 
@@ -95,4 +96,44 @@ function mapsFromNames(names: string[]): LabelMaps {
     label2id[name] = i;
   });
   return { id2label, label2id };
+}
+
+const LABEL_ID = /^(0|[1-9]\d{0,8})$/;
+
+/**
+ * transformers' label maps: id2label an object of id (a decimal integer key, 0 … n-1) → name, label2id an object
+ * of name → id; when both are given they must be each other's inverse. Used for config.json and for the maps an
+ * adapter carries in its safetensors metadata. `prefix` is put before the field names (e.g. "__metadata__.").
+ */
+export function checkLabelMaps(id2label: unknown, label2id: unknown, file: string, prefix: string): void {
+  const fail = (field: string, msg: string): never => {
+    throw new LoraStudioError(msg, file, `${prefix}${field}`);
+  };
+  const short = (k: string) => (k.length > 60 ? `${k.slice(0, 59)}…` : k);
+  let n: number | undefined;
+  if (id2label !== undefined) {
+    if (!isPlainObject(id2label)) fail('id2label', `must be an object of label id → label name, got ${preview(id2label)}`);
+    const ids = Object.keys(id2label as object);
+    n = ids.length;
+    if (n === 0) fail('id2label', 'must name at least one label');
+    for (const id of ids) {
+      const v = (id2label as Record<string, unknown>)[id];
+      if (!LABEL_ID.test(id) || Number(id) >= n) fail(`id2label.${short(id)}`, `key must be a label id from 0 to ${n - 1} (the labels are numbered 0 … n-1)`);
+      if (typeof v !== 'string') fail(`id2label.${short(id)}`, `must be a label name (a string), got ${preview(v)}`);
+    }
+  }
+  if (label2id !== undefined) {
+    if (!isPlainObject(label2id)) fail('label2id', `must be an object of label name → label id, got ${preview(label2id)}`);
+    const names = Object.keys(label2id as object);
+    if (n !== undefined && names.length !== n) fail('label2id', `has ${names.length} labels but id2label has ${n}`);
+    for (const name of names) {
+      const v = (label2id as Record<string, unknown>)[name];
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) >= (n ?? names.length)) {
+        fail(`label2id.${short(name)}`, `must be a label id from 0 to ${(n ?? names.length) - 1}, got ${preview(v)}`);
+      }
+      if (n !== undefined && (id2label as Record<string, unknown>)[String(v)] !== name) {
+        fail(`label2id.${short(name)}`, `is ${v}, but id2label.${v} is ${preview((id2label as Record<string, unknown>)[String(v)])}: the two maps must agree`);
+      }
+    }
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * PEFT's on-disk LoRA adapter, both directions: adapter_config.json + adapter_model.safetensors with keys
  * `base_model.model.<module>.lora_A.weight` [r, in] / `….lora_B.weight` [out, r] and other saved tensors
- * (modules_to_save, biases). Also builds the config PEFT would write, and checks an adapter against a GPT-2 model.
+ * (modules_to_save, biases). Also builds the config PEFT would write, and checks an adapter against a model, with
+ * what the model's family says about it (AdapterFacts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,8 +10,7 @@ import { LoraStudioError, closestNames, preview } from '../errors';
 import { type HostTensor, readSafetensors, tensorToF32, writeSafetensors } from '../io/safetensors';
 import { writeJsonAtomic } from '../io/atomic';
 import { isPlainObject, parseJsonText, readJsonFile } from '../io/json';
-import { type GPT2Config, checkLabelMaps, innerDim } from '../models/gpt2/config';
-import { isConv1D } from '../models/gpt2/weights';
+import { checkLabelMaps } from '../data/labels';
 import type { LoraConfig } from './config';
 import { PEFT_TASK_TYPE, type Task } from '../task';
 import { compilePatternKeys, rankTable } from './patterns';
@@ -194,8 +194,9 @@ export function saveAdapter(dir: string, adapter: AdapterWeights): void {
 
 /**
  * adapter_config.json as a recent PEFT (0.17) writes it for our LoraConfig: its full key set with PEFT's
- * defaults for the features we do not use. GPT-2's Conv1D forces fan_in_fan_out true. `targetModules`
- * overrides lora.target_modules (e.g. with the resolved names); lists are written sorted, as a set.
+ * defaults for the features we do not use. fan_in_fan_out is the effective one the caller resolved (resolveTargets
+ * forces it true when a Conv1D is targeted, as PEFT does). `targetModules` overrides lora.target_modules (e.g.
+ * with the resolved names); lists are written sorted, as a set.
  */
 export function adapterConfigJson(
   lora: LoraConfig,
@@ -213,7 +214,7 @@ export function adapterConfigJson(
     corda_config: null,
     eva_config: null,
     exclude_modules: asSet(lora.exclude_modules),
-    fan_in_fan_out: true,
+    fan_in_fan_out: lora.fan_in_fan_out,
     inference_mode: true,
     init_lora_weights: lora.init_lora_weights,
     layer_replication: null,
@@ -244,19 +245,27 @@ export function adapterConfigJson(
 /** Shape of a weight: a bare shape or anything with one (HostTensor, TensorEntry). */
 export type ShapeSource = Map<string, number[] | { shape: number[] }>;
 
-/** What a LoRA module is in GPT-2: Conv1D (weight [in, out]) in the blocks, Linear (weight [out, in]) for score. */
-export function loraModuleKind(module: string): 'Conv1D' | 'Linear' | undefined {
-  if (isConv1D(module)) return 'Conv1D';
-  if (module === 'score') return 'Linear';
-  return undefined;
+/** What checkAdapterFitsModel needs to know and say about the model; its family gives it (ModelFamily.adapterFacts). */
+export interface AdapterFacts {
+  /** the architecture in messages, e.g. "GPT-2" */
+  name: string;
+  /** its depth in messages, e.g. "n_layer 12" */
+  depth: string;
+  /** its widths in messages, e.g. "n_embd 768, inner 3072" */
+  widths: string;
+  /** Conv1D (weight [in, out]) or Linear (weight [out, in]) for a module an adapter may adapt; undefined otherwise */
+  loraKind(module: string): 'Conv1D' | 'Linear' | undefined;
+  /** why `module` (which has a weight) cannot carry LoRA */
+  whyNotLora(module: string): string;
 }
 
 /**
- * Checks that every LoRA module and extra tensor of `adapter` exists in this GPT-2 model with matching shapes.
- * `weights` holds the model's canonical keys (a weights map or gpt2WeightShapes). Errors name `adapterFile`
- * and the tensor key, with expected and found shapes; modules GPT-2 does not have mean another architecture.
+ * Checks that every LoRA module and extra tensor of `adapter` exists in this model with matching shapes.
+ * `weights` holds the model's canonical keys (a weights map or the family's weightShapes). Errors name
+ * `adapterFile` and the tensor key, with expected and found shapes; modules the model does not have mean another
+ * architecture.
  */
-export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: string, config: GPT2Config, weights: ShapeSource): void {
+export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: string, facts: AdapterFacts, weights: ShapeSource): void {
   const shapeOf = (k: string) => {
     const v = weights.get(k);
     return v === undefined ? undefined : Array.isArray(v) ? v : v.shape;
@@ -268,8 +277,8 @@ export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: stri
   const foreign = (module: string, key: string): never => {
     const close = closestNames(module, modules);
     throw new LoraStudioError(
-      `module ${module} does not exist in this GPT-2 model (n_layer ${config.n_layer}): the adapter was built for another architecture${builtFor}` +
-        (close.length ? `; GPT-2 has e.g. ${close.join(', ')}` : ''),
+      `module ${module} does not exist in this ${facts.name} model (${facts.depth}): the adapter was built for another architecture${builtFor}` +
+        (close.length ? `; ${facts.name} has e.g. ${close.join(', ')}` : ''),
       adapterFile,
       key,
     );
@@ -279,18 +288,15 @@ export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: stri
     const keyB = `${KEY_PREFIX}${module}.lora_B.weight`;
     const w = shapeOf(`${module}.weight`);
     if (!w) foreign(module, keyA);
-    const kind = loraModuleKind(module);
-    if (!kind) {
-      const why = module === 'lm_head' ? 'lm_head is tied to wte in GPT-2; LoRA on it is not supported' : 'only Conv1D/Linear layers (c_attn, c_proj, c_fc, score) can carry LoRA';
-      throw new LoraStudioError(`module ${module}: ${why}`, adapterFile, keyA);
-    }
+    const kind = facts.loraKind(module);
+    if (!kind) throw new LoraStudioError(`module ${module}: ${facts.whyNotLora(module)}`, adapterFile, keyA);
     const [inF, outF] = kind === 'Conv1D' ? [w![0], w![1]] : [w![1], w![0]];
     const r = A.shape[0];
     if (A.shape[1] !== inF) {
-      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify([r, inF])} for this model (n_embd ${config.n_embd}, inner ${innerDim(config)}), found ${JSON.stringify(A.shape)}`, adapterFile, keyA);
+      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify([r, inF])} for this model (${facts.widths}), found ${JSON.stringify(A.shape)}`, adapterFile, keyA);
     }
     if (B.shape[0] !== outF) {
-      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify([outF, r])} for this model (n_embd ${config.n_embd}, inner ${innerDim(config)}), found ${JSON.stringify(B.shape)}`, adapterFile, keyB);
+      throw new LoraStudioError(`shape mismatch: expected ${JSON.stringify([outF, r])} for this model (${facts.widths}), found ${JSON.stringify(B.shape)}`, adapterFile, keyB);
     }
   }
   for (const [key, t] of adapter.extra) {

@@ -6,16 +6,21 @@
  * its `.suffix`, "all-linear" is every Linear/Conv1D but the output head, null is the model's default.
  */
 import { compilePythonRegex, matchNames } from '../util/regex';
-import { ALL_LINEAR, GPT2_DEFAULT_TARGET_MODULES, listEntryMatches } from './targets';
+import { ALL_LINEAR, defaultTargets, listEntryMatches, type TargetDefaults } from './targets';
 import type { ModuleInfo, SelectResult } from '../protocol';
 
 const LORA_TYPES: ReadonlySet<string> = new Set(['Linear', 'Conv1D']);
 
-export function selectTargets(modules: readonly ModuleInfo[], spec: string | string[] | null | undefined, where: { file?: string; field?: string } = {}): SelectResult {
+export function selectTargets(
+  modules: readonly ModuleInfo[],
+  spec: string | string[] | null | undefined,
+  where: { file?: string; field?: string } = {},
+  defaults?: TargetDefaults,
+): SelectResult {
   const named = modules.filter((m) => m.name !== '');
   const adaptable = (m: ModuleInfo) => LORA_TYPES.has(m.type);
   const field = where.field ?? 'target_modules';
-  if (spec === null || spec === undefined) spec = GPT2_DEFAULT_TARGET_MODULES;
+  if (spec === null || spec === undefined) spec = defaultTargets(defaults);
   if (typeof spec === 'string' && spec.toLowerCase() === ALL_LINEAR) {
     return { selected: named.filter((m) => adaptable(m) && !m.is_head).map((m) => m.name), unmatched: [], not_adaptable: [] };
   }

@@ -11,8 +11,6 @@ import type { Task } from '../task';
 import { rankTable } from './patterns';
 import type { LoraTarget, ModuleInfo } from '../protocol';
 
-/** PEFT's default for model_type gpt2 (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
-export const GPT2_DEFAULT_TARGET_MODULES = ['c_attn'];
 /** PEFT's shorthand for every linear layer but the output head. */
 export const ALL_LINEAR = 'all-linear';
 /** The seq-cls head PEFT adds to modules_to_save for SEQ_CLS. */
@@ -38,6 +36,19 @@ export interface ResolveOptions {
   explicitModulesToSave?: boolean;
   /** the file the LoRA settings came from, named in errors */
   file?: string;
+  /** what target_modules: null means: PEFT's default for the model's family (ModelFamily.defaultTargetModules) */
+  defaults?: TargetDefaults;
+}
+
+export interface TargetDefaults {
+  model_type: string;
+  target_modules: readonly string[];
+}
+
+/** The family's default target_modules; a caller that may pass target_modules: null must say what it means. */
+export function defaultTargets(defaults: TargetDefaults | undefined): string[] {
+  if (!defaults) throw new Error('internal: target_modules is null and the caller gave no family default');
+  return [...defaults.target_modules];
 }
 
 const LORA_TYPES = new Set(['Linear', 'Conv1D']);
@@ -50,8 +61,8 @@ export function resolveTargets(modules: ModuleInfo[], lora: LoraConfig, task: Ta
 
   let spec = lora.target_modules;
   if (spec === null || spec === undefined) {
-    spec = GPT2_DEFAULT_TARGET_MODULES;
-    warnings.push(`target_modules is not set; using PEFT's default for gpt2: ${preview(spec)}`);
+    spec = defaultTargets(opts.defaults);
+    warnings.push(`target_modules is not set; using PEFT's default for ${opts.defaults!.model_type}: ${preview(spec)}`);
   }
   if (Array.isArray(spec) && spec.length === 0) throw new LoraStudioError('is an empty list; set target_modules (e.g. ["c_attn"] or "all-linear")', file, 'target_modules');
 

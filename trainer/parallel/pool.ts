@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Batch } from '../data/collate';
-import type { GPT2LoraModel } from '../models/gpt2/model';
+import type { LoraModel } from '../models/family';
 import type { FromWorker, ToWorker } from './protocol';
 import { lossDenominator, shardBatch } from './shard';
 import { collectGarbage } from '../util/gc';
@@ -32,14 +32,14 @@ export function workerScript(): string | null {
  * How many threads to use: LORA_STUDIO_WORKERS when set; otherwise one per core on the wasm backend for models
  * big enough that a replica pays off (n_embd·n_layer ≥ 768·6), else 1.
  */
-export function plannedWorkers(model: GPT2LoraModel, backend: string): number {
+export function plannedWorkers(model: LoraModel, backend: string): number {
   const env = process.env[WORKERS_ENV];
   if (env !== undefined && env !== '') {
     const n = Number(env);
     return Number.isInteger(n) && n >= 1 ? n : 1;
   }
   if (backend !== 'wasm') return 1;
-  if (model.config.n_embd * model.config.n_layer < 768 * 6) return 1;
+  if (model.bodySize < 768 * 6) return 1;
   return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 4));
 }
 
@@ -53,7 +53,7 @@ export class DataParallel {
   private readonly pending = new Map<number, Pending>();
   private failure: Error | null = null;
 
-  private constructor(private readonly model: GPT2LoraModel, private readonly workers: Worker[]) {
+  private constructor(private readonly model: LoraModel, private readonly workers: Worker[]) {
     for (const w of workers) {
       w.on('message', (m: FromWorker) => {
         if (m.kind === 'grad') {
@@ -68,7 +68,7 @@ export class DataParallel {
   }
 
   /** Starts `threads − 1` workers, each with a replica of `model`; null when no worker script is available. */
-  static async start(model: GPT2LoraModel, backend: string, threads: number): Promise<DataParallel | null> {
+  static async start(model: LoraModel, backend: string, threads: number): Promise<DataParallel | null> {
     const script = workerScript();
     if (!script || threads < 2) return null;
     const workers: Worker[] = [];
@@ -158,7 +158,7 @@ export class DataParallel {
 }
 
 /** Loss and gradients of one batch on this thread (what every shard runs), gradients keyed by trainable name. */
-export function localLossAndGrads(model: GPT2LoraModel, batch: Batch, opts: { seed: number; rowOffset?: number; denominator?: number }): { loss: number; grads: Map<string, tf.Tensor> } {
+export function localLossAndGrads(model: LoraModel, batch: Batch, opts: { seed: number; rowOffset?: number; denominator?: number }): { loss: number; grads: Map<string, tf.Tensor> } {
   const vars = [...model.trainable.values()];
   const keyOf = new Map([...model.trainable].map(([k, v]) => [v.name, k]));
   const { value, grads } = tf.variableGrads(() => model.loss(batch, { training: true, ...opts }), vars);

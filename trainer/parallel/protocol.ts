@@ -3,7 +3,7 @@
  * Float32Arrays in the model's internal layout, keyed by trainable-parameter name.
  */
 import type { Batch } from '../data/collate';
-import type { ModelSpec } from '../models/gpt2/model';
+import type { ModelSpec } from '../models/family';
 
 export type ToWorker =
   | { kind: 'init'; backend: string; spec: ModelSpec }

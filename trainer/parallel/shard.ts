@@ -3,8 +3,7 @@
  * divides by, so that the shards' gradients sum to the whole batch's gradient. Shards keep the whole batch's
  * padded length, so each row sees exactly what it sees in the whole batch (dropout masks included).
  */
-import type { Batch } from '../data/collate';
-import { causalTargets } from '../models/gpt2/model';
+import { type Batch, causalTargets } from '../data/collate';
 import type { Task } from '../task';
 
 export interface Shard {
@@ -36,7 +35,7 @@ export function shardBatch(batch: Batch, parts: number): Shard[] {
   return out;
 }
 
-/** What GPT2LoraModel.loss divides the whole batch's summed NLL by. */
+/** What a LoraModel's loss divides the whole batch's summed NLL by. */
 export function lossDenominator(batch: Batch, task: Task): number {
   return Math.max(task === 'seq-cls' ? batch.batch_size : causalTargets(batch).count, 1);
 }

@@ -6,11 +6,12 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../backend';
-import { GPT2LoraModel } from '../models/gpt2/model';
+import type { LoraModel } from '../models/family';
+import { familyFor } from '../models/registry';
 import type { FromWorker, ToWorker } from './protocol';
 import { collectGarbage } from '../util/gc';
 
-let model: GPT2LoraModel | null = null;
+let model: LoraModel | null = null;
 
 function reply(m: FromWorker, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(m, transfer);
@@ -23,7 +24,7 @@ async function handle(m: ToWorker): Promise<void> {
   }
   if (m.kind === 'init') {
     await initBackend(m.backend as BackendName);
-    model = GPT2LoraModel.create(m.spec);
+    model = familyFor(m.spec.config).createModel(m.spec);
     m.spec.weights.clear();
     m.spec.adapter = undefined;
     // the transferred buffer is garbage now: give its pages back before training starts

@@ -7,16 +7,14 @@ import * as path from 'node:path';
 import { modelAsGiven, type RunConfig } from '../config/run_config';
 import { baseModelRefFor } from '../lora/base_model_ref';
 import { type BackendInfo, type BackendName, initBackend } from '../backend';
-import { loadModelFolder, type LoadedModel } from '../models/gpt2/folder';
 import { resolveModelDir } from '../io/hub_model';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer';
-import { namedModules } from '../models/gpt2/modules';
-import { readConfig } from '../models/gpt2/config';
+import type { LoadedModel, LoraModel, ModelFamily } from '../models/family';
+import { readModelConfig } from '../models/registry';
 import { resolveTargets } from '../lora/targets';
 import { countParams } from '../lora/peft_line';
 import { adapterConfigJson, checkAdapterFitsModel, loadAdapter } from '../lora/adapter_io';
 import { rankTable } from '../lora/patterns';
-import { GPT2LoraModel } from '../models/gpt2/model';
 import { prepareData, type PreparedData } from '../data/prepare';
 import type { AdapterConfigJson, AdapterWeights } from '../lora/types';
 import type { LoraTarget, ModuleInfo } from '../protocol';
@@ -32,14 +30,15 @@ export interface TrainingSession {
   targets: LoraTarget[];
   counts: { trainable_params: number; all_params: number; line: string };
   data: PreparedData;
-  model: GPT2LoraModel;
+  family: ModelFamily;
+  model: LoraModel;
   pad_token_id: number;
   adapterConfig: AdapterConfigJson;
   /** the adapter as PEFT saves it into `dir` (default output_dir), with the seq-cls label names in its metadata */
   exportAdapter(dir?: string): Promise<AdapterWeights>;
 }
 
-export const padTokenId = (l: LoadedModel) => l.config.pad_token_id ?? l.config.eos_token_id;
+export const padTokenId = (l: LoadedModel) => (l.config.pad_token_id ?? l.config.eos_token_id) as number;
 
 export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: string; backend?: string; onWarning: (m: string) => void; onInfo?: (m: string) => void }): Promise<TrainingSession> {
   const backend = await initBackend((opts.backend ?? cfg.training.backend ?? undefined) as BackendName | undefined);
@@ -49,9 +48,9 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   const seed = cfg.training.seed;
 
   // Data first: for seq-cls with string labels, the number of classes comes from the data.
-  const peek = readConfig(modelDir);
+  const { family, config: peek } = readModelConfig(modelDir);
   const data = await prepareData(cfg.data, cfg.task, tokenizer, {
-    seed, configFile, eos_token_id: tokenizer.eos_token_id ?? peek.eos_token_id, num_labels: cfg.task === 'seq-cls' ? cfg.num_labels ?? undefined : undefined, log: opts.onInfo,
+    seed, configFile, eos_token_id: tokenizer.eos_token_id ?? family.eosTokenId(peek), num_labels: cfg.task === 'seq-cls' ? cfg.num_labels ?? undefined : undefined, log: opts.onInfo,
   });
   for (const f of data.report.files) {
     if (f.bad.length) opts.onWarning(`${f.file}: skipped ${f.bad.length} of ${f.rows} rows: ${f.bad.slice(0, 10).map((b) => `line ${b.line}: ${b.reason}`).join('; ')}${f.bad.length > 10 ? '; …' : ''}`);
@@ -63,14 +62,16 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   }
 
   const num_labels = cfg.task === 'seq-cls' ? cfg.num_labels ?? Object.keys(data.id2label ?? {}).length : 0;
-  const loaded = loadModelFolder(modelDir, { task: cfg.task, num_labels: cfg.task === 'seq-cls' ? num_labels : undefined, seed });
+  const loaded = family.load(modelDir, { task: cfg.task, num_labels: cfg.task === 'seq-cls' ? num_labels : undefined, seed });
   loaded.warnings.forEach(opts.onWarning);
-  const modules = namedModules(loaded.config, cfg.task, loaded.num_labels);
-  const resolved = resolveTargets(modules, cfg.lora, cfg.task, { explicitModulesToSave: cfg.lora.modules_to_save !== null, file: configFile });
+  const modules = family.namedModules(loaded.config, cfg.task, loaded.num_labels);
+  const resolved = resolveTargets(modules, cfg.lora, cfg.task, {
+    explicitModulesToSave: cfg.lora.modules_to_save !== null, file: configFile, defaults: { model_type: loaded.config.model_type, target_modules: family.defaultTargetModules },
+  });
   resolved.warnings.forEach(opts.onWarning);
   const counts = countParams(modules, resolved.targets, resolved.modules_to_save, cfg.lora.bias);
   const pad_token_id = padTokenId(loaded);
-  const model = GPT2LoraModel.create({
+  const model = family.createModel({
     config: loaded.config, task: cfg.task, num_labels: loaded.num_labels, weights: loaded.weights, targets: resolved.targets,
     modules_to_save: resolved.modules_to_save, bias: cfg.lora.bias, lora_dropout: cfg.lora.lora_dropout,
     init_lora_weights: cfg.lora.init_lora_weights, seed, pad_token_id,
@@ -86,7 +87,7 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
     metadata.label2id = JSON.stringify(data.label2id);
   }
   return {
-    backend, modelDir, loaded, tokenizer, modules, targets: resolved.targets, counts, data, model, pad_token_id, adapterConfig,
+    backend, modelDir, loaded, tokenizer, modules, targets: resolved.targets, counts, data, family, model, pad_token_id, adapterConfig,
     exportAdapter: async (dir = cfg.training.output_dir) => ({
       ...(await model.exportAdapter({ ...adapterConfig, base_model_name_or_path: baseModelRefFor(modelAsGiven(cfg), cfg.model, dir) })), metadata,
     }),
@@ -98,7 +99,8 @@ export interface OpenedModel {
   modelDir: string;
   loaded: LoadedModel;
   tokenizer: TextTokenizer;
-  model: GPT2LoraModel;
+  family: ModelFamily;
+  model: LoraModel;
   adapter?: AdapterWeights;
   pad_token_id: number;
 }
@@ -122,12 +124,13 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   }
   const task = opts.task ?? adapterTask;
   const scoreRows = adapter?.extra.get('score.weight')?.shape[0];
-  const loaded = loadModelFolder(modelDir, { task, num_labels: scoreRows, seed: opts.seed ?? 42 });
+  const { family } = readModelConfig(modelDir);
+  const loaded = family.load(modelDir, { task, num_labels: scoreRows, seed: opts.seed ?? 42 });
   const tokenizer = loadTokenizer(modelDir);
   let targets: LoraTarget[] = [];
   if (adapter) {
-    checkAdapterFitsModel(adapter, path.join(opts.adapterDir!, 'adapter_model.safetensors'), loaded.config, loaded.weights);
-    const modules = new Map(namedModules(loaded.config, loaded.task, loaded.num_labels).map((m) => [m.name, m]));
+    checkAdapterFitsModel(adapter, path.join(opts.adapterDir!, 'adapter_model.safetensors'), family.adapterFacts(loaded.config), loaded.weights);
+    const modules = new Map(family.namedModules(loaded.config, loaded.task, loaded.num_labels).map((m) => [m.name, m]));
     const ranks = rankTable(adapter.config, [...adapter.lora.keys()], { file: path.join(opts.adapterDir!, 'adapter_config.json') }).byName;
     targets = [...adapter.lora.entries()].map(([name, { A }]) => {
       const m = modules.get(name)!;
@@ -136,12 +139,12 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
     });
   }
   const pad_token_id = padTokenId(loaded);
-  const model = GPT2LoraModel.create({
+  const model = family.createModel({
     config: loaded.config, task: loaded.task, num_labels: loaded.num_labels, weights: loaded.weights, targets,
     // modules_to_save: the modules whose weights the adapter carries whole (biases ride on `bias`)
     modules_to_save: adapter ? [...adapter.extra.keys()].filter((k) => k.endsWith('.weight')).map((k) => k.slice(0, -'.weight'.length)) : [],
     bias: adapter?.config.bias ?? 'none', lora_dropout: 0, init_lora_weights: true, seed: opts.seed ?? 42, adapter, pad_token_id,
   });
   loaded.weights.clear();
-  return { backend, modelDir, loaded, tokenizer, model, adapter, pad_token_id };
+  return { backend, modelDir, loaded, tokenizer, family, model, adapter, pad_token_id };
 }

@@ -19,7 +19,7 @@ import { readSafetensors, tensorToF32 } from '../../../trainer/io/safetensors';
 import { adapterLabelMaps, loadAdapter } from '../../../trainer/lora/adapter_io';
 import { LORA_DEFAULTS } from '../../../trainer/lora/config';
 import type { Task } from '../../../trainer/task';
-import { mergeToFolder } from '../../../trainer/lora/merge';
+import { mergeToFolder } from '../../../trainer/commands/merge';
 import { readConfig } from '../../../trainer/models/gpt2/config';
 import { loadTokenizer, type TextTokenizer } from '../../../trainer/tokenizer/tokenizer';
 import { loadCheckpoint } from '../../../trainer/train/checkpoint';

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type HostTensor, readSafetensors, writeSafetensors } from '../../../trainer/io/safetensors';
 import { adapterConfigJson, checkAdapterFitsModel, loadAdapter, saveAdapter } from '../../../trainer/lora/adapter_io';
+import { GPT2_FAMILY } from '../../../trainer/models/gpt2/family';
 import { LORA_DEFAULTS } from '../../../trainer/lora/config';
 import { GPT2_DEFAULTS, type GPT2Config } from '../../../trainer/models/gpt2/config';
 import { TINY_CONFIG } from '../../../trainer/models/gpt2/random_init';
@@ -75,12 +76,12 @@ describe('saveAdapter → loadAdapter', () => {
 describe('adapterConfigJson', () => {
   it('writes the key set and defaults of a recent PEFT', { skip: fixturesSkip }, () => {
     const peft = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'peft-adapters', 'causal-gpt2-r8', 'adapter_config.json'), 'utf8'));
-    const ours = adapterConfigJson({ ...LORA_DEFAULTS, r: 8, lora_alpha: 32, lora_dropout: 0.05, target_modules: ['c_proj', 'c_attn', 'c_attn'] }, 'causal-lm', 'gpt2');
+    const ours = adapterConfigJson({ ...LORA_DEFAULTS, r: 8, lora_alpha: 32, lora_dropout: 0.05, target_modules: ['c_proj', 'c_attn', 'c_attn'], fan_in_fan_out: true }, 'causal-lm', 'gpt2');
     assert.deepEqual(Object.keys(ours).sort(), Object.keys(peft).sort());
     assert.deepEqual(ours, peft);
   });
   it('task types, fan_in_fan_out forced, regex target_modules kept, override', () => {
-    const c = adapterConfigJson({ ...LORA_DEFAULTS, target_modules: '.*\\.c_attn' }, 'seq-cls', null);
+    const c = adapterConfigJson({ ...LORA_DEFAULTS, target_modules: '.*\\.c_attn', fan_in_fan_out: true }, 'seq-cls', null); // as resolveTargets forces it for Conv1D
     assert.equal(c.task_type, 'SEQ_CLS');
     assert.equal(c.fan_in_fan_out, true);
     assert.equal(c.use_dora, false);
@@ -209,7 +210,7 @@ describe('PEFT fixtures', { skip: fixturesSkip }, () => {
     assert.deepEqual([...a.extra.keys()], ['score.weight']);
     assert.deepEqual(a.extra.get('score.weight')!.shape, [6, 768]);
     assert.deepEqual(readSafetensors(path.join(dirOf('seqcls-gpt2-r8'), 'adapter_model.safetensors')).metadata, { format: 'pt' });
-    checkAdapterFitsModel(a, 'x', SMALL, gpt2WeightShapes(SMALL, 'seq-cls', 6));
+    checkAdapterFitsModel(a, 'x', GPT2_FAMILY.adapterFacts(SMALL), gpt2WeightShapes(SMALL, 'seq-cls', 6));
   });
 
   it('causal-gpt2-r8: 36 pairs (c_proj matches attn.c_proj and mlp.c_proj); newer-PEFT keys kept', () => {
@@ -225,7 +226,7 @@ describe('PEFT fixtures', { skip: fixturesSkip }, () => {
     }
     assert.equal(a.config.lora_alpha, 32);
     assert.ok('eva_config' in a.config && 'corda_config' in a.config && a.config.qalora_group_size === 16);
-    checkAdapterFitsModel(a, 'x', SMALL, gpt2WeightShapes(SMALL, 'causal-lm'));
+    checkAdapterFitsModel(a, 'x', GPT2_FAMILY.adapterFacts(SMALL), gpt2WeightShapes(SMALL, 'causal-lm'));
   });
 
   it('re-saving a fixture and reloading is bit-exact; the tensor bytes equal the original file', () => {
@@ -246,7 +247,7 @@ describe('PEFT fixtures', { skip: fixturesSkip }, () => {
   it('a GPT-2-small adapter on a 32-wide model: shape mismatch naming file, key, expected and found', () => {
     const a = loadAdapter(dirOf('seqcls-gpt2-r8'));
     throwsLS(
-      () => checkAdapterFitsModel(a, '/adapters/x/adapter_model.safetensors', TINY, gpt2WeightShapes(TINY, 'seq-cls', 6)),
+      () => checkAdapterFitsModel(a, '/adapters/x/adapter_model.safetensors', GPT2_FAMILY.adapterFacts(TINY), gpt2WeightShapes(TINY, 'seq-cls', 6)),
       '/adapters/x/adapter_model.safetensors',
       'base_model.model.transformer.h.0.attn.c_attn.lora_A.weight',
       /expected \[8,32\].*found \[8,768\]/,
@@ -254,7 +255,7 @@ describe('PEFT fixtures', { skip: fixturesSkip }, () => {
     // 12 layers vs 2: modules beyond the model's depth do not exist
     const deep = { ...a, lora: new Map([...a.lora].filter(([m]) => m.includes('h.5.'))) };
     const big = { ...TINY, n_embd: 768, n_head: 12 } as GPT2Config;
-    throwsLS(() => checkAdapterFitsModel(deep, 'f', big, gpt2WeightShapes(big, 'seq-cls', 6)), 'f', 'base_model.model.transformer.h.5.attn.c_attn.lora_A.weight', /does not exist/);
+    throwsLS(() => checkAdapterFitsModel(deep, 'f', GPT2_FAMILY.adapterFacts(big), gpt2WeightShapes(big, 'seq-cls', 6)), 'f', 'base_model.model.transformer.h.5.attn.c_attn.lora_A.weight', /does not exist/);
   });
 });
 
@@ -262,9 +263,9 @@ describe('checkAdapterFitsModel', () => {
   it('accepts a matching adapter (shapes map or weights map)', () => {
     const a = randomAdapter(tinyShapes, MODULES, 'seq-cls', { r: 2 });
     a.extra.set('score.weight', randomTensor([3, 32], new Rng(3), 0.1));
-    checkAdapterFitsModel(a, 'f', TINY, tinyShapes);
+    checkAdapterFitsModel(a, 'f', GPT2_FAMILY.adapterFacts(TINY), tinyShapes);
     const weights = new Map([...tinyShapes].map(([k, s]) => [k, { shape: s }]));
-    checkAdapterFitsModel(a, 'f', TINY, weights);
+    checkAdapterFitsModel(a, 'f', GPT2_FAMILY.adapterFacts(TINY), weights);
   });
   it('an adapter for another architecture names it and its base model', () => {
     const a = randomAdapter(tinyShapes, ['transformer.h.0.attn.c_attn'], 'causal-lm');
@@ -273,18 +274,18 @@ describe('checkAdapterFitsModel', () => {
       config: { ...a.config, base_model_name_or_path: 'meta-llama/Llama-3.2-1B' },
       lora: new Map([['model.layers.0.self_attn.q_proj', a.lora.get('transformer.h.0.attn.c_attn')!]]),
     };
-    throwsLS(() => checkAdapterFitsModel(llama, 'f', TINY, tinyShapes), 'f', 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight',
+    throwsLS(() => checkAdapterFitsModel(llama, 'f', GPT2_FAMILY.adapterFacts(TINY), tinyShapes), 'f', 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight',
       /another architecture.*meta-llama\/Llama-3\.2-1B/);
   });
   it('B of the wrong width, extra of the wrong shape, LoRA on a LayerNorm', () => {
     const a = randomAdapter(tinyShapes, ['transformer.h.1.mlp.c_fc'], 'causal-lm', { r: 2 });
     a.lora.get('transformer.h.1.mlp.c_fc')!.B = randomTensor([96, 2], new Rng(1), 0.1);
-    throwsLS(() => checkAdapterFitsModel(a, 'f', TINY, tinyShapes), 'f', 'base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight', /expected \[128,2\].*found \[96,2\]/);
+    throwsLS(() => checkAdapterFitsModel(a, 'f', GPT2_FAMILY.adapterFacts(TINY), tinyShapes), 'f', 'base_model.model.transformer.h.1.mlp.c_fc.lora_B.weight', /expected \[128,2\].*found \[96,2\]/);
     const b = randomAdapter(tinyShapes, [], 'seq-cls');
     b.extra.set('score.weight', randomTensor([6, 32], new Rng(1), 0.1));
-    throwsLS(() => checkAdapterFitsModel(b, 'f', TINY, tinyShapes), 'f', 'base_model.model.score.weight', /expected \[3,32\].*found \[6,32\]/);
+    throwsLS(() => checkAdapterFitsModel(b, 'f', GPT2_FAMILY.adapterFacts(TINY), tinyShapes), 'f', 'base_model.model.score.weight', /expected \[3,32\].*found \[6,32\]/);
     const c = randomAdapter(tinyShapes, [], 'causal-lm');
     c.lora.set('transformer.h.0.ln_1', { A: randomTensor([8, 32], new Rng(1), 0.1), B: randomTensor([32, 8], new Rng(1), 0.1) });
-    throwsLS(() => checkAdapterFitsModel(c, 'f', TINY, tinyShapes), 'f', 'base_model.model.transformer.h.0.ln_1.lora_A.weight', /only Conv1D\/Linear/);
+    throwsLS(() => checkAdapterFitsModel(c, 'f', GPT2_FAMILY.adapterFacts(TINY), tinyShapes), 'f', 'base_model.model.transformer.h.0.ln_1.lora_A.weight', /only Conv1D\/Linear/);
   });
 });

@@ -54,7 +54,7 @@ export function randomAdapter(
     const { r } = rankAndScaling(cfg, m);
     map.set(m, { A: randomTensor([r, inF], rng, 0.3, dtype), B: randomTensor([outF, r], rng, 0.3, dtype) });
   }
-  return { config: adapterConfigJson(cfg, task, 'tiny-gpt2'), lora: map, extra: new Map() };
+  return { config: adapterConfigJson({ ...cfg, fan_in_fan_out: true }, task, 'tiny-gpt2'), lora: map, extra: new Map() };
 }
 
 /** Every file under `dir` with its bytes, for "left untouched" checks. */

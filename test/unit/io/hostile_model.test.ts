@@ -16,7 +16,7 @@ import { LORA_DEFAULTS, type LoraConfig } from '../../../trainer/lora/config';
 import { adapterLabelMaps, loadAdapter, saveAdapter } from '../../../trainer/lora/adapter_io';
 import { rankTable } from '../../../trainer/lora/patterns';
 import { resolveTargets } from '../../../trainer/lora/targets';
-import { mergeToFolder } from '../../../trainer/lora/merge';
+import { mergeToFolder } from '../../../trainer/commands/merge';
 import { parseConfig, readConfig } from '../../../trainer/models/gpt2/config';
 import { namedModules } from '../../../trainer/models/gpt2/modules';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';

@@ -11,11 +11,12 @@ import * as path from 'node:path';
 import { loadModelFolder } from '../../../trainer/models/gpt2/folder';
 import { type HostTensor, f32ToBf16, readSafetensors } from '../../../trainer/io/safetensors';
 import { loadAdapter, saveAdapter } from '../../../trainer/lora/adapter_io';
-import { mergeAdapter, mergeToFolder, unmergeAdapter } from '../../../trainer/lora/merge';
+import { mergeAdapter, unmergeAdapter } from '../../../trainer/lora/merge';
+import { mergeToFolder } from '../../../trainer/commands/merge';
 import type { AdapterWeights } from '../../../trainer/lora/types';
 import { GPT2_DEFAULTS, type GPT2Config } from '../../../trainer/models/gpt2/config';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
-import { gpt2WeightShapes } from '../../../trainer/models/gpt2/weights';
+import { gpt2WeightShapes, isConv1D } from '../../../trainer/models/gpt2/weights';
 import { Rng } from '../../../trainer/util/rng';
 import { FIXTURES, fixturesSkip, randomAdapter, randomTensor, snapshotDir, throwsLS } from './helpers';
 
@@ -85,7 +86,7 @@ describe('mergeAdapter / unmergeAdapter on a tiny model', () => {
       const shapes = gpt2WeightShapes(model.config, 'seq-cls', 3);
       const adapter = randomAdapter(shapes, MODULES, 'seq-cls', variant.lora, 21);
       const before = new Map([...model.weights].map(([k, t]) => [k, Float32Array.from(t.data)]));
-      const merged = mergeAdapter(model.weights, adapter);
+      const merged = mergeAdapter(model.weights, adapter, isConv1D);
       for (const [k, t] of model.weights) assert.deepEqual(t.data, before.get(k), `input ${k} untouched`);
       assert.deepEqual([...merged.keys()], [...model.weights.keys()]);
       for (const [k, t] of merged) {
@@ -100,7 +101,7 @@ describe('mergeAdapter / unmergeAdapter on a tiny model', () => {
         assert.equal(t.dtype, 'F32');
         assert.notDeepEqual(t.data, model.weights.get(k)!.data);
       }
-      const back = unmergeAdapter(merged, adapter);
+      const back = unmergeAdapter(merged, adapter, isConv1D);
       for (const [k, t] of back) {
         const orig = model.weights.get(k)!.data;
         for (let i = 0; i < orig.length; i++) if (Math.abs(t.data[i] - orig[i]) > 1e-5) assert.fail(`${k}[${i}]: ${t.data[i]} vs ${orig[i]}`);
@@ -115,7 +116,7 @@ describe('mergeAdapter / unmergeAdapter on a tiny model', () => {
     const bias = randomTensor([96], new Rng(5), 0.5);
     adapter.extra.set('score.weight', score);
     adapter.extra.set('transformer.h.0.attn.c_attn.bias', bias);
-    const merged = mergeAdapter(new Map([...model.weights].map(([k, t]) => [k, { ...t, dtype: 'BF16' as const }])), adapter);
+    const merged = mergeAdapter(new Map([...model.weights].map(([k, t]) => [k, { ...t, dtype: 'BF16' as const }])), adapter, isConv1D);
     assert.deepEqual(merged.get('score.weight')!.data, score.data);
     assert.notEqual(merged.get('score.weight')!.data, score.data, 'a copy, not the adapter array');
     assert.deepEqual(merged.get('transformer.h.0.attn.c_attn.bias')!.data, bias.data);
@@ -128,14 +129,14 @@ describe('mergeAdapter / unmergeAdapter on a tiny model', () => {
     const adapter = randomAdapter(shapes, ['transformer.h.1.mlp.c_fc'], 'seq-cls', { r: 2 });
     adapter.lora.get('transformer.h.1.mlp.c_fc')!.B.data[5] = 3e38;
     adapter.lora.get('transformer.h.1.mlp.c_fc')!.A.data.fill(3e38);
-    throwsLS(() => mergeAdapter(model.weights, adapter), undefined, 'transformer.h.1.mlp.c_fc', /non-finite/);
+    throwsLS(() => mergeAdapter(model.weights, adapter, isConv1D), undefined, 'transformer.h.1.mlp.c_fc', /non-finite/);
     // finite in F32 but beyond F16's range once stored
     const big = randomAdapter(shapes, ['transformer.h.0.attn.c_proj'], 'seq-cls', { r: 1 });
     big.lora.get('transformer.h.0.attn.c_proj')!.A.data.fill(300);
     big.lora.get('transformer.h.0.attn.c_proj')!.B.data.fill(300);
     const f16 = new Map([...model.weights].map(([k, t]) => [k, { ...t, dtype: 'F16' as const }]));
-    throwsLS(() => mergeAdapter(f16, big), undefined, 'transformer.h.0.attn.c_proj', /stored as F16/);
-    assert.doesNotThrow(() => mergeAdapter(model.weights, big));
+    throwsLS(() => mergeAdapter(f16, big, isConv1D), undefined, 'transformer.h.0.attn.c_proj', /stored as F16/);
+    assert.doesNotThrow(() => mergeAdapter(model.weights, big, isConv1D));
   });
 });
 
@@ -153,7 +154,7 @@ describe('a real PEFT adapter on GPT-2-small-shaped weights (in memory, target m
     const weights = new Map<string, HostTensor>();
     for (const m of adapter.lora.keys()) weights.set(`${m}.weight`, patterned(shapes.get(`${m}.weight`)!, weights.size));
     weights.set('score.weight', patterned([6, 768], 99));
-    const merged = mergeAdapter(weights, adapter);
+    const merged = mergeAdapter(weights, adapter, isConv1D);
     const s = 8 / 8;
     for (const [m, { A, B }] of adapter.lora) {
       const ref = referenceMerged(weights.get(`${m}.weight`)!, A, B, s, true);
@@ -169,7 +170,7 @@ describe('a real PEFT adapter on GPT-2-small-shaped weights (in memory, target m
     const shapes = gpt2WeightShapes(SMALL, 'causal-lm');
     const weights = new Map<string, HostTensor>();
     for (const m of adapter.lora.keys()) weights.set(`${m}.weight`, patterned(shapes.get(`${m}.weight`)!, weights.size));
-    const merged = mergeAdapter(weights, adapter);
+    const merged = mergeAdapter(weights, adapter, isConv1D);
     for (const [m, { A, B }] of adapter.lora) {
       assertCloseF32(merged.get(`${m}.weight`)!.data, referenceMerged(weights.get(`${m}.weight`)!, A, B, 32 / 8, true), m);
     }
@@ -215,7 +216,7 @@ describe('mergeToFolder', () => {
     assert.equal(got.task, 'seq-cls');
     const baseModel = loadModelFolder(base, { task: 'seq-cls', num_labels: 4 });
     const toBf16 = (x: number) => { const f = new Float32Array(1); new Uint32Array(f.buffer)[0] = f32ToBf16(x) << 16; return f[0]; };
-    const reference = mergeAdapter(baseModel.weights, loadAdapter(adapterDir));
+    const reference = mergeAdapter(baseModel.weights, loadAdapter(adapterDir), isConv1D);
     for (const [k, t] of got.weights) {
       const want = reference.get(k)!.data;
       for (let i = 0; i < want.length; i++) if (!Object.is(t.data[i], toBf16(want[i]))) assert.fail(`${k}[${i}]`);

@@ -12,6 +12,7 @@ import { inspect } from '../../../trainer/commands/inspect';
 import type { InspectResult } from '../../../trainer/protocol';
 import { LORA_DEFAULTS } from '../../../trainer/lora/config';
 import { selectTargets } from '../../../trainer/lora/select';
+import { GPT2_FAMILY } from '../../../trainer/models/gpt2/family';
 import { LoraStudioError } from '../../../trainer/errors';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 
@@ -29,7 +30,7 @@ describe('selectTargets (the Modules view asks the trainer)', () => {
   it('list (exact or .suffix), regex (full match), all-linear (no head), null = PEFT default c_attn', () => {
     const m = causal.modules;
     assert.deepEqual(selectTargets(m, ['c_attn']).selected, ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
-    assert.deepEqual(selectTargets(m, null).selected, ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
+    assert.deepEqual(selectTargets(m, null, {}, { model_type: 'gpt2', target_modules: GPT2_FAMILY.defaultTargetModules }).selected, ['transformer.h.0.attn.c_attn', 'transformer.h.1.attn.c_attn']);
     assert.deepEqual(selectTargets(m, ['attn.c_proj', 'transformer.h.1.mlp.c_fc']).selected, [
       'transformer.h.0.attn.c_proj', 'transformer.h.1.attn.c_proj', 'transformer.h.1.mlp.c_fc',
     ]);

@@ -8,6 +8,7 @@ import { LoraStudioError } from '../../../trainer/errors';
 import { LORA_DEFAULTS, type LoraConfig } from '../../../trainer/lora/config';
 import { parseConfig } from '../../../trainer/models/gpt2/config';
 import { namedModules } from '../../../trainer/models/gpt2/modules';
+import { GPT2_FAMILY } from '../../../trainer/models/gpt2/family';
 import { FAN_IN_FAN_OUT_WARNING, resolveTargets } from '../../../trainer/lora/targets';
 
 const SMALL = parseConfig({ model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, activation_function: 'gelu_new' }, 'config.json');
@@ -136,7 +137,7 @@ describe('resolveTargets: target_modules', () => {
   });
 
   it('target_modules null uses PEFT\'s gpt2 default ["c_attn"], with a note', () => {
-    const r = resolveTargets(causal, lora({ target_modules: null }), 'causal-lm');
+    const r = resolveTargets(causal, lora({ target_modules: null }), 'causal-lm', { defaults: { model_type: 'gpt2', target_modules: GPT2_FAMILY.defaultTargetModules } });
     assert.deepEqual(names(r), layers('attn.c_attn'));
     assert.match(r.warnings[0], /default.*c_attn/);
   });

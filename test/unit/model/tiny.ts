@@ -13,7 +13,7 @@ import type { AdapterConfigJson, AdapterWeights } from '../../../trainer/lora/ty
 import type { LoraTarget } from '../../../trainer/protocol';
 import type { HostTensor } from '../../../trainer/io/safetensors';
 import { initialLoraFactors } from '../../../trainer/lora/layer';
-import { type ModelSpec } from '../../../trainer/models/gpt2/model';
+import type { ModelSpec } from '../../../trainer/models/family';
 import { initBackend } from '../../../trainer/backend';
 import { webgpuSkipReason } from './webgpu_probe';
 import { Rng } from '../../../trainer/util/rng';

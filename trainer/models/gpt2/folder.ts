@@ -10,6 +10,7 @@ import { type GPT2Config, checkModelSize, configNumLabels, readConfig } from './
 import { IGNORED_BUFFER, PREFIX, gpt2WeightShapes } from './weights';
 import type { Task } from '../../task';
 import { Rng } from '../../util/rng';
+import { intLabelMaps } from '../../data/labels';
 import type { HostTensor } from '../../io/safetensors';
 import { assertNewOutDir, decodeRaw, readRawTensors, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, writeHfFolder } from '../../io/hf_folder';
 
@@ -165,4 +166,22 @@ export function writeModelFolder(outDir: string, src: LoadedModel, weights: Map<
 function hint(key: string, names: Iterable<string>): string {
   const close = closestNames(key, names);
   return close.length ? ` (did you mean ${close.join(', ')}?)` : '';
+}
+
+/**
+ * The config to save with a model for `task`: architectures for the task and, for seq-cls, num_labels with a
+ * matching id2label/label2id and a pad_token_id (eos when unset, with a warning pushed to `warnings`).
+ */
+export function configForTask(src: GPT2Config, task: Task, numLabels: number, warnings: string[]): GPT2Config {
+  const config: GPT2Config = { ...src, architectures: [task === 'seq-cls' ? 'GPT2ForSequenceClassification' : 'GPT2LMHeadModel'] };
+  if (task !== 'seq-cls') return config;
+  config.num_labels = numLabels;
+  if (!config.id2label || Object.keys(config.id2label).length !== numLabels) {
+    Object.assign(config, intLabelMaps(numLabels - 1, numLabels));
+  }
+  if (config.pad_token_id === undefined || config.pad_token_id === null) {
+    config.pad_token_id = config.eos_token_id;
+    warnings.push(`config.json had no pad_token_id; set it to eos_token_id (${config.eos_token_id}), which GPT2ForSequenceClassification needs for batches`);
+  }
+  return config;
 }

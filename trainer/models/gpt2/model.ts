@@ -11,9 +11,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { closestNames, LoraStudioError } from '../../errors';
 import type { HostTensor } from '../../io/safetensors';
-import type { Batch } from '../../data/collate';
+import { type Batch, causalTargets, lastRealPositions } from '../../data/collate';
 import type { Task } from '../../task';
 import type { AdapterConfigJson, AdapterWeights } from '../../lora/types';
+import type { ForwardOptions, Kernels, LoraModel, ModelSpec } from '../family';
 import type { LoraTarget } from '../../protocol';
 import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors, type LoraInit, transposeHost } from '../../lora/layer';
 import { Rng } from '../../util/rng';
@@ -26,46 +27,6 @@ import { releaseAsBackpropPasses } from '../../util/tape';
 import { gemm } from '../../ops/gemm';
 import { installWasmKernels, readInto } from '../../ops/wasm_kernels';
 import { installHeapKernels } from '../../ops/heap_kernels';
-
-/**
- * 'fast' (default): the hand-written gradients and fast-path layouts (per-head 2-D attention, (w·dyᵀ)ᵀ
- * backward products, one-op GELU, a head that makes its gradient in the forward pass, no transposed wte).
- * 'reference': the plain, unoptimised composition of tfjs ops, kept to check that the fast path changes no loss.
- */
-export type Kernels = 'fast' | 'reference';
-
-export interface ModelSpec {
-  config: GPT2Config;
-  task: Task;
-  /** seq-cls head size (ignored for causal-lm) */
-  num_labels: number;
-  /** base weights by canonical HF key (`transformer.` prefix; Conv1D [in, out], score [num_labels, C]) */
-  weights: Map<string, HostTensor>;
-  targets: LoraTarget[];
-  /** module names (full, or a `.suffix` of them) trained in full and saved with the adapter */
-  modules_to_save: string[];
-  bias: 'none' | 'all' | 'lora_only';
-  lora_dropout: number;
-  init_lora_weights: LoraInit;
-  /** seeds LoRA init (and a missing score's init) */
-  seed: number;
-  /** initial values in PEFT's layout: LoRA factors for every target, and `extra` tensors by HF key */
-  adapter?: AdapterWeights;
-  pad_token_id: number;
-  kernels?: Kernels;
-}
-
-export interface ForwardOptions {
-  training: boolean;
-  /** seeds every dropout site of this pass; without it, a stream seeded by spec.seed is used */
-  seed?: number;
-  /**
-   * For a shard of a larger batch (data parallelism): the index of this batch's first row in the whole batch
-   * (dropout masks follow the global row), and what loss() divides the summed NLL by (the whole batch's count).
-   */
-  rowOffset?: number;
-  denominator?: number;
-}
 
 /** Keys whose tensors are held transposed relative to their HF / PEFT layout. */
 const TRANSPOSED = /(^|\.)(lora_A|lora_B)\.weight$|^(score|lm_head)\.weight$/;
@@ -92,7 +53,7 @@ interface Block {
 
 let modelCount = 0;
 
-export class GPT2LoraModel {
+export class GPT2LoraModel implements LoraModel {
   /** trainable parameters by PEFT key without `base_model.model.` (internal [in, out]-style layout) */
   readonly trainable = new Map<string, tf.Variable>();
   readonly config: GPT2Config;
@@ -111,7 +72,7 @@ export class GPT2LoraModel {
   private readonly specShape: Omit<ModelSpec, 'weights' | 'adapter'>;
 
   private constructor(spec: ModelSpec) {
-    this.config = spec.config;
+    this.config = spec.config as GPT2Config;
     this.task = spec.task;
     this.num_labels = spec.num_labels;
     this.targets = spec.targets;
@@ -173,6 +134,14 @@ export class GPT2LoraModel {
 
   static create(spec: ModelSpec): GPT2LoraModel {
     return new GPT2LoraModel(spec);
+  }
+
+  get maxPositions(): number {
+    return this.config.n_positions;
+  }
+
+  get bodySize(): number {
+    return this.config.n_embd * this.config.n_layer;
   }
 
   /** Causal: [B, T, vocab_size] for every position. Seq-cls: [B, num_labels] from each row's last real token. */
@@ -418,35 +387,6 @@ export class GPT2LoraModel {
   }
 }
 
-/** For each position, the next real token (the target), or -1 where nothing is predicted. */
-export function causalTargets(batch: Batch): { targets: Int32Array; count: number } {
-  const { batch_size: B, seq_len: T, input_ids, attention_mask } = batch;
-  const targets = new Int32Array(B * T).fill(-1);
-  let count = 0;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t + 1 < T; t++) {
-      const i = b * T + t;
-      if (attention_mask[i + 1] === 1 && attention_mask[i] === 1) {
-        targets[i] = input_ids[i + 1];
-        count++;
-      }
-    }
-  }
-  return { targets, count };
-}
-
-/** Each row's last real token: position sum(mask) − 1 of T (right padding), 0 for an empty row. */
-export function lastRealPositions(batch: Batch): Int32Array {
-  const { batch_size: B, seq_len: T, attention_mask } = batch;
-  const at = new Int32Array(B);
-  for (let b = 0; b < B; b++) {
-    let n = 0;
-    for (let t = 0; t < T; t++) n += attention_mask[b * T + t];
-    at[b] = Math.max(n - 1, 0);
-  }
-  return at;
-}
-
 // ---- loading: which tensors exist, with what values, and which are trainable ----
 
 interface Plan {
@@ -457,7 +397,8 @@ interface Plan {
 }
 
 function planParameters(spec: ModelSpec): Plan {
-  const { config: c, task } = spec;
+  const { task } = spec;
+  const c = spec.config as GPT2Config;
   checkConfig(c);
   if (task === 'seq-cls' && !(Number.isInteger(spec.num_labels) && spec.num_labels >= 2)) {
     throw new LoraStudioError(`seq-cls needs num_labels >= 2, got ${spec.num_labels}`, undefined, 'num_labels');
