@@ -1,17 +1,22 @@
 /**
  * End to end, as a person uses it: the real workbench (code-server) in Chromium, the extension installed from
- * the .vsix, the real trainer. Eight steps, in order; a step fails the test and the later ones are skipped.
+ * the .vsix, the real trainer. Ten steps, in order; a step fails the test and the later ones are skipped.
  *
  *  1. open the LoRA Studio sidebar;          5. see the loss chart gain points and the step counter advance;
  *  2. open the tiny model;                   6. stop;
  *  3. tick two modules, see the PEFT line;   7. run "Merge Adapter into Model…" from the command palette;
  *  4. open the dashboard, press Start;       8. check that the output folder exists.
  *
- * Screenshots of the sidebar and the dashboard, dark theme then light, go to test-results/e2e/. Any error in a
- * webview's console (the dashboard's) fails the run. Run it with `npm run test:e2e`.
+ * Then 9. "Analyze Adapter…" on the run's checkpoint (and Save PNG of its heatmap), 10. "Compare Runs…" of this run
+ * and a second one the CLI trains beside the editor.
+ *
+ * Screenshots of the sidebar, the dashboard, the Analyze panel and the comparison, dark theme then light, go to
+ * test-results/e2e/. Any error in a webview's console (the dashboard's, the Analyze or Compare page's, a CSP
+ * violation) fails the run. Run it with `npm run test:e2e`.
  */
 import { after, before, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BrowserContext, ConsoleMessage, Frame, Locator, Page } from 'playwright-core';
@@ -335,7 +340,12 @@ step('5. the loss chart gains points and the step counter advances', async () =>
   say(`step counter ${s1} → ${s2}; last plotted step ${p1} → ${p2}`);
   assert.ok(s2 > s1, `the step counter did not advance (${s1} → ${s2})`);
   assert.ok(p1 >= 1 && p2 > p1, `the loss chart did not gain points (last plotted step ${p1} → ${p2})`);
-  assert.match(await f.locator('.backend').innerText(), /WASM · wasm/);
+  assert.equal((await f.locator('.backend').innerText()).trim(), 'WASM');
+  // the smoothing slider, at TensorBoard's default unless the webview state kept another value
+  assert.equal(await f.locator('#smoothing').inputValue(), '0.6');
+  // no eval in this run: no eval charts, not blank panels
+  assert.equal(await f.locator('.chart:not([hidden])', { hasText: 'Eval loss' }).count(), 0);
+  await f.locator('.chart', { hasText: 'Gradient norm' }).waitFor({ timeout: 10_000 });
   assert.match(await f.locator('.peft').innerText(), new RegExp(peftLine(2 * 512 + 2 * 640).replace(/[|.]/g, '\\$&')));
   await page.mouse.move(0, 0);
   await clearNotifications();
@@ -363,6 +373,8 @@ step('7. Merge Adapter into Model… from the command palette', async () => {
   assert.equal(await quickInputBox().inputValue(), path.join(fx.workspace, 'model-merged'));
   await fileDialog(path.join(fx.workspace, 'model-merged'), 'Create Merged Model');
   await expectSoon('the merge notification', async () => notes.seen.some((s) => /Merged model written to/.test(s)), 60_000);
+  // the merge's progress notification ("Merging …" with Cancel) is gone by the time its result shows
+  assert.equal(await page.locator('.notifications-toasts .notification-toast', { hasText: /^Merging / }).count(), 0, 'the merge progress notification is still up');
 });
 
 step('8. the output folder exists', async () => {
@@ -370,6 +382,70 @@ step('8. the output folder exists', async () => {
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(fs.existsSync(path.join(out, f)), `${f} is missing in ${out}`);
   assert.ok(fs.existsSync(path.join(fx.modelDir, 'model.safetensors')));
   await shot('workbench-merged-dark');
+});
+
+/** The step's adapter checkpoint, as the run left it (the run was stopped: no final adapter in output_dir). */
+const e2eCheckpoint = () => fs.readdirSync(path.join(fx.workspace, 'runs', 'e2e')).filter((d) => d.startsWith('checkpoint-')).sort().at(-1)!;
+
+step('9. Analyze Adapter… from the palette, and Save PNG', async () => {
+  await clearNotifications();
+  await palette('LoRA: Analyze Adapter…');
+  await pick(new RegExp(e2eCheckpoint()));
+  await pick('None'); // no second adapter
+  await pick(fx.modelDir); // the open model as the base
+  const f = await frameWith(page, '.heatmap canvas', 90_000);
+  await f.locator('.stats', { hasText: /stable rank/ }).waitFor({ timeout: 30_000 });
+  await f.locator('table.amp tbody tr').first().waitFor({ timeout: 30_000 });
+  // c_attn and c_fc of both blocks: four rows in the amplification table
+  assert.equal(await f.locator('table.amp tbody tr').count(), 4);
+  // hovering a cell of the heatmap shows its module and value
+  const canvas = f.locator('.heatmap canvas').first();
+  const box = (await canvas.boundingBox())!;
+  await canvas.hover({ position: { x: Math.min(box.width - 2, 90), y: 32 } });
+  await expectSoon('the hover readout', async () => /‖ΔW‖_F \d/.test(await f.locator('.readout').first().innerText()), 5_000);
+  await page.mouse.move(0, 0);
+  await clearNotifications();
+  await shot('analyze-dark', page.locator('.part.editor'));
+  // Save PNG: the host asks where, then writes the image
+  const target = path.join(fx.workspace, 'delta-norm-heatmap.png');
+  await f.locator('vscode-button.save').first().click();
+  await quickInputBox().waitFor({ state: 'visible', timeout: 15_000 });
+  await fileDialog(target, 'Save Image');
+  await expectSoon(`${target} written`, async () => fs.existsSync(target), 15_000);
+  const png = fs.readFileSync(target);
+  assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], 'the saved file is not a PNG');
+  say(`saved ${path.relative(fx.workspace, target)} (${png.length} bytes)`);
+});
+
+step('10. Compare Runs… of this run and a second one', async () => {
+  // a second, short run with eval, trained by the CLI beside the editor
+  const second = path.join(fx.workspace, 'second-run.json');
+  fs.writeFileSync(second, JSON.stringify({
+    model: './model', task: 'causal-lm', data: { train: 'train.jsonl', eval: 'eval.jsonl', max_length: 16 },
+    lora: { r: 8, lora_alpha: 16, lora_dropout: 0, target_modules: ['c_attn'] },
+    training: {
+      output_dir: 'runs/e2e-b', num_train_epochs: 3, per_device_train_batch_size: 4, learning_rate: 5e-3, logging_steps: 1,
+      eval_strategy: 'epoch', save_strategy: 'epoch', seed: 7, backend: 'wasm',
+    },
+  }, null, 2) + '\n');
+  execFileSync(process.execPath, [path.join(REPO, 'bin', 'lora-studio.js'), 'train', '--config', second], { cwd: fx.workspace, stdio: 'ignore', timeout: 120_000 });
+  assert.ok(fs.existsSync(path.join(fx.workspace, 'runs', 'e2e-b', 'metrics.jsonl')));
+  await palette('LoRA: Compare Runs…');
+  for (const name of ['e2e', 'e2e-b']) {
+    const r = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: new RegExp(`^${name}$`) }) }).first();
+    await r.waitFor({ timeout: 15_000 });
+    await r.click();
+  }
+  await page.keyboard.press('Enter');
+  const f = await frameWith(page, '.diff-table', 60_000);
+  await f.locator('.chart', { hasText: 'Train loss' }).waitFor({ timeout: 30_000 });
+  await f.locator('.chart', { hasText: 'Eval loss' }).waitFor({ timeout: 30_000 });
+  const fields = await f.locator('.diff-table td.name').allInnerTexts();
+  say(`differing fields: ${fields.join(', ')}`);
+  for (const field of ['lora.r', 'training.learning_rate']) assert.ok(fields.includes(field), `${field} is not in the diff table`);
+  await page.mouse.move(0, 0);
+  await clearNotifications();
+  await shot('compare-dark', page.locator('.part.editor'));
 });
 
 step('screenshots in the light theme', async () => {
@@ -381,4 +457,11 @@ step('screenshots in the light theme', async () => {
   await clearNotifications();
   await page.waitForTimeout(1_000);
   await shot('dashboard-light', page.locator('.part.editor'));
+  for (const [tab, selector, name] of [['Analysis:', '.heatmap canvas', 'analyze-light'], ['Compare:', '.diff-table', 'compare-light']] as const) {
+    await page.locator('.tabs-container .tab', { hasText: tab }).first().click();
+    const f = await frameWith(page, selector, 30_000);
+    await f.locator('.uplot').first().waitFor({ timeout: 30_000 });
+    await page.waitForTimeout(1_000);
+    await shot(name, page.locator('.part.editor'));
+  }
 });
