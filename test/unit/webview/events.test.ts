@@ -46,7 +46,12 @@ describe('trainer event → webview mapping', () => {
     const step = toDashboardEvent(trainEvents[1]);
     assert.deepEqual(step, { event: 'step', step: 1, epoch: 0.01, loss: 3.2, learning_rate: 1e-4, grad_norm: 2.5, tokens_per_second: 1234, rss_mb: 900, eta_s: 99 });
     assert.equal('samples_per_second' in step, false, 'fields the webview does not use stay behind');
-    assert.deepEqual(toDashboardEvent(trainEvents[0]), { ...trainEvents[0] });
+    // the start event gains the backend as the header says it (extension/backendLabel.ts)
+    assert.deepEqual(toDashboardEvent(trainEvents[0]), { ...trainEvents[0], backend_label: 'TensorFlow (GPU)' });
+    const webgpu = toDashboardEvent({ ...(trainEvents[0] as Extract<TrainEvent, { event: 'start' }>), backend: 'webgpu', gpu: false,
+      adapter: { vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.6, 256 bits)', description: '', software: true } });
+    assert.equal((webgpu as Extract<DashboardEvent, { event: 'start' }>).backend_label, 'WebGPU · llvmpipe (software)');
+    assert.ok(!('adapter' in webgpu), 'the adapter details stay with the host');
     assert.deepEqual(toDashboardEvent(trainEvents[6]), { event: 'error', message: 'bad value — lora-run.json — training.learning_rate' });
     assert.ok(isHostMessage({ type: 'events', events: trainEvents.map(toDashboardEvent) }));
   });
