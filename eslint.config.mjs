@@ -1,5 +1,19 @@
 import tseslint from 'typescript-eslint';
 
+const TRAINER_BASE = [
+  { group: ['vscode'], message: 'trainer/ never imports vscode.' },
+  { group: ['**/extension/**', '**/webview/**'], message: 'trainer/ never imports extension/ or webview/.' },
+];
+/** Folders and files of trainer/ above each layer (as import paths relative to a file one folder down). */
+const TOP = ['**/commands/**', '**/cli', '**/main'];
+const TRAINING = ['**/train/**', '**/parallel/**', '**/eval', '**/backend', '**/backend_*'];
+const ABOVE_MODELS = [...TOP, ...TRAINING];
+const ABOVE_LORA = [...ABOVE_MODELS, '**/models/**'];
+const ABOVE_OPS = [...ABOVE_LORA, '**/lora/**', '**/tokenizer/**', '**/data/**', '**/config/**', '**/analysis/**'];
+const ABOVE_IO = [...ABOVE_OPS, '**/ops/**'];
+const ABOVE_UTIL = [...ABOVE_IO, '**/io/**'];
+const trainerLayer = (files, group, message) => [{ files, rules: { 'no-restricted-imports': ['error', { patterns: [...TRAINER_BASE, { group, message }] }] } }];
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'out/**', 'test-results/**', '.vscode-test/**'] },
   ...tseslint.configs.recommended,
@@ -17,13 +31,20 @@ export default tseslint.config(
   {
     // Import boundaries: the trainer runs without VS Code and never sees the other sides.
     files: ['trainer/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [
-        { group: ['vscode'], message: 'trainer/ never imports vscode.' },
-        { group: ['**/extension/**', '**/webview/**'], message: 'trainer/ never imports extension/ or webview/.' },
-      ] }],
-    },
+    rules: { 'no-restricted-imports': ['error', { patterns: TRAINER_BASE }] },
   },
+  // Layers inside trainer/, each importing only downward (a later block's patterns replace the base list for its
+  // files, so each repeats it). From the bottom:
+  //   protocol.ts (imports nothing) · errors.ts, task.ts · util/ · io/ · ops/ (kernels: GEMM, layers, attention
+  //   mask) · tokenizer/, data/, config/, analysis/ · lora/ (knows no model family) · models/ (family.ts,
+  //   registry.ts, one folder per family: may import lora/ and ops/) · train/, parallel/, eval.ts · commands/,
+  //   cli.ts, main.ts on top.
+  ...trainerLayer(['trainer/protocol.ts'], ['./*', '../*'], 'protocol.ts is the leaf: it imports nothing from the trainer.'),
+  ...trainerLayer(['trainer/util/**/*.ts'], ABOVE_UTIL, 'util/ imports nothing above it (only errors.ts).'),
+  ...trainerLayer(['trainer/io/**/*.ts'], ABOVE_IO, 'io/ imports only util/ and errors.ts.'),
+  ...trainerLayer(['trainer/ops/**/*.ts'], ABOVE_OPS, 'ops/ imports only io/, util/ and errors.ts.'),
+  ...trainerLayer(['trainer/lora/**/*.ts'], ABOVE_LORA, 'lora/ knows no model family: it never imports models/ (nor train/, parallel/, commands/).'),
+  ...trainerLayer(['trainer/models/**/*.ts'], ABOVE_MODELS, 'models/ may import lora/ and ops/, never train/, parallel/ or commands/.'),
   {
     files: ['webview/**/*.ts'],
     rules: {

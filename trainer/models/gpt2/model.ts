@@ -16,7 +16,7 @@ import type { Task } from '../../task';
 import type { AdapterConfigJson, AdapterWeights } from '../../lora/types';
 import type { ForwardOptions, Kernels, LoraModel, ModelSpec } from '../family';
 import type { LoraTarget } from '../../protocol';
-import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors, type LoraInit, transposeHost } from '../../lora/layer';
+import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors, transposeHost } from '../../lora/layer';
 import { Rng } from '../../util/rng';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
