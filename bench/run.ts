@@ -8,6 +8,12 @@
  * Our side runs as the trainer ships: bench/ours.ts and the gradient worker are bundled like the trainer
  * (dist/bench/, beside copies of the wasm binaries) and run by plain node, so neither its time nor its RSS
  * includes tsx compiling TypeScript in every thread.
+ *
+ * `npm run bench -- --backend webgpu` (or any backend name) measures that backend instead: causal-lm (BENCH_TASKS
+ * to change) at 4×128, 16×512 and 32×512 (BENCH_SHAPES, e.g. `4x128`), BENCH_STEPS timed steps after one warm-up,
+ * tokens/s and, on webgpu, the adapter and GPU memory as tfjs counts it (see bench/ours.ts); PyTorch (CPU) runs at
+ * the same shapes beside it unless BENCH_TORCH=0. The merge and IPC timings are left out (they do not depend on
+ * the backend). Writes bench/results-<backend>.json.
  */
 import { execFileSync, fork, spawnSync } from 'node:child_process';
 import * as esbuild from 'esbuild';
@@ -65,27 +71,59 @@ async function bundleOurs(): Promise<string> {
   await esbuild.build({
     absWorkingDir: REPO, entryPoints: { ours: 'bench/ours.ts', parallel_worker: 'trainer/parallel/worker.ts' }, outdir: out,
     bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning',
-    external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt'],
+    external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
   });
   const trainer = path.join(REPO, 'dist', 'trainer');
   for (const f of fs.readdirSync(trainer).filter((n) => n.endsWith('.wasm'))) fs.copyFileSync(path.join(trainer, f), path.join(out, f));
   return path.join(out, 'ours.js');
 }
 
-function throughput(task: string, oursJs: string) {
+function throughput(task: string, oursJs: string, b = B, t_ = T, backend?: string, torchToo = true) {
   const ours: RunResult[] = [];
   const torch: RunResult[] = [];
   for (let i = 0; i < REPEATS; i++) {
-    ours.push(runJson(process.execPath, [oursJs, task, String(B), String(T), String(STEPS)]));
-    torch.push(runJson(PYTHON, ['bench/torch_ref.py', task, String(B), String(T), String(STEPS)]));
+    ours.push(runJson(process.execPath, [oursJs, task, String(b), String(t_), String(STEPS), ...(backend ? [backend] : [])]));
+    if (torchToo) torch.push(runJson(PYTHON, ['bench/torch_ref.py', task, String(b), String(t_), String(STEPS)]));
   }
   const o = median(ours.map((r) => r.tokens_per_s));
-  const t = median(torch.map((r) => r.tokens_per_s));
+  const t = torchToo ? median(torch.map((r) => r.tokens_per_s)) : NaN;
   return {
     ours_tokens_per_s: o, torch_tokens_per_s: t, ratio: o / t,
     ours_peak_rss_mb: median(ours.map((r) => r.peak_rss_mb)), torch_peak_rss_mb: median(torch.map((r) => r.peak_rss_mb)),
     ours_runs: ours.map((r) => r.tokens_per_s), torch_runs: torch.map((r) => r.tokens_per_s),
+    ours_last: ours.at(-1)!,
   };
+}
+
+/** `--backend NAME`: our side on that backend at BENCH_SHAPES (default 4x128,16x512,32x512), PyTorch beside it. */
+async function backendBench(backend: string): Promise<void> {
+  const shapes = (process.env.BENCH_SHAPES ?? '4x128,16x512,32x512').split(',').map((s) => {
+    const m = /^(\d+)x(\d+)$/.exec(s.trim());
+    if (!m) throw new Error(`BENCH_SHAPES: "${s}" is not BATCHxSEQ (e.g. 4x128)`);
+    return [Number(m[1]), Number(m[2])] as const;
+  });
+  const tasks = (process.env.BENCH_TASKS ?? 'causal-lm').split(',');
+  const torchToo = process.env.BENCH_TORCH !== '0';
+  if (torchToo) ensureTorch();
+  ensureBuilt();
+  const oursJs = await bundleOurs();
+  const rows = [['', `ours (${backend}) tok/s`, 'PyTorch (CPU) tok/s', 'GPU peak MB (tfjs pool)', 'tensors MB', 'peak RSS MB']];
+  const results: Record<string, unknown> = {};
+  let adapter = '';
+  for (const task of tasks) {
+    for (const [b, t] of shapes) {
+      const r = throughput(task, oursJs, b, t, backend, torchToo);
+      const last = r.ours_last as RunResult & { gpu_peak_mb?: number; tensors_mb?: number; adapter?: { vendor: string; architecture: string; device: string; description: string; software: boolean } };
+      if (last.adapter) adapter = `${[last.adapter.vendor, last.adapter.architecture, last.adapter.device].filter(Boolean).join(' ')} (${last.adapter.description})${last.adapter.software ? ', SOFTWARE' : ''}`;
+      results[`${task} ${b}x${t}`] = r;
+      const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+      rows.push([`${task} ${b}×${t}`, f(r.ours_tokens_per_s), f(r.torch_tokens_per_s), f(last.gpu_peak_mb, 0), f(last.tensors_mb, 0), f(r.ours_peak_rss_mb, 0)]);
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
+  if (adapter) console.log(`adapter: ${adapter}`);
+  writeJsonAtomic(path.join(REPO, 'bench', `results-${backend}.json`), { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, backend, adapter, steps: STEPS, repeats: REPEATS, results });
 }
 
 function mergeTiming() {
@@ -158,6 +196,8 @@ async function ipcLatency() {
 }
 
 async function main(): Promise<void> {
+  const at = process.argv.indexOf('--backend');
+  if (at >= 0) return backendBench(process.argv[at + 1] ?? '');
   ensureTorch();
   ensureBuilt();
   const oursJs = await bundleOurs();
