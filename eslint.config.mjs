@@ -15,7 +15,7 @@ const ABOVE_UTIL = [...ABOVE_IO, '**/io/**'];
 const trainerLayer = (files, group, message) => [{ files, rules: { 'no-restricted-imports': ['error', { patterns: [...TRAINER_BASE, { group, message }] }] } }];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'test-results/**', '.vscode-test/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'out/**', 'test-results/**', '.vscode-test/**', 'bench/device-bundle/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
