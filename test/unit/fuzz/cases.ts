@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import type { PreparedData } from '../../../trainer/data/types';
 import { deepObjectText } from './mutate';
 import { seqClsRows, type SeedLibrary } from './seeds';
-import { writeParquet } from './parquet_writer';
+import { writeParquet } from '../../util/parquet_writer';
 
 export interface RegressionCase {
   name: string;

@@ -13,7 +13,7 @@ import type { HostTensor } from '../../../trainer/io/safetensors';
 import { GPT2_DEFAULTS, type GPT2Config } from '../../../trainer/models/gpt2/config';
 import { Rng } from '../../../trainer/util/rng';
 import { randomAdapter } from '../io/helpers';
-import { writeParquet } from './parquet_writer';
+import { writeParquet } from '../../util/parquet_writer';
 
 export const FIXTURES = path.resolve(__dirname, '..', '..', '..', '..', 'shared', 'fixtures');
 export const FIXTURES_PRESENT = fs.existsSync(FIXTURES);

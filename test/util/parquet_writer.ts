@@ -1,6 +1,8 @@
 /**
- * A minimal Parquet writer for the fuzz seeds (hyparquet cannot write): Thrift compact protocol, PLAIN encoding, no
- * compression, one row group, OPTIONAL columns of strings or INT64. The same layout as test/unit/data/parquet.test.ts.
+ * A minimal Parquet writer for tests (hyparquet cannot write), from the Parquet format spec: Thrift compact protocol,
+ * PLAIN encoding, no compression, one row group; a string column (optionally nullable, optionally with raw invalid
+ * bytes) and an INT64 column, plus optional key-value metadata such as `datasets`' "huggingface" features, and
+ * optional corruptions of the schema and row count for the readers' error paths.
  */
 class Compact {
   readonly out: number[] = [];
@@ -14,7 +16,7 @@ class Compact {
   }
   private zigzag(v: number | bigint): void {
     const b = BigInt(v);
-    this.varint(b >= 0n ? b << 1n : (-b << 1n) - 1n);
+    this.varint(b >= 0n ? b << 1n : ((-b) << 1n) - 1n);
   }
   private header(id: number, type: number): void {
     const delta = id - this.last[this.last.length - 1];
@@ -37,14 +39,17 @@ class Compact {
   }
   str(id: number, s: string): this {
     this.header(id, 8);
-    const b = Buffer.from(s);
+    this.bytes(Buffer.from(s));
+    return this;
+  }
+  private bytes(b: Uint8Array): void {
     this.varint(BigInt(b.length));
     this.out.push(...b);
-    return this;
   }
   struct(id: number, body: (c: this) => void): this {
     this.header(id, 12);
-    return this.body(body);
+    this.body(body);
+    return this;
   }
   body(body: (c: this) => void): this {
     this.last.push(0);
@@ -73,19 +78,16 @@ class Compact {
   }
   strs(id: number, items: string[]): this {
     this.listHeader(id, items.length, 8);
-    for (const s of items) {
-      const b = Buffer.from(s);
-      this.varint(BigInt(b.length));
-      this.out.push(...b);
-    }
+    for (const s of items) this.bytes(Buffer.from(s));
     return this;
   }
 }
 
+export type ParquetCell = string | Uint8Array | number | null;
 export interface ParquetColumn {
   name: string;
   type: 'string' | 'int64';
-  values: Array<string | number | null>;
+  values: ParquetCell[];
 }
 
 function le32(n: number): Buffer {
@@ -94,12 +96,14 @@ function le32(n: number): Buffer {
   return b;
 }
 
-export function writeParquet(columns: ParquetColumn[], keyValue: Record<string, string> = {}): Buffer {
+/** Every column is OPTIONAL (nullable), as pandas/pyarrow write them. */
+export function writeParquet(columns: ParquetColumn[], keyValue: Record<string, string> = {}, corrupt: { rootChildren?: number; childChildren?: number; numRows?: number } = {}): Buffer {
   const numRows = columns[0].values.length;
   const parts: Buffer[] = [Buffer.from('PAR1')];
   let offset = 4;
   const chunks: Array<{ col: ParquetColumn; offset: number; size: number }> = [];
   for (const col of columns) {
+    // definition levels (bit width 1), RLE runs: varint(count << 1), then the value in one byte
     const levels: number[] = [];
     for (let i = 0; i < numRows; ) {
       const v = col.values[i] === null ? 0 : 1;
@@ -118,15 +122,19 @@ export function writeParquet(columns: ParquetColumn[], keyValue: Record<string, 
       if (v === null) continue;
       if (col.type === 'int64') {
         const b = Buffer.alloc(8);
-        b.writeBigInt64LE(BigInt(v));
+        b.writeBigInt64LE(BigInt(v as number));
         values.push(b);
       } else {
-        const bytes = Buffer.from(String(v));
+        const bytes = typeof v === 'string' ? Buffer.from(v) : Buffer.from(v as Uint8Array);
         values.push(le32(bytes.length), bytes);
       }
     }
     const page = Buffer.concat([le32(levels.length), Buffer.from(levels), ...values]);
-    const header = new Compact().i32(1, 0).i32(2, page.length).i32(3, page.length).struct(5, (c) => c.i32(1, numRows).i32(2, 0).i32(3, 3).i32(4, 3)).out;
+    const header = new Compact()
+      .i32(1, 0) // DATA_PAGE
+      .i32(2, page.length)
+      .i32(3, page.length)
+      .struct(5, (c) => c.i32(1, numRows).i32(2, 0).i32(3, 3).i32(4, 3)).out;
     header.push(0);
     const chunk = Buffer.concat([Buffer.from(header), page]);
     chunks.push({ col, offset, size: chunk.length });
@@ -136,17 +144,26 @@ export function writeParquet(columns: ParquetColumn[], keyValue: Record<string, 
   const meta = new Compact();
   meta.i32(1, 1);
   meta.structs(2, [null, ...columns], (c, col) => {
-    if (col === null) c.str(4, 'schema').i32(5, columns.length);
+    if (col === null) c.str(4, 'schema').i32(5, corrupt.rootChildren ?? columns.length);
     else {
       c.i32(1, col.type === 'int64' ? 2 : 6).i32(3, 1).str(4, col.name);
-      if (col.type === 'string') c.i32(6, 0);
+      if (corrupt.childChildren !== undefined) c.i32(5, corrupt.childChildren);
+      if (col.type === 'string') c.i32(6, 0); // UTF8
     }
   });
-  meta.i64(3, numRows);
+  meta.i64(3, corrupt.numRows ?? numRows);
   meta.structs(4, [0], (c) => {
     c.structs(1, chunks, (cc, ch) =>
       cc.i64(2, ch.offset).struct(3, (m) =>
-        m.i32(1, ch.col.type === 'int64' ? 2 : 6).i32s(2, [0, 3]).strs(3, [ch.col.name]).i32(4, 0).i64(5, numRows).i64(6, ch.size).i64(7, ch.size).i64(9, ch.offset),
+        m
+          .i32(1, ch.col.type === 'int64' ? 2 : 6)
+          .i32s(2, [0, 3])
+          .strs(3, [ch.col.name])
+          .i32(4, 0)
+          .i64(5, numRows)
+          .i64(6, ch.size)
+          .i64(7, ch.size)
+          .i64(9, ch.offset),
       ),
     );
     c.i64(2, chunks.reduce((s, ch) => s + ch.size, 0)).i64(3, numRows);
@@ -158,3 +175,4 @@ export function writeParquet(columns: ParquetColumn[], keyValue: Record<string, 
   parts.push(footer, le32(footer.length), Buffer.from('PAR1'));
   return Buffer.concat(parts);
 }
+
