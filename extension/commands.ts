@@ -10,11 +10,10 @@ import * as path from 'node:path';
 import { cliArgsBackend, withCli } from './commands/cli';
 import { analyzeAdapter, compareRuns } from './commands/analyze';
 import type { LoraContext } from './context';
-import { installedNative, installNative, nativePlan, nativeRoot, type NativeFlavor } from './native';
-import { installGpuBackend } from './commands/gpu';
+import { installGpuBackend, installNativeBackend } from './commands/install';
 import { regexFromList } from './modules/treeModel';
 import type { ModelRef } from './modules/view';
-import { OPEN_LOG, showTrainerError } from './run';
+import { showTrainerError } from './run';
 import {
   adapterDirOf, checkMergeOut, copyAdapter, getPath, looksLikeHubId, modelFieldFor, readAdapterConfig, resolveModel, runConfigTemplate,
   type Json,
@@ -440,48 +439,4 @@ async function stableSchemaUri(ctx: LoraContext): Promise<string> {
   }
 }
 
-// ---- Install Native Backend… ----
-
-async function installNativeBackend(ctx: LoraContext): Promise<void> {
-  const current = installedNative(ctx.globalStorage);
-  const flavors: Array<vscode.QuickPickItem & { flavor: NativeFlavor }> = [
-    { label: '$(chip) GPU (CUDA)', description: '@tensorflow/tfjs-node-gpu', detail: nativePlan('gpu').requirements, flavor: 'gpu' },
-    { label: '$(server-process) CPU', description: '@tensorflow/tfjs-node', detail: nativePlan('cpu').requirements, flavor: 'cpu' },
-  ];
-  const pick = await vscode.window.showQuickPick(flavors, {
-    title: 'Install the native TensorFlow backend',
-    placeHolder: current ? `Installed now: ${current}` : 'Without it, training runs on WebAssembly or plain JavaScript',
-    matchOnDetail: true,
-  });
-  if (!pick) return;
-  const plan = nativePlan(pick.flavor);
-  const ok = await vscode.window.showInformationMessage(
-    `Install ${plan.spec}?`,
-    { modal: true, detail: `${plan.requirements}\n\nIt is installed into ${nativeRoot(ctx.globalStorage)}, outside your workspace; the trainer loads it from there.` },
-    'Install',
-  );
-  if (!ok) return;
-  ctx.log.info(`installing ${plan.spec} into ${nativeRoot(ctx.globalStorage)}`);
-  try {
-    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Installing ${plan.pkg}`, cancellable: true }, (progress, token) => {
-      const abort = new AbortController();
-      token.onCancellationRequested(() => abort.abort());
-      return installNative(ctx.globalStorage, pick.flavor, {
-        signal: abort.signal,
-        onLine: (line) => {
-          ctx.log.info(`[npm] ${line}`);
-          progress.report({ message: line.trim().slice(0, 100) });
-        },
-      });
-    });
-  } catch (e) {
-    const p = await vscode.window.showErrorMessage(`Could not install ${plan.pkg}: ${(e as Error).message}`, OPEN_LOG);
-    if (p) ctx.log.show(true);
-    return;
-  }
-  const restarted = ctx.client.recycle();
-  void vscode.window.showInformationMessage(
-    `${plan.pkg} is installed. ${restarted ? 'The next run uses it' : 'Runs started after the current one use it'} (set "loraStudio.backend" to "tensorflow" to require it).`,
-  );
-}
 
