@@ -9,31 +9,19 @@ import { LoraStudioError, closestNames, preview } from '../../errors';
 import { type GPT2Config, checkModelSize, configNumLabels, readConfig } from './config';
 import { IGNORED_BUFFER, PREFIX, gpt2WeightShapes } from './weights';
 import type { Task } from '../../task';
+import type { LoadedModel as FamilyLoadedModel, LoadModelOptions } from '../family';
 import { Rng } from '../../util/rng';
 import { intLabelMaps } from '../../data/labels';
 import type { HostTensor } from '../../io/safetensors';
 import { assertNewOutDir, decodeRaw, readRawTensors, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, writeHfFolder } from '../../io/hf_folder';
 
-export interface LoadedModel {
-  dir: string;
+/** GPT-2's loaded folder: the family-wide shape with GPT-2's config and key layouts. */
+export interface LoadedModel extends FamilyLoadedModel {
   config: GPT2Config;
-  task: Task;
-  num_labels: number;
   /** canonical keys of gpt2WeightShapes (`transformer.` prefix; `score.weight` bare), values in F32, dtype as stored */
   weights: Map<string, HostTensor>;
   /** whether the input's keys carried `transformer.` (transformers' layout) or not (the original gpt2 checkpoint) */
   layout: 'prefixed' | 'bare';
-  sharded: boolean;
-  /** names (not paths) of the TOKENIZER_FILES present in the folder */
-  tokenizerFiles: string[];
-  warnings: string[];
-}
-
-export interface LoadModelOptions {
-  task?: Task;
-  num_labels?: number;
-  /** seed for a newly initialised score.weight (default 42) */
-  seed?: number;
 }
 
 const SEQ_CLS_ARCH = 'GPT2ForSequenceClassification';
