@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { AnalyzeHostMessage, CompareHostMessage } from '../../webview/protocol';
 import { Disposable } from '../disposable';
-import { RESOURCE_ROOTS, buildDashboardHtml } from '../dashboard/html';
+import { RESOURCE_ROOTS, buildDashboardHtml, describeMessage as describe } from '../dashboard/html';
 import { decodeImageDataUrl, imageFileName, writeFileAtomic } from './image';
 import { isPanelWebviewMessage } from './messages';
 
@@ -34,16 +34,6 @@ export const COMPARE_KIND: PanelKind = {
   script: ['dist', 'webview', 'compare.js'],
   styles: [['dist', 'webview', 'compare.css'], ['media', 'dashboard.css'], ['media', 'analyze.css']],
 };
-
-function describe(raw: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(raw) ?? String(raw);
-  } catch {
-    s = String(raw);
-  }
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
-}
 
 export class ChartPanel<M extends AnalyzeHostMessage | CompareHostMessage> extends Disposable {
   private static readonly current = new Map<string, ChartPanel<AnalyzeHostMessage | CompareHostMessage>>();

@@ -68,3 +68,14 @@ ${styles}
 </html>
 `;
 }
+
+/** A message that failed its guard, for the log: JSON, cut to 200 characters. */
+export function describeMessage(raw: unknown): string {
+  let s: string;
+  try {
+    s = JSON.stringify(raw) ?? String(raw);
+  } catch {
+    s = String(raw);
+  }
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}

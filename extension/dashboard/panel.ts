@@ -16,7 +16,7 @@ import type { DashboardEvent, DashboardStatus, HostMessage, WebviewMessage } fro
 import type { DashboardHost, RunStatus } from './host';
 import { adapterDirOf } from '../runFiles';
 import { Disposable } from '../disposable';
-import { DASHBOARD_SCRIPT, DASHBOARD_STYLES, RESOURCE_ROOTS, buildDashboardHtml } from './html';
+import { DASHBOARD_SCRIPT, DASHBOARD_STYLES, RESOURCE_ROOTS, buildDashboardHtml, describeMessage as describe } from './html';
 import { EventBatcher, chunk, mapTrainEvent, mergeReplay, toDashboardStatus } from './events';
 import { DASHBOARD_FIELDS, isWebviewMessage } from './messages';
 
@@ -40,16 +40,6 @@ function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewOptions {
 /** The webview's status, with whether output_dir holds a finished adapter (for "Analyze Adapter…"). */
 function statusFor(s: RunStatus): DashboardStatus {
   return { ...toDashboardStatus(s), hasAdapter: !!s.outputDir && adapterDirOf(s.outputDir) !== undefined };
-}
-
-function describe(raw: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(raw) ?? String(raw);
-  } catch {
-    s = String(raw);
-  }
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
 }
 
 export class DashboardPanel extends Disposable implements vscode.Disposable {
