@@ -9,7 +9,8 @@
 import uPlot from 'uplot';
 import { downsample } from './series';
 import { DEFAULT_SMOOTHING, emaSmooth } from './smoothing';
-import { formatNumber, type RunState, type SeriesTable } from './runState';
+import type { RunState, SeriesTable } from './runState';
+import { stepChartOptions, stepLines } from './stepChart';
 
 /** the most points one chart draws; beyond it the min/max selection applies */
 export const MAX_DRAW_POINTS = 4000;
@@ -40,22 +41,6 @@ const SPECS: readonly ChartSpec[] = [
 
 /** Series colours, in order: VS Code's chart palette. */
 const SERIES_VARS = ['--vscode-charts-blue', '--vscode-charts-orange', '--vscode-charts-purple', '--vscode-charts-green', '--vscode-charts-yellow', '--vscode-charts-red'];
-
-/** the raw series behind a smoothed one: this opaque (hex alpha) */
-const RAW_ALPHA = 0.3;
-
-/** `colour` at `alpha`, through the canvas's own colour parsing (any CSS colour a theme gives). */
-function faint(colour: string, alpha: number): string {
-  const ctx = document.createElement('canvas').getContext('2d');
-  if (!ctx) return colour;
-  ctx.fillStyle = '#000000';
-  ctx.fillStyle = colour;
-  const c = String(ctx.fillStyle);
-  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(c);
-  if (m) return `rgba(${parseInt(m[1], 16)}, ${parseInt(m[2], 16)}, ${parseInt(m[3], 16)}, ${alpha})`;
-  const r = /^rgba?\(([^,]+),([^,]+),([^,)]+)/.exec(c);
-  return r ? `rgba(${r[1].trim()}, ${r[2].trim()}, ${r[3].trim()}, ${alpha})` : colour;
-}
 
 interface Theme {
   foreground: string;
@@ -110,41 +95,11 @@ class Chart {
   private build(columns: string[], theme: Theme): void {
     this.plot?.destroy();
     this.columns = columns;
-    const axis: uPlot.Axis = {
-      stroke: theme.foreground,
-      font: theme.font,
-      grid: { stroke: theme.grid, width: 1 },
-      ticks: { stroke: theme.grid, width: 1 },
-    };
-    const opts: uPlot.Options = {
-      width: Math.max(200, this.plotHost.clientWidth),
-      height: HEIGHT,
-      scales: { x: { time: false } },
-      legend: { show: true, live: true },
-      cursor: { drag: { x: true, y: false } },
-      axes: [
-        { ...axis, label: 'step', labelFont: theme.font, labelSize: 16 },
-        { ...axis, size: 58, values: (_u, splits) => splits.map((s) => formatNumber(s, 3)) },
-      ],
-      series: [
-        { label: 'step' },
-        ...columns.flatMap((c, i) => {
-          const stroke = theme.series[i % theme.series.length];
-          const label = this.spec.label ? this.spec.label(c) : c;
-          const line = {
-            label,
-            stroke,
-            width: theme.highContrast ? 2 : 1.5,
-            points: { show: false },
-            spanGaps: true,
-            value: (_u: uPlot, v: number | null) => (v === null ? '—' : formatNumber(v)),
-          };
-          if (!this.spec.smooth) return [line];
-          // the raw series first, so the smoothed line is drawn over it
-          return [{ ...line, label: `${label} (raw)`, stroke: faint(stroke, theme.highContrast ? 0.6 : RAW_ALPHA), width: 1 }, { ...line, label: `${label} (smoothed)` }];
-        }),
-      ],
-    };
+    const lines = columns.flatMap((c, i) => {
+      const label = this.spec.label ? this.spec.label(c) : c;
+      return stepLines(label, theme.series[i % theme.series.length], theme, !!this.spec.smooth, `${label} (smoothed)`);
+    });
+    const opts = stepChartOptions(theme, Math.max(200, this.plotHost.clientWidth), HEIGHT, lines);
     const perColumn = this.spec.smooth ? 2 : 1;
     this.plot = new uPlot(opts, [[], ...Array.from({ length: columns.length * perColumn }, () => [])], this.plotHost);
     this.drawnVersion = -1;

@@ -9,8 +9,8 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import 'uplot/dist/uPlot.min.css';
 import uPlot from 'uplot';
 import { isCompareHostMessage, type CompareHostMessage, type CompareRun, type ConfigDiffRow, type XY } from './protocol';
-import { Banner, el, onThemeChange, panelApi, pngOf, readPanelTheme, saveButton, toRgba, type PanelTheme } from './panelKit';
-import { formatNumber } from './runState';
+import { Banner, el, onThemeChange, panelApi, pngOf, readPanelTheme, saveButton, type PanelTheme } from './panelKit';
+import { stepChartOptions, stepLines } from './stepChart';
 import { DEFAULT_SMOOTHING, MAX_SMOOTHING, clampSmoothing, emaSmooth } from './smoothing';
 
 interface State {
@@ -60,11 +60,6 @@ smoothingInput.addEventListener('input', () => {
 
 const charts: uPlot[] = [];
 
-function faint(colour: string, alpha: number): string {
-  const [r, g, b] = toRgba(colour, [128, 128, 128, 1]);
-  return `rgba(${r}, ${g}, ${b}, ${alpha})`;
-}
-
 /** One chart of `curves` (one per run; undefined where a run lacks it) against the step. */
 function chart(title: string, runs: CompareRun[], curves: Array<XY | undefined>, smooth: boolean): void {
   const box = el('section', 'chart');
@@ -77,27 +72,8 @@ function chart(title: string, runs: CompareRun[], curves: Array<XY | undefined>,
   // one x axis over every run's steps (uPlot.join fills the gaps with null)
   const tables: uPlot.AlignedData[] = present.flatMap(({ c }) => (smooth ? [[c[0], c[1]], [c[0], Array.from(emaSmooth(c[1], state.smoothing))]] : [[c[0], c[1]]]) as uPlot.AlignedData[]);
   const data = uPlot.join(tables);
-  const axis: uPlot.Axis = { stroke: theme.foreground, font: theme.font, grid: { stroke: theme.grid, width: 1 }, ticks: { stroke: theme.grid, width: 1 } };
-  const series: uPlot.Series[] = [{ label: 'step' }];
-  for (const { i } of present) {
-    const stroke = theme.series[i % theme.series.length];
-    const value = (_u: uPlot, v: number | null) => (v === null ? '—' : formatNumber(v));
-    const line = { label: runs[i].name, stroke, width: theme.highContrast ? 2 : 1.5, points: { show: false }, spanGaps: true, value };
-    if (smooth) series.push({ ...line, label: `${runs[i].name} (raw)`, stroke: faint(stroke, theme.highContrast ? 0.6 : 0.3), width: 1 }, line);
-    else series.push(line);
-  }
-  const plot = new uPlot({
-    width: Math.max(260, host.clientWidth || 480),
-    height: HEIGHT,
-    scales: { x: { time: false } },
-    legend: { show: true, live: true },
-    cursor: { drag: { x: true, y: false } },
-    axes: [
-      { ...axis, label: 'step', labelFont: theme.font, labelSize: 16 },
-      { ...axis, size: 58, values: (_u, splits) => splits.map((s) => formatNumber(s, 3)) },
-    ],
-    series,
-  }, data, host);
+  const series = present.flatMap(({ i }) => stepLines(runs[i].name, theme.series[i % theme.series.length], theme, smooth));
+  const plot = new uPlot(stepChartOptions(theme, Math.max(260, host.clientWidth || 480), HEIGHT, series), data, host);
   charts.push(plot);
   bar.append(saveButton(api, () => `compare-${title}`, () => pngOf([plot.ctx.canvas], theme.background)));
 }
