@@ -112,13 +112,19 @@ export interface AnalyzeResult {
 export type ModuleType =
   | 'GPT2LMHeadModel' | 'GPT2ForSequenceClassification' | 'GPT2Model' | 'ModuleList' | 'GPT2Block'
   | 'GPT2Attention' | 'GPT2MLP' | 'Conv1D' | 'Linear' | 'Embedding' | 'LayerNorm' | 'Dropout' | 'NewGELUActivation'
-  | 'GELUActivation' | 'GELUTanh' | 'ReLU';
+  | 'GELUActivation' | 'GELUTanh' | 'ReLU'
+  // the Llama family (models/llama/): LlamaForCausalLM, Qwen2Model, MistralRMSNorm, …
+  | `${LlamaClassPrefix}${'ForCausalLM' | 'ForSequenceClassification' | 'Model' | 'DecoderLayer' | 'Attention' | 'MLP' | 'RMSNorm' | 'RotaryEmbedding'}`
+  | 'SiLUActivation';
+
+/** The class-name prefixes of the Llama family's model_types llama, qwen2, mistral. */
+export type LlamaClassPrefix = 'Llama' | 'Qwen2' | 'Mistral';
 
 export interface ModuleInfo {
   /** exactly as PyTorch's model.named_modules() prints it; the root is '' */
   name: string;
   type: ModuleType;
-  /** Linear/Conv1D: in/out features; Embedding: num_embeddings/embedding_dim; LayerNorm: normalized dim */
+  /** Linear/Conv1D: in/out features; Embedding: num_embeddings/embedding_dim; LayerNorm/RMSNorm: normalized dim */
   in_features?: number;
   out_features?: number;
   /** parameters owned directly by this module (not its children); tied weights counted once, at their owner */
@@ -127,7 +133,7 @@ export interface ModuleInfo {
   weight_keys: string[];
   /** true for the output head (lm_head / score) */
   is_head?: boolean;
-  /** lm_head shares wte's weight */
+  /** lm_head shares the input embedding's weight (GPT-2's transformer.wte, Llama's model.embed_tokens) */
   tied_to?: string;
 }
 

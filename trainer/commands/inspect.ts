@@ -84,7 +84,7 @@ export function formatInspect(result: InspectResult): string {
 
 function shapeText(m: ModuleInfo): string {
   if (m.in_features === undefined || m.out_features === undefined) return '';
-  if (m.type === 'LayerNorm') return `[${m.in_features}]`;
+  if (m.type === 'LayerNorm' || m.type.endsWith('RMSNorm')) return `[${m.in_features}]`;
   if (m.type === 'Embedding') return `${m.in_features}×${m.out_features}`;
   return `${m.in_features}→${m.out_features}`;
 }

@@ -1,8 +1,8 @@
 /**
- * What the trainer needs from a model family (GPT-2 today; the Llama family — llama, qwen2, mistral — next), in
- * one small interface: its config.json, its module table as `named_modules()` prints it, its weights, which of its
- * modules are Conv1D (the one owner of PEFT's fan_in_fan_out), PEFT's default targets, its folder loader, and the
- * trainable model. LoRA (lora/) knows no family: callers hand it what it needs from here.
+ * What the trainer needs from a model family (GPT-2; the Llama family — llama, qwen2, mistral — for inspect and
+ * target selection so far), in one small interface: its config.json, its module table as `named_modules()` prints
+ * it, its weights, which of its modules are Conv1D (the one owner of PEFT's fan_in_fan_out), PEFT's default
+ * targets, whether its jobs beyond inspect are implemented, its folder loader, and the trainable model. LoRA (lora/) knows no family: callers hand it what it needs from here.
  * A family lives in models/<name>/ and is found by config.json's model_type (models/registry.ts).
  */
 import type * as tf from '@tensorflow/tfjs-core';
@@ -18,7 +18,8 @@ import type { Task } from '../task';
 export interface ModelConfig {
   model_type: string;
   pad_token_id?: number | null;
-  eos_token_id?: number | null;
+  /** an int for GPT-2; a list of ints in some Llama-family configs (Llama 3) */
+  eos_token_id?: number | number[] | null;
   num_labels?: number;
   id2label?: Record<string, string>;
   label2id?: Record<string, number>;
@@ -133,6 +134,11 @@ export interface ModelFamily {
   readonly defaultTargetModules: readonly string[];
   /** what adapter checks need to know and say about this model (lora/adapter_io.ts checkAdapterFitsModel) */
   adapterFacts(config: ModelConfig): AdapterFacts;
+  /**
+   * Throws a LoraStudioError (naming `file`, config.json, and model_type) when this family's models can be
+   * inspected but not loaded, trained, evaluated, merged or run yet; every such job calls it before any other work.
+   */
+  assertRunnable(config: ModelConfig, file: string): void;
   /** reads and checks a model folder */
   load(dir: string, opts?: LoadModelOptions): LoadedModel;
   /** writes `weights` (canonical keys) as a complete NEW folder in `src`'s layout, config from `src.config` */

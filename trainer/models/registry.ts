@@ -8,8 +8,9 @@ import { LoraStudioError, preview } from '../errors';
 import { isPlainObject, readJsonFile } from '../io/json';
 import type { ModelConfig, ModelFamily } from './family';
 import { GPT2_FAMILY } from './gpt2/family';
+import { LLAMA_FAMILY } from './llama/family';
 
-const FAMILIES: readonly ModelFamily[] = [GPT2_FAMILY];
+const FAMILIES: readonly ModelFamily[] = [GPT2_FAMILY, LLAMA_FAMILY];
 
 const supported = () => FAMILIES.flatMap((f) => f.model_types).map((t) => JSON.stringify(t)).join(', ');
 
@@ -35,8 +36,18 @@ export function readModelConfig(dir: string): { family: ModelFamily; config: Mod
   return parseModelConfig(readJsonFile(file), file);
 }
 
-/** The family of a model folder, from its config.json (which the family's loader reads again, checked). */
+/**
+ * readModelConfig for a job that loads the model (train, eval, generate, classify, merge, analyze): a family whose
+ * models can only be inspected so far refuses here, with one error naming config.json and model_type.
+ */
+export function readRunnableModelConfig(dir: string): { family: ModelFamily; config: ModelConfig } {
+  const read = readModelConfig(dir);
+  read.family.assertRunnable(read.config, path.join(dir, 'config.json'));
+  return read;
+}
+
+/** The family of a model folder whose jobs it implements, from its config.json (which the loader reads again). */
 export function familyForDir(dir: string): ModelFamily {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new LoraStudioError('not a folder: a Hugging Face model folder was expected', dir);
-  return readModelConfig(dir).family;
+  return readRunnableModelConfig(dir).family;
 }

@@ -10,7 +10,7 @@ import { type BackendInfo, type BackendName, initBackend } from '../backend';
 import { resolveModelDir } from '../io/hub_model';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer';
 import type { LoadedModel, LoraModel, ModelFamily } from '../models/family';
-import { readModelConfig } from '../models/registry';
+import { readRunnableModelConfig } from '../models/registry';
 import { resolveTargets } from '../lora/targets';
 import { countParams } from '../lora/peft_line';
 import { adapterConfigJson, checkAdapterFitsModel, loadAdapter } from '../lora/adapter_io';
@@ -44,11 +44,12 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   const backend = await initBackend((opts.backend ?? cfg.training.backend ?? undefined) as BackendName | undefined);
   const configFile = opts.configFile;
   const modelDir = await resolveModelDir(cfg.model, 'model', { configFile, log: opts.onInfo });
+  // A family that cannot train yet refuses before any other work.
+  const { family, config: peek } = readRunnableModelConfig(modelDir);
   const tokenizer = loadTokenizer(modelDir);
   const seed = cfg.training.seed;
 
   // Data first: for seq-cls with string labels, the number of classes comes from the data.
-  const { family, config: peek } = readModelConfig(modelDir);
   const data = await prepareData(cfg.data, cfg.task, tokenizer, {
     seed, configFile, eos_token_id: tokenizer.eos_token_id ?? family.eosTokenId(peek), num_labels: cfg.task === 'seq-cls' ? cfg.num_labels ?? undefined : undefined, log: opts.onInfo,
   });
@@ -124,7 +125,7 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   }
   const task = opts.task ?? adapterTask;
   const scoreRows = adapter?.extra.get('score.weight')?.shape[0];
-  const { family } = readModelConfig(modelDir);
+  const { family } = readRunnableModelConfig(modelDir);
   const loaded = family.load(modelDir, { task, num_labels: scoreRows, seed: opts.seed ?? 42 });
   const tokenizer = loadTokenizer(modelDir);
   let targets: LoraTarget[] = [];

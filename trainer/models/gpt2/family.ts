@@ -32,6 +32,7 @@ export const GPT2_FAMILY: ModelFamily = {
     loraKind: (module) => (isConv1D(module) ? 'Conv1D' : module === 'score' ? 'Linear' : undefined),
     whyNotLora: (module) => (module === 'lm_head' ? 'lm_head is tied to wte in GPT-2; LoRA on it is not supported' : 'only Conv1D/Linear layers (c_attn, c_proj, c_fc, score) can carry LoRA'),
   }),
+  assertRunnable: () => undefined,
   load: (dir, opts) => loadModelFolder(dir, opts),
   write: (outDir, src: LoadedModel, weights) => writeModelFolder(outDir, src as GPT2Loaded, weights),
   configForTask: (c, task, numLabels, warnings) => configForTask(gpt2(c), task, numLabels, warnings),
