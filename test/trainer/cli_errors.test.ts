@@ -157,12 +157,12 @@ describe('lora-studio errors (real processes)', () => {
     await expectError(['merge', run.modelDir, '--adapter', adapter, '--out', path.join(work, 'never4')], want);
   });
 
-  it('unknown model_type ("llama")', async () => {
-    const dir = path.join(work, 'llama');
+  it('unknown model_type ("phi3"; llama/qwen2/mistral are the Llama family, llama_cli.test.ts)', async () => {
+    const dir = path.join(work, 'phi3');
     fs.mkdirSync(dir);
     const cfg = JSON.parse(fs.readFileSync(path.join(run.modelDir, 'config.json'), 'utf8'));
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'llama', architectures: ['LlamaForCausalLM'] }));
-    const want = { file: path.join(dir, 'config.json'), field: 'model_type', message: /llama.*gpt2/ };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'phi3', architectures: ['Phi3ForCausalLM'] }));
+    const want = { file: path.join(dir, 'config.json'), field: 'model_type', message: /unknown model_type "phi3"; supported: "gpt2", "llama", "qwen2", "mistral"/ };
     await expectError(['inspect', dir], want);
     await expectError(['eval', dir, '--data', data], want);
   });
