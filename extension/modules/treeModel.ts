@@ -192,7 +192,7 @@ export function thousands(n: number): string {
 /** The shape as `in→out` for Linear/Conv1D, `num×dim` for Embedding, `[dim]` for LayerNorm, else ''. */
 export function shapeText(m: InspectModule): string {
   if (m.in_features === undefined || m.out_features === undefined) return '';
-  if (m.type === 'LayerNorm') return `[${m.in_features}]`;
+  if (/(LayerNorm|RMSNorm)$/.test(m.type)) return `[${m.in_features}]`;
   if (m.type === 'Embedding') return `${m.in_features}×${m.out_features}`;
   return `${m.in_features}→${m.out_features}`;
 }

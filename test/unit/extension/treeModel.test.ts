@@ -15,7 +15,7 @@ import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 import type { InspectResult } from '../../../trainer/protocol';
 import { selectTargets } from '../../../trainer/lora/select';
 import {
-  applyCheck, applyChecks, attentionNames, buildTree, checkState, headWarning, nodeDescription, regexFromList, specFromSelection,
+  applyCheck, applyChecks, attentionNames, buildTree, checkState, headWarning, nodeDescription, regexFromList, shapeText, specFromSelection,
   viewText, type ActiveRegex, type ModuleTree,
 } from '../../../extension/modules/treeModel';
 
@@ -78,6 +78,9 @@ describe('Modules tree model', () => {
     assert.equal(nodeDescription(tree.byName.get('transformer.h.0.attn')!, sel), 'GPT2Attention · 4,224 · 1/2');
     assert.match(nodeDescription(tree.byName.get('lm_head')!, sel), /^Linear · 32→257 · 0 ?|^Linear · 32→257 · tied to/);
     assert.match(nodeDescription(tree.byName.get('transformer.wte')!, sel), /^Embedding · 257×32 · 8,224/);
+    // norms show their one dimension, GPT-2's LayerNorm and the Llama family's RMSNorm alike
+    assert.equal(shapeText({ name: 'model.norm', type: 'LlamaRMSNorm', in_features: 576, out_features: 576, params: 576, weight_keys: [] }), '[576]');
+    assert.equal(shapeText(tree.byName.get('transformer.ln_f')!.module), '[32]');
   });
 
   it('checkbox propagation: parent checked only when all children are; checking a parent checks its leaves', () => {
