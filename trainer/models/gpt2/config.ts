@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { LoraStudioError, preview } from '../../errors';
 import { isPlainObject, readJsonFile } from '../../io/json';
 import { MAX_LABELS } from '../../task';
-import { checkLabelMaps } from '../../data/labels';
+import { checkConfigFields, checkConfigLabels, checkParameterCount, configBoolean, configNumLabels, intIn } from '../hf_config';
 
 export interface GPT2Config {
   model_type: 'gpt2';
@@ -70,13 +70,9 @@ export const CONFIG_LIMITS = {
   token_id: 2_147_483_647,
 } as const;
 
-const intIn = (lo: number, hi: number, orNull = false) => {
-  const error = `must be ${orNull ? 'null or ' : ''}an integer from ${lo} to ${hi}`;
-  return z.number({ error }).int({ error }).min(lo, { error }).max(hi, { error });
-};
 const tokenId = intIn(0, CONFIG_LIMITS.token_id);
 const dropout = z.number({ error: 'must be a number in [0, 1)' }).min(0, { error: 'must be a number in [0, 1)' }).lt(1, { error: 'must be a number in [0, 1)' });
-const boolean = z.boolean({ error: 'must be true or false' });
+const boolean = configBoolean;
 
 /** The fields we read; other keys are kept as they are (newer transformers versions add many). */
 const FIELDS = z.object({
@@ -123,28 +119,11 @@ export function parseConfig(raw: unknown, file: string): GPT2Config {
   // Validate the merged view, but build the result from the user's own object: zod's output drops keys such
   // as "__proto__" that are ordinary keys in a JSON file.
   const c = { ...GPT2_DEFAULTS, ...raw } as GPT2Config;
-  const checked = FIELDS.safeParse(c);
-  if (!checked.success) {
-    const issue = checked.error.issues[0];
-    const field = issue.path.map(String).join('.');
-    throw new LoraStudioError(`${issue.message} (got ${preview(valueAt(c, issue.path))})`, file, field || undefined);
-  }
+  checkConfigFields(FIELDS, c, file);
   if (c.n_head > c.n_embd || c.n_embd % c.n_head !== 0) throw new LoraStudioError(`n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`, file, 'n_head');
-  if (c.id2label !== undefined || c.label2id !== undefined) checkLabelMaps(c.id2label, c.label2id, file, '');
-  if (c.num_labels !== undefined && c.id2label !== undefined && Object.keys(c.id2label).length !== c.num_labels) {
-    throw new LoraStudioError(`is ${c.num_labels} but id2label has ${Object.keys(c.id2label).length} labels`, file, 'num_labels');
-  }
+  checkConfigLabels(c, file);
   checkModelSize(c, configNumLabels(c), file);
   return c;
-}
-
-function valueAt(root: unknown, p: readonly PropertyKey[]): unknown {
-  let cur = root;
-  for (const k of p) {
-    if (!cur || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, k)) return undefined;
-    cur = (cur as Record<PropertyKey, unknown>)[k];
-  }
-  return cur;
 }
 
 /** How many weights a GPT-2 with this config (and head) holds; refuses a config beyond CONFIG_LIMITS.parameters. */
@@ -157,21 +136,8 @@ export function checkModelSize(c: GPT2Config, numLabels: number, file: string): 
     ['n_layer', c.n_layer * (4 * C + 4 * C * C + 4 * C + 2 * C * I + I + C)],
     ['num_labels', numLabels * C],
   ];
-  const total = parts.reduce((a, [, p]) => a + p, 2 * C);
-  if (total > CONFIG_LIMITS.parameters) {
-    const [field] = parts.reduce((a, b) => (b[1] > a[1] ? b : a));
-    throw new LoraStudioError(
-      `describes a model of ${total.toExponential(2)} parameters (n_embd ${C}, n_layer ${c.n_layer}, vocab_size ${c.vocab_size}, n_positions ${c.n_positions}, num_labels ${numLabels}); the limit is ${CONFIG_LIMITS.parameters.toExponential(0)}`,
-      file,
-      field,
-    );
-  }
-  return total;
+  return checkParameterCount(parts, 2 * C, CONFIG_LIMITS.parameters, file,
+    `n_embd ${C}, n_layer ${c.n_layer}, vocab_size ${c.vocab_size}, n_positions ${c.n_positions}, num_labels ${numLabels}`);
 }
 
-/** The seq-cls head size: num_labels, else the size of id2label, else 2 (transformers' default). */
-export function configNumLabels(c: GPT2Config): number {
-  if (typeof c.num_labels === 'number') return c.num_labels;
-  if (c.id2label) return Object.keys(c.id2label).length;
-  return 2;
-}
+export { configNumLabels };

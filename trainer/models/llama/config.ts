@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { LoraStudioError, preview } from '../../errors';
 import { isPlainObject } from '../../io/json';
 import { MAX_LABELS } from '../../task';
-import { checkLabelMaps } from '../../data/labels';
+import { checkConfigFields, checkConfigLabels, checkParameterCount, configBoolean, configNumLabels, intIn } from '../hf_config';
 
 export const LLAMA_MODEL_TYPES = ['llama', 'qwen2', 'mistral'] as const;
 export type LlamaModelType = (typeof LLAMA_MODEL_TYPES)[number];
@@ -107,12 +107,8 @@ export const CONFIG_LIMITS = {
   token_id: 2_147_483_647,
 } as const;
 
-const intIn = (lo: number, hi: number, orNull = false) => {
-  const error = `must be ${orNull ? 'null or ' : ''}an integer from ${lo} to ${hi}`;
-  return z.number({ error }).int({ error }).min(lo, { error }).max(hi, { error });
-};
 const positive = (what = 'a number > 0') => z.number({ error: `must be ${what}` }).gt(0, { error: `must be ${what}` }).finite({ error: `must be ${what}` });
-const boolean = z.boolean({ error: 'must be true or false' });
+const boolean = configBoolean;
 const tokenIdError = 'must be an integer token id, a list of them, or null';
 const tokenId = z.number({ error: tokenIdError }).int({ error: tokenIdError }).min(0, { error: tokenIdError }).max(CONFIG_LIMITS.token_id, { error: tokenIdError });
 const tokenIds = z.union([tokenId, z.array(tokenId, { error: tokenIdError })], { error: tokenIdError }).nullable().optional();
@@ -182,12 +178,7 @@ export function parseConfig(raw: unknown, file: string): LlamaConfig {
   // Validate the merged view, but build the result from the user's own object (zod's output drops keys such as
   // "__proto__" that are ordinary keys in a JSON file).
   const c = { ...DEFAULTS[type as LlamaModelType], ...raw } as LlamaConfig;
-  const checked = FIELDS.safeParse(c);
-  if (!checked.success) {
-    const issue = checked.error.issues[0];
-    const field = issue.path.map(String).join('.');
-    throw new LoraStudioError(`${issue.message} (got ${preview(valueAt(c, issue.path))})`, file, field || undefined);
-  }
+  checkConfigFields(FIELDS, c, file);
   if (c.num_attention_heads > c.hidden_size) {
     throw new LoraStudioError(`(${c.num_attention_heads}) must not exceed hidden_size (${c.hidden_size})`, file, 'num_attention_heads');
   }
@@ -200,10 +191,7 @@ export function parseConfig(raw: unknown, file: string): LlamaConfig {
   }
   if (c.rope_scaling) checkRope(c.rope_scaling, file, 'rope_scaling');
   if (c.rope_parameters) checkRope(c.rope_parameters, file, 'rope_parameters');
-  if (c.id2label !== undefined || c.label2id !== undefined) checkLabelMaps(c.id2label, c.label2id, file, '');
-  if (c.num_labels !== undefined && c.id2label !== undefined && Object.keys(c.id2label).length !== c.num_labels) {
-    throw new LoraStudioError(`is ${c.num_labels} but id2label has ${Object.keys(c.id2label).length} labels`, file, 'num_labels');
-  }
+  checkConfigLabels(c, file);
   checkModelSize(c, configNumLabels(c), file);
   return c;
 }
@@ -229,15 +217,6 @@ function checkRope(rope: RopeScaling, file: string, key: string): void {
   }
 }
 
-function valueAt(root: unknown, p: readonly PropertyKey[]): unknown {
-  let cur = root;
-  for (const k of p) {
-    if (!cur || typeof cur !== 'object' || !Object.prototype.hasOwnProperty.call(cur, k)) return undefined;
-    cur = (cur as Record<PropertyKey, unknown>)[k];
-  }
-  return cur;
-}
-
 /** How many weights a model with this config (and head) holds; refuses one beyond CONFIG_LIMITS.parameters. */
 export function checkModelSize(c: LlamaConfig, numLabels: number, file: string): number {
   const H = c.hidden_size;
@@ -249,24 +228,10 @@ export function checkModelSize(c: LlamaConfig, numLabels: number, file: string):
     ['num_hidden_layers', c.num_hidden_layers * (2 * H * q + 2 * H * kv + q + 2 * kv + H + 3 * H * I + 2 * I + H + 2 * H)],
     ['num_labels', numLabels * H],
   ];
-  const total = parts.reduce((a, [, p]) => a + p, H);
-  if (total > CONFIG_LIMITS.parameters) {
-    const [field] = parts.reduce((a, b) => (b[1] > a[1] ? b : a));
-    throw new LoraStudioError(
-      `describes a model of ${total.toExponential(2)} parameters (hidden_size ${H}, num_hidden_layers ${c.num_hidden_layers}, vocab_size ${c.vocab_size}); the limit is ${CONFIG_LIMITS.parameters.toExponential(0)}`,
-      file,
-      field,
-    );
-  }
-  return total;
+  return checkParameterCount(parts, H, CONFIG_LIMITS.parameters, file, `hidden_size ${H}, num_hidden_layers ${c.num_hidden_layers}, vocab_size ${c.vocab_size}`);
 }
 
-/** The seq-cls head size: num_labels, else the size of id2label, else 2 (transformers' default). */
-export function configNumLabels(c: LlamaConfig): number {
-  if (typeof c.num_labels === 'number') return c.num_labels;
-  if (c.id2label) return Object.keys(c.id2label).length;
-  return 2;
-}
+export { configNumLabels };
 
 /** The first eos token id (Llama 3 lists several), or undefined. */
 export function firstEos(c: LlamaConfig): number | undefined {
