@@ -10,16 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runCli, scratch, tinyRun, writeJsonl, writeRandomAdapter, type CliResult, type TinyRun } from './helpers';
 import { byteLevelTokenizerJson } from '../../trainer/tokenizer/byte_level';
-
-/** HuggingFaceTB/SmolLM2-135M's config.json (as published; the test writes it, nothing is downloaded). */
-const SMOLLM2_135M = {
-  architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 0, eos_token_id: 0,
-  head_dim: 64, hidden_act: 'silu', hidden_size: 576, initializer_range: 0.041666666666666664, intermediate_size: 1536,
-  is_llama_config: true, max_position_embeddings: 8192, mlp_bias: false, model_type: 'llama', num_attention_heads: 9,
-  num_hidden_layers: 30, num_key_value_heads: 3, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_interleaved: false,
-  rope_scaling: null, rope_theta: 100000, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.40.1',
-  use_cache: true, vocab_size: 49152,
-};
+import { SMOLLM2_135M } from '../util/llama_configs';
 
 const TINY_LLAMA = {
   model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: 16, intermediate_size: 40, num_hidden_layers: 2,
