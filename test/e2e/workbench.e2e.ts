@@ -360,6 +360,10 @@ step('6. stop', async () => {
   const stoppedAt = Number(/Stopped at step (\d+)/.exec(await f.locator('.outcome').innerText())![1]);
   assert.ok(fs.existsSync(path.join(fx.workspace, 'runs', 'e2e', `checkpoint-${stoppedAt}`, 'adapter_model.safetensors')), `no checkpoint-${stoppedAt}`);
   say(`stopped at step ${stoppedAt}`);
+  // the end-of-run notification (with its Analyze/Save buttons) arrives just after the dashboard's outcome; let it
+  // arrive and clear it, so that it cannot land while the next step's quick pick is open
+  await page.locator('.notification-toast', { hasText: /Training stopped at step \d+/ }).first().waitFor({ timeout: 15_000 });
+  await clearNotifications();
 });
 
 step('7. Merge Adapter into Model… from the command palette', async () => {
