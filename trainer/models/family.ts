@@ -110,6 +110,22 @@ export interface LoraModel {
   loadAdapter(adapter: AdapterWeights): void;
   replicaSpec(): { spec: ModelSpec; buffer: ArrayBuffer };
   trainableParamCount(): number;
+  /**
+   * Incremental decoding for generation with a KV cache (batch 1, no padding, eval mode). Optional while a family
+   * lacks one; generate() then recomputes the whole sequence per token.
+   */
+  decoder?(): Decoder;
+  dispose(): void;
+}
+
+/** A generation session over one sequence: holds each block's keys and values for the tokens fed so far. */
+export interface Decoder {
+  /**
+   * Feeds `ids` at the next positions (the prompt first, then one sampled token at a time) and returns the
+   * logits after the last of them, [vocab_size]. Throws a LoraStudioError past the model's maxPositions.
+   */
+  feed(ids: number[]): Promise<Float32Array>;
+  /** frees the cache; idempotent */
   dispose(): void;
 }
 
