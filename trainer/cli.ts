@@ -99,6 +99,8 @@ const posInt = numberArg('a whole number ≥ 1', (n) => n >= 1, true);
 const seedInt = numberArg('a whole number from 0 to 4294967295', (n) => n >= 0 && n <= 0xffffffff, true);
 const num = numberArg('a number', () => true, false);
 const nonNeg = numberArg('a number ≥ 0', (n) => n >= 0, false);
+const nonNegInt = numberArg('a whole number ≥ 0', (n) => n >= 0, true);
+const probability = numberArg('a number greater than 0 and at most 1', (n) => n > 0 && n <= 1, false);
 
 export function buildProgram(): Command {
   const program = new Command('lora-studio')
@@ -161,7 +163,9 @@ export function buildProgram(): Command {
     .option('--adapter <dir>', 'PEFT adapter folder')
     .requiredOption('--prompt <text>', 'the prompt')
     .option('--max-new-tokens <n>', 'tokens to generate (≥ 1)', posInt, 20)
-    .option('--temperature <t>', '≥ 0; 0 for greedy decoding', nonNeg, 0)
+    .option('--temperature <t>', '≥ 0; 0 for greedy decoding (then --top-k and --top-p do nothing)', nonNeg, 0)
+    .option('--top-k <k>', 'sample only from the k most probable tokens; 0: off', nonNegInt, 0)
+    .option('--top-p <p>', 'sample only from the most probable tokens whose probabilities sum to ≥ p (0 < p ≤ 1); 1: off', probability, 1)
     .option('--seed <n>', 'sampling seed', seedInt, 42)
     .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')

@@ -1,11 +1,13 @@
 /**
  * Evaluation and generation on a LoraModel: causal-lm loss/perplexity over predicted tokens, seq-cls
- * loss/accuracy/weighted F1 (as sklearn's f1_score(average='weighted')), and greedy or seeded sampling.
+ * loss/accuracy/weighted F1 (as sklearn's f1_score(average='weighted')), and generation (greedy or seeded
+ * sampling with temperature, top-k and top-p: sampling.ts), through the model's KV-cache decoder when it has one.
  */
 import { batches, collate, type Example } from './data/collate';
 import { LoraStudioError } from './errors';
 import type { LoraModel } from './models/family';
 import { Rng } from './util/rng';
+import { argmax, checkSamplingOptions, nextToken, type SamplingOptions } from './sampling';
 
 export interface CausalMetrics {
   /** total NLL / number of predicted tokens, over every example */
@@ -93,43 +95,51 @@ export function weightedF1(preds: number[], labels: number[]): number {
   return total / labels.length;
 }
 
-export interface GenerateOptions {
+export interface GenerateOptions extends SamplingOptions {
   max_new_tokens: number;
-  /** 0: greedy (argmax, lowest id on ties); > 0: sample from softmax(logits / temperature) */
-  temperature: number;
   seed: number;
-  eos_token_id?: number;
+  /** one id, or several (Llama 3's config.json lists several): generation stops after any of them */
+  eos_token_id?: number | number[];
 }
 
 /**
  * Continues `promptIds` with up to max_new_tokens tokens and returns only the new ones (eos included when hit).
- * Stops early at eos, and when the sequence fills n_positions.
+ * Stops early at eos, and when the sequence fills maxPositions. With the model's decoder (a KV cache) the prompt
+ * is fed once and then one token per step; without one, every step recomputes the whole sequence.
  */
 export async function generate(model: LoraModel, promptIds: number[], opts: GenerateOptions): Promise<number[]> {
   if (model.task !== 'causal-lm') throw new LoraStudioError('generation needs a causal-lm model', undefined, 'task');
   if (promptIds.length === 0) throw new LoraStudioError('the prompt is empty; it needs at least one token', undefined, 'prompt');
   const limit = model.maxPositions;
-  if (promptIds.length > limit) throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, more than n_positions (${limit})`, undefined, 'prompt');
-  if (!(opts.temperature >= 0)) throw new LoraStudioError(`must be >= 0, got ${opts.temperature}`, undefined, 'temperature');
+  if (promptIds.length > limit) throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, more than the model's ${limit} positions`, undefined, 'prompt');
+  if (!(Number.isInteger(opts.max_new_tokens) && opts.max_new_tokens >= 0)) throw new LoraStudioError(`must be a whole number ≥ 0, got ${opts.max_new_tokens}`, undefined, 'max_new_tokens');
+  checkSamplingOptions(opts);
+  const eos = new Set(opts.eos_token_id === undefined ? [] : [opts.eos_token_id].flat());
   const rng = new Rng(opts.seed);
   const ids = [...promptIds];
   const out: number[] = [];
-  while (out.length < opts.max_new_tokens && ids.length < limit) {
-    const logits = model.lastLogits(collate([{ input_ids: ids }], model.pad_token_id));
-    const row = (await logits.data()) as Float32Array;
-    logits.dispose();
-    const next = opts.temperature === 0 ? argmax(row) : sample(row, opts.temperature, rng);
-    out.push(next);
-    ids.push(next);
-    if (opts.eos_token_id !== undefined && next === opts.eos_token_id) break;
+  if (opts.max_new_tokens === 0 || ids.length >= limit) return out;
+  const decoder = model.decoder?.();
+  try {
+    // the logits after the last token so far: the prompt fed once, then only each new token
+    const step = async (fresh: number[]): Promise<ArrayLike<number>> => {
+      if (decoder) return decoder.feed(fresh);
+      const logits = model.lastLogits(collate([{ input_ids: ids }], model.pad_token_id));
+      const row = await logits.data();
+      logits.dispose();
+      return row;
+    };
+    let row = await step(ids);
+    for (;;) {
+      const next = nextToken(row, opts, rng);
+      out.push(next);
+      ids.push(next);
+      if (eos.has(next) || out.length >= opts.max_new_tokens || ids.length >= limit) return out;
+      row = await step([next]);
+    }
+  } finally {
+    decoder?.dispose();
   }
-  return out;
-}
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
 }
 
 function logSumExp(row: ArrayLike<number>): number {
@@ -138,15 +148,4 @@ function logSumExp(row: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < row.length; i++) s += Math.exp(row[i] - max);
   return max + Math.log(s);
-}
-
-function sample(row: Float32Array, temperature: number, rng: Rng): number {
-  const scaled = Array.from(row, (v) => v / temperature);
-  const lse = logSumExp(scaled);
-  let u = rng.next();
-  for (let i = 0; i < scaled.length; i++) {
-    u -= Math.exp(scaled[i] - lse);
-    if (u < 0) return i;
-  }
-  return argmax(row);
 }

@@ -14,7 +14,7 @@ import { resolveModelDir } from '../io/hub_model';
 import { evaluate, generate } from '../eval';
 import { prepareData } from '../data/prepare';
 import { train } from '../train/trainer';
-import type { TrainEvent } from '../protocol';
+import type { ClassifyResult, EvalResult, GenerateResult, InspectResult, MergeResult, ResultBackend, TrainEvent } from '../protocol';
 import { adapterField, backendLine } from '../backend_line';
 import { progressPrinter } from './progress';
 import { runDemoJob } from './demo';
@@ -129,7 +129,7 @@ export async function runInspect(modelArg: string | undefined, o: InspectFlags, 
   result.warnings.forEach((w) => out.warn(w));
   out.info('backend: none (inspect reads config.json only; no weights are loaded)');
   out.info(formatInspect(result));
-  out.result({ backend: null, gpu: false, ...result });
+  out.result({ backend: null, gpu: false, ...result } satisfies ResultBackend & InspectResult);
 }
 
 export async function runEval(modelDir: string, o: { data: string; adapter?: string; task?: Task; maxLength?: number; batchSize: number; backend?: string }, out: Output): Promise<void> {
@@ -162,7 +162,7 @@ async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out:
     const metrics = await evaluate(m.model, examples, { batch_size: o.batchSize, pad_token_id: m.pad_token_id });
     for (const [k, v] of Object.entries(metrics)) out.info(`${k}: ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(6) : v}`);
     if (id2label) out.info(`labels: ${Object.entries(id2label).map(([i, n]) => `${i} ${n}`).join(', ')}`);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), task, ...metrics, ...(id2label ? { id2label } : {}) });
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), task, ...metrics, ...(id2label ? { id2label } : {}) } satisfies EvalResult);
   } finally {
     m.model.dispose();
   }
@@ -173,10 +173,10 @@ export async function runMerge(modelDir: string, o: { adapter: string; out: stri
   r.warnings.forEach((w) => out.warn(w));
   out.info('backend: none (merge is host-side F32 arithmetic)');
   out.info(`merged ${r.merged_modules} LoRA modules into ${r.outDir}`);
-  out.result({ backend: null, gpu: false, out_dir: path.resolve(r.outDir), merged_modules: r.merged_modules, warnings: r.warnings });
+  out.result({ backend: null, gpu: false, out_dir: path.resolve(r.outDir), merged_modules: r.merged_modules, warnings: r.warnings } satisfies MergeResult);
 }
 
-export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; seed: number; backend?: string }, out: Output): Promise<void> {
+export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; backend?: string }, out: Output): Promise<void> {
   if (o.prompt === '') throw new LoraStudioError('is empty; give the text to continue', CLI, '--prompt');
   const m = await namingFlags({ adapter: o.adapter }, () => openModel({ modelDir, adapterDir: o.adapter, task: 'causal-lm', backend: o.backend, command: 'generate' }));
   try {
@@ -189,10 +189,12 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     if (promptIds.length >= limit) {
       throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
     }
-    const ids = await generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, eos_token_id: m.tokenizer.eos_token_id });
+    // eos: config.json's (one id, or Llama 3's list) and the tokenizer's
+    const eos = [m.loaded.config.eos_token_id ?? [], m.tokenizer.eos_token_id ?? []].flat();
+    const ids = await generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, eos_token_id: eos });
     const completion = m.tokenizer.decode(ids);
     out.info(o.prompt + completion);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), prompt: o.prompt, completion, token_ids: ids });
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), prompt: o.prompt, completion, token_ids: ids } satisfies GenerateResult);
   } finally {
     m.model.dispose();
   }
@@ -217,7 +219,7 @@ export async function runClassify(modelDir: string, o: { adapter?: string; text:
     const probabilities = Object.fromEntries(exp.map((e, i) => [name(i), e / sum]));
     const label_id = row.indexOf(max);
     for (const [k, p] of Object.entries(probabilities)) out.info(`${k === name(label_id) ? '→' : ' '} ${k}: ${p.toFixed(4)}`);
-    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), text: o.text, label: name(label_id), label_id, probabilities });
+    out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), text: o.text, label: name(label_id), label_id, probabilities } satisfies ClassifyResult);
   } finally {
     m.model.dispose();
   }
