@@ -3,7 +3,7 @@
  * names the file and the field; with --json, stdout carries {"event":"error", message, file, field}.
  * Cases: missing config.json, corrupt safetensors, adapter shape mismatch, an adapter of another architecture,
  * unknown model_type, invalid regexes (flag and run config), unknown run-config fields, too many bad data rows,
- * and Hub dataset / model ids with the network unreachable.
+ * generate's --top-p / --top-k (usage errors, exit 2), and Hub dataset / model ids with the network unreachable.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -199,6 +199,27 @@ describe('lora-studio errors (real processes)', () => {
     const file = path.join(run.dir, 'bad-rows.json');
     fs.writeFileSync(file, JSON.stringify({ ...cfg, data: { ...cfg.data, train: 'bad-rows.jsonl' }, training: { ...cfg.training, output_dir: 'out-bad' } }));
     await expectError(['train', '--config', file], { file: bad, field: 'data.train', message: /3 of 13 rows.*line 11.*line 12.*line 13/ });
+  });
+
+  it('generate: a bad --top-p or --top-k is a usage error (exit 2) naming the flag; good ones run', async () => {
+    const gen = (...a: string[]) => ['generate', run.modelDir, '--prompt', 'hi', '--temperature', '1', ...a];
+    for (const p of ['0', '-0.1', '1.5', 'abc', 'NaN', '']) {
+      const res = await expectError(gen('--top-p', p), { file: '<command line>', field: '--top-p', message: /greater than 0 and at most 1/ });
+      assert.equal(res.code, 2, `--top-p ${JSON.stringify(p)}`);
+    }
+    for (const k of ['-1', '2.5', 'ten', 'Infinity']) {
+      const res = await expectError(gen('--top-k', k), { file: '<command line>', field: '--top-k', message: /whole number ≥ 0/ });
+      assert.equal(res.code, 2, `--top-k ${JSON.stringify(k)}`);
+    }
+    // the edges are accepted: top_k 1 is greedy, whatever the temperature and seed
+    const tokens = async (...a: string[]) => {
+      const res = await runCli([...gen('--max-new-tokens', '5', ...a), '--json']);
+      assert.equal(res.code, 0, res.stderr);
+      return (res.events.at(-1) as Record<string, unknown>).token_ids;
+    };
+    const greedy = await tokens('--temperature', '0');
+    assert.deepEqual(await tokens('--top-k', '1', '--seed', '7'), greedy);
+    assert.deepEqual(await tokens('--top-p', '1e-9', '--top-k', '0', '--seed', '8'), greedy);
   });
 
   describe('Hub ids with the network unreachable', () => {
