@@ -78,6 +78,62 @@ export type TrainEventName = TrainEvent['event'];
 
 // ---- results of the one-shot commands (`lora-studio <command> --json` prints one of these) ----
 
+/** What every one-shot result starts with: the backend that ran (null for host-side arithmetic) and its GPU. */
+export interface ResultBackend {
+  /** tf.getBackend() after initialization, or null when no backend ran (merge, inspect, analyze) */
+  backend: string | null;
+  gpu: boolean;
+  /** webgpu only: the adapter Dawn gave */
+  adapter?: StartEvent['adapter'];
+}
+
+/**
+ * `eval MODEL --data FILE [--adapter DIR] --json`: the metrics, flat. causal-lm gives loss, perplexity and
+ * num_tokens; seq-cls gives loss, accuracy, f1 (sklearn's weighted F1) and num_examples, and id2label.
+ */
+export interface EvalResult extends ResultBackend {
+  backend: string;
+  task: 'causal-lm' | 'seq-cls';
+  /** mean NLL per predicted token (causal-lm) or per example (seq-cls) */
+  loss: number;
+  perplexity?: number;
+  num_tokens?: number;
+  accuracy?: number;
+  f1?: number;
+  num_examples?: number;
+  /** seq-cls: the label names by id */
+  id2label?: Record<string, string>;
+}
+
+/** `merge MODEL --adapter DIR --out NEW_DIR --json` */
+export interface MergeResult extends ResultBackend {
+  backend: null;
+  /** absolute */
+  out_dir: string;
+  merged_modules: number;
+  warnings: string[];
+}
+
+/** `generate MODEL --prompt TEXT [--adapter DIR] --json` */
+export interface GenerateResult extends ResultBackend {
+  backend: string;
+  prompt: string;
+  /** the generated text only, without the prompt */
+  completion: string;
+  /** the generated token ids (eos included when generation stopped there) */
+  token_ids: number[];
+}
+
+/** `classify MODEL --text TEXT [--adapter DIR] --json` */
+export interface ClassifyResult extends ResultBackend {
+  backend: string;
+  text: string;
+  label: string;
+  label_id: number;
+  /** softmax over the labels, by label name */
+  probabilities: Record<string, number>;
+}
+
 /** One adapted module in `analyze`: the spectrum of ΔW = scaling · B·A ([out, in], PyTorch's orientation). */
 export interface AnalyzedModule {
   /** the PEFT module name (the adapter's keys without `base_model.model.`) */
