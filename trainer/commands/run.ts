@@ -176,7 +176,7 @@ export async function runMerge(modelDir: string, o: { adapter: string; out: stri
   out.result({ backend: null, gpu: false, out_dir: path.resolve(r.outDir), merged_modules: r.merged_modules, warnings: r.warnings } satisfies MergeResult);
 }
 
-export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; seed: number; backend?: string }, out: Output): Promise<void> {
+export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; backend?: string }, out: Output): Promise<void> {
   if (o.prompt === '') throw new LoraStudioError('is empty; give the text to continue', CLI, '--prompt');
   const m = await namingFlags({ adapter: o.adapter }, () => openModel({ modelDir, adapterDir: o.adapter, task: 'causal-lm', backend: o.backend, command: 'generate' }));
   try {
@@ -189,7 +189,9 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     if (promptIds.length >= limit) {
       throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
     }
-    const ids = await generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, seed: o.seed, eos_token_id: m.tokenizer.eos_token_id });
+    // eos: config.json's (one id, or Llama 3's list) and the tokenizer's
+    const eos = [m.loaded.config.eos_token_id ?? [], m.tokenizer.eos_token_id ?? []].flat();
+    const ids = await generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, eos_token_id: eos });
     const completion = m.tokenizer.decode(ids);
     out.info(o.prompt + completion);
     out.result({ backend: m.backend.backend, gpu: m.backend.gpu, ...adapterField(m.backend), prompt: o.prompt, completion, token_ids: ids } satisfies GenerateResult);
