@@ -10,7 +10,8 @@ import { LoraStudioError, preview } from '../errors';
 import { isPlainObject, readJsonFile } from '../io/json';
 
 export interface TextTokenizer {
-  encode(text: string): number[];
+  /** `addSpecialTokens: false` leaves out the post-processor's tokens (transformers' add_special_tokens=False) */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   decode(ids: number[]): string;
   readonly eos_token_id: number | undefined;
 }
@@ -41,9 +42,9 @@ export function loadTokenizer(modelDir: string): TextTokenizer {
   }
   const eos = (added as Array<{ id: number; content: string }>).find((t) => t.content === '<|endoftext|>')?.id;
   return {
-    encode: (text) => {
+    encode: (text, opts) => {
       try {
-        return tok.encode(text, { add_special_tokens: false }).ids;
+        return tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? false }).ids;
       } catch (e) {
         throw new LoraStudioError(`the tokenizer failed on a text: ${libraryMessage(e)}`, file);
       }
