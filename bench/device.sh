@@ -27,12 +27,26 @@ if [ ! -f "$BUNDLE/manifest.json" ]; then
   echo "no bundle at $BUNDLE: build it with \`npm run bench:bundle\` and pass carry [\"bench/device-bundle\"]"
   exit 2
 fi
-grep -E '^  "(built|commit|platform|node|webgpu|tfjs-backend-webgpu|tfjs-core)"' "$BUNDLE/manifest.json"
+grep -E '^  "(built|commit|platform|node|system_libs|webgpu|tfjs-backend-webgpu|tfjs-core)"' "$BUNDLE/manifest.json"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lora-device.XXXXXX")"
 trap 'rm -rf "$WORK"; [ -n "${SMI_PID:-}" ] && kill "$SMI_PID" 2>/dev/null' EXIT
 # the bundle's small files, and its two large ones unpacked (the bundle's folder may be read-only)
 (cd "$BUNDLE" && cp -r ours.js cli.js probe.mjs ./*.wasm node_modules "$WORK"/) || { echo "copying the bundle failed"; exit 2; }
+# Dawn dlopens libvulkan.so.1 (the Khronos loader) and libEGL.so (glvnd's dispatcher); a container may have NVIDIA's
+# drivers (libGLX_nvidia.so.0 with the Vulkan ICD, libEGL_nvidia.so.0) without them: use the bundle's where missing
+if [ -d "$BUNDLE/lib" ]; then
+  mkdir -p "$WORK/lib"
+  for lib in libvulkan.so.1 libEGL.so libEGL.so.1 libGLdispatch.so.0; do
+    if ! ldconfig -p 2>/dev/null | awk '{print $1}' | grep -qxF "$lib" && [ -f "$BUNDLE/lib/$lib" ]; then cp "$BUNDLE/lib/$lib" "$WORK/lib/"; echo "the machine has no $lib: using the bundle's"; fi
+  done
+  [ -n "$(ls -A "$WORK/lib")" ] && export LD_LIBRARY_PATH="$WORK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+# glvnd finds NVIDIA's EGL through a vendor JSON; supply one when the machine has the library but no JSON
+if ! ls /usr/share/glvnd/egl_vendor.d/*nvidia* >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q 'libEGL_nvidia\.so\.0 '; then
+  mkdir -p "$WORK/egl_vendor.d" && printf '{"file_format_version": "1.0.0", "ICD": {"library_path": "libEGL_nvidia.so.0"}}\n' > "$WORK/egl_vendor.d/10_nvidia.json"
+  export __EGL_VENDOR_LIBRARY_DIRS="$WORK/egl_vendor.d"; echo "no glvnd EGL vendor JSON for NVIDIA: using one that names libEGL_nvidia.so.0"
+fi
 gzip -dc "$BUNDLE/node_modules/webgpu/dist/linux-x64/dawn.node.gz" > "$WORK/node_modules/webgpu/dist/linux-x64/dawn.node" || { echo "unpacking dawn.node failed"; exit 2; }
 rm -f "$WORK/node_modules/webgpu/dist/linux-x64/dawn.node.gz"
 NODE=""
@@ -56,6 +70,10 @@ echo "NVIDIA_DRIVER_CAPABILITIES=${NVIDIA_DRIVER_CAPABILITIES-<unset>} NVIDIA_VI
 echo "(NVIDIA's Vulkan driver is mounted into a container only with the 'graphics' capability, or 'all')"
 for d in /usr/share/vulkan/icd.d /etc/vulkan/icd.d; do echo "ls $d:"; ls -l "$d" 2>&1 | sed 's/^/  /'; done
 echo "libraries (ldconfig -p):"
+for f in /usr/local/nvidia/lib64/libGLX_nvidia.so.0 /usr/local/nvidia/lib64/libEGL_nvidia.so.0; do
+  [ -f "$f" ] && { echo "ldd $f (missing only):"; ldd "$f" 2>&1 | grep -i 'not found' | sed 's/^/  /' || echo "  nothing missing"; }
+done
+echo "NVIDIA driver libraries present: $(ls /usr/local/nvidia/lib64 2>/dev/null | grep -oE '^lib(nvidia|cuda|EGL|GLX|GLES)[A-Za-z0-9_-]*' | sort -u | tr '\n' ' ')"
 ldconfig -p 2>/dev/null | grep -E 'libvulkan\.so|libEGL\.so|libEGL_nvidia|libGLESv2|libnvidia-glcore|libGLX_nvidia' | sed 's/^/  /' || echo "  none of libvulkan, libEGL, libGLESv2, libEGL_nvidia found"
 
 say "Dawn's adapters (default backend first, then backend=opengles)"

