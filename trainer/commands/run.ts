@@ -144,7 +144,7 @@ async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out:
     const task = m.loaded.task;
     const data = await prepareData(
       { train: o.data, eval: null, text_column: 'text', label_column: 'label', max_length: o.maxLength ?? m.model.maxPositions, eval_split: 0, format: null, max_bad_rows_ratio: 0 },
-      task, m.tokenizer, { seed: 0, eos_token_id: m.tokenizer.eos_token_id ?? m.family.eosTokenId(m.loaded.config), num_labels: task === 'seq-cls' ? m.loaded.num_labels : undefined },
+      task, m.tokenizer, { seed: 0, eos_token_id: m.tokenizer.eos_token_id ?? m.family.eosTokenId(m.loaded.config), num_labels: task === 'seq-cls' ? m.loaded.num_labels : undefined, modelDir },
     );
     const examples = data.train;
     // String labels: use the ids the model knows them by (the adapter's, else config.json's), not a fresh sorted mapping.

@@ -6,6 +6,7 @@
 import { closestNames, LoraStudioError, preview } from '../errors';
 import type { Task } from '../task';
 import type { TextTokenizer } from '../tokenizer/tokenizer';
+import { encodeChatRows, loadChatTemplate, MESSAGES_COLUMN, type ChatTemplate } from './chat';
 import type { Example } from './collate';
 import { detectFormat } from './format';
 import { allIntLike, checkLabel, hasKey, intLabelMaps, stringLabelMaps, type LabelMaps, type RawLabel } from './labels';
@@ -35,6 +36,8 @@ export interface PrepareOptions {
   env?: NodeJS.ProcessEnv;
   /** progress lines (Hub downloads) */
   log?: (message: string) => void;
+  /** the model folder: causal-lm files with a `messages` column are rendered with its chat template (chat.ts) */
+  modelDir?: string;
 }
 
 type Field = 'data.train' | 'data.eval';
@@ -43,6 +46,8 @@ interface Item {
   line: number;
   ids: number[];
   label?: RawLabel;
+  /** chat data: the assistant mask, aligned with ids */
+  mask?: number[];
 }
 
 interface LoadedFile {
@@ -60,9 +65,14 @@ export async function prepareData(spec: DataSpec, task: Task, tokenizer: TextTok
   const evalSrc = spec.eval ? await resolveSource(spec.eval, 'data.eval', hubOpts) : null;
   warnings.push(...trainSrc.warnings, ...(evalSrc?.warnings ?? []));
 
+  let template: ChatTemplate | undefined;
+  const chat = (file: string, field: Field): ChatTemplate => {
+    if (opts.modelDir === undefined) throw new LoraStudioError(`has a "${MESSAGES_COLUMN}" column, and no model folder was given for its chat template`, file, field);
+    return (template ??= loadChatTemplate(opts.modelDir));
+  };
   const load = async (files: string[], field: Field, hub: boolean): Promise<LoadedFile[]> => {
     const out: LoadedFile[] = [];
-    for (const file of files) out.push(await loadFile(file, field, hub ? 'parquet' : spec.format, spec, task, tokenizer, warnings));
+    for (const file of files) out.push(await loadFile(file, field, hub ? 'parquet' : spec.format, spec, task, tokenizer, warnings, chat));
     return out;
   };
   const trainFiles = await load(trainSrc.files, 'data.train', trainSrc.hub !== undefined);
@@ -74,15 +84,18 @@ export async function prepareData(spec: DataSpec, task: Task, tokenizer: TextTok
 
   const toExamples = (files: LoadedFile[], field: Field): Example[] => {
     if (spec.packing) {
-      const packed = packBlocks(files.flatMap((f) => f.items.map((it) => it.ids)), spec.max_length, opts.eos_token_id);
+      const items = files.flatMap((f) => f.items);
+      const masks = items.some((it) => it.mask) ? items.map((it) => it.mask ?? it.ids.map(() => 1)) : undefined;
+      const packed = packBlocks(items.map((it) => it.ids), spec.max_length, opts.eos_token_id, masks);
       if (packed.dropped_tokens > 0) {
         warnings.push(`${field}: packing into blocks of ${spec.max_length} tokens dropped the last ${packed.dropped_tokens} of ${packed.total_tokens} tokens`);
       } else if (packed.blocks.length === 1 && packed.total_tokens < spec.max_length) {
         warnings.push(`${field}: only ${packed.total_tokens} tokens, fewer than one block of ${spec.max_length}; using one short block`);
       }
-      return packed.blocks.map((input_ids) => ({ input_ids }));
+      return packed.blocks.map((input_ids, i) => (packed.masks ? { input_ids, assistant_masks: packed.masks[i] } : { input_ids }));
     }
     const examples: Example[] = [];
+    let noAssistant = 0;
     for (const f of files) {
       for (const it of f.items) {
         let ids = it.ids;
@@ -90,9 +103,14 @@ export async function prepareData(spec: DataSpec, task: Task, tokenizer: TextTok
           ids = ids.slice(0, spec.max_length);
           f.report.truncated++;
         }
-        examples.push(it.label === undefined ? { input_ids: ids } : { input_ids: ids, label: labelId(it.label, maps!) });
+        if (it.mask) {
+          const assistant_masks = it.mask.slice(0, ids.length);
+          if (!assistant_masks.includes(1)) noAssistant++;
+          examples.push({ input_ids: ids, assistant_masks });
+        } else examples.push(it.label === undefined ? { input_ids: ids } : { input_ids: ids, label: labelId(it.label, maps!) });
       }
     }
+    if (noAssistant) warnings.push(`${field}: ${noAssistant} conversation(s) have no assistant token within max_length (${spec.max_length}); they add nothing to the loss`);
     return examples;
   };
 
@@ -143,6 +161,7 @@ async function loadFile(
   task: Task,
   tokenizer: TextTokenizer,
   warnings: string[],
+  chat: (file: string, field: Field) => ChatTemplate,
 ): Promise<LoadedFile> {
   const format = detectFormat(file, field, formatOverride);
   const report: FileReport = { file, field, rows: 0, bad: [], truncated: 0 };
@@ -160,11 +179,18 @@ async function loadFile(
 
   const textCol = spec.text_column;
   const labelCol = task === 'seq-cls' ? spec.label_column : undefined;
-  const read = await readRows(file, { format, field, textColumn: textCol, columns: labelCol ? [textCol, labelCol] : [textCol] });
+  const read = await readRows(file, { format, field, textColumn: textCol, columns: labelCol ? [textCol, labelCol] : [textCol, MESSAGES_COLUMN] });
   for (const w of read.warnings ?? []) warnings.push(w);
   report.rows = read.rows.length + read.bad.length;
   report.bad = [...read.bad];
   if (report.rows === 0) throw new LoraStudioError('has no rows', file, field);
+  // causal-lm rows with a `messages` column are conversations (TRL's rule); the text column is not read then
+  if (!labelCol && format !== 'text' && read.rows.some((r) => hasKey(r.record, MESSAGES_COLUMN))) {
+    const encoded = encodeChatRows(read.rows, file, chat(file, field), tokenizer);
+    report.bad.push(...encoded.bad);
+    report.bad.sort((a, b) => a.line - b.line);
+    return { report, format, items: encoded.items };
+  }
 
   const seen = read.columns ?? [...new Set(read.rows.slice(0, 1000).flatMap((r) => Object.keys(r.record)))];
   for (const [col, key] of [[textCol, 'data.text_column'], [labelCol, 'data.label_column']] as const) {

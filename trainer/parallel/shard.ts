@@ -28,6 +28,7 @@ export function shardBatch(batch: Batch, parts: number): Shard[] {
         batch_size: rows, seq_len: T,
         input_ids: batch.input_ids.slice(start * T, (start + rows) * T), attention_mask: mask,
         labels: batch.labels?.slice(start, start + rows), num_tokens: mask.reduce((a, v) => a + v, 0),
+        ...(batch.assistant_masks ? { assistant_masks: batch.assistant_masks.slice(start * T, (start + rows) * T) } : {}),
       },
     });
     start += rows;

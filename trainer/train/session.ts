@@ -51,7 +51,7 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
 
   // Data first: for seq-cls with string labels, the number of classes comes from the data.
   const data = await prepareData(cfg.data, cfg.task, tokenizer, {
-    seed, configFile, eos_token_id: tokenizer.eos_token_id ?? family.eosTokenId(peek), num_labels: cfg.task === 'seq-cls' ? cfg.num_labels ?? undefined : undefined, log: opts.onInfo,
+    seed, configFile, eos_token_id: tokenizer.eos_token_id ?? family.eosTokenId(peek), num_labels: cfg.task === 'seq-cls' ? cfg.num_labels ?? undefined : undefined, log: opts.onInfo, modelDir,
   });
   for (const f of data.report.files) {
     if (f.bad.length) opts.onWarning(`${f.file}: skipped ${f.bad.length} of ${f.rows} rows: ${f.bad.slice(0, 10).map((b) => `line ${b.line}: ${b.reason}`).join('; ')}${f.bad.length > 10 ? '; …' : ''}`);
