@@ -1,7 +1,7 @@
 /**
  * The Llama family (models/llama/), first slice: config.json checks, the module table as named_modules() prints
- * it, weight shapes, PEFT's defaults, inspect's PEFT line and select over real-shaped configs, and the one
- * "not implemented yet" error for every job that would load the model.
+ * it, weight shapes, PEFT's defaults, inspect's PEFT line and select over real-shaped configs, and that jobs which
+ * load the model reach the folder loader (models/llama/folder.ts; tested in llama_folder.test.ts).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -176,14 +176,11 @@ describe('Llama family: inspect, select, and the PEFT line from config.json alon
     assert.ok(r.modules.some((m) => m.name === 'model.layers.0.self_attn.q_proj' && m.lora));
   });
 
-  it('every job that loads the model refuses with one error naming config.json and model_type', () => {
-    const d = dir('refused', { ...TINY_LLAMA, model_type: 'qwen2' });
-    const file = path.join(d, 'config.json');
-    const isNotImplemented = (e: unknown) => e instanceof LoraStudioError && e.file === file && e.field === 'model_type'
-      && e.message === 'qwen2 models can be inspected and their LoRA targets picked, but training/evaluating/merging them is not implemented yet; GPT-2 (model_type "gpt2") is';
-    assert.throws(() => readRunnableModelConfig(d), isNotImplemented);
-    assert.throws(() => LLAMA_FAMILY.load(d), isNotImplemented);
+  it('jobs that load the model are no longer refused: the folder loader runs (and names what is missing)', () => {
+    const d = dir('runnable', { ...TINY_LLAMA, model_type: 'qwen2' });
+    assert.equal(readRunnableModelConfig(d).family, LLAMA_FAMILY);
+    assert.throws(() => LLAMA_FAMILY.load(d), (e: unknown) => e instanceof LoraStudioError && e.file === d && /no weights/.test(e.message));
     const config = parse({ ...TINY_LLAMA, model_type: 'qwen2' }).config as ModelConfig;
-    assert.throws(() => LLAMA_FAMILY.configForTask(config, 'causal-lm', 2, []), LoraStudioError);
+    assert.deepEqual(LLAMA_FAMILY.configForTask(config, 'causal-lm', 2, []).architectures, ['Qwen2ForCausalLM']);
   });
 });

@@ -1,14 +1,12 @@
 /**
  * The Llama family as a ModelFamily (models/family.ts): transformers' LlamaForCausalLM /
  * LlamaForSequenceClassification and their Qwen2 and Mistral twins — all nn.Linear, RMSNorm, RoPE, grouped-query
- * attention. This first slice reads config.json, the module table, the weight shapes and PEFT's defaults: inspect,
- * target selection and the PEFT line work. Loading, training, evaluating, merging and generating are not
- * implemented yet; each of those jobs is refused with one clear error (assertRunnable), never a crash.
+ * attention. config.json, the module table, the weight shapes, PEFT's defaults, and the folders both ways
+ * (folder.ts) live here; the trainable model is createModel's.
  */
-import * as path from 'node:path';
 import { LoraStudioError } from '../../errors';
-import { readJsonFile } from '../../io/json';
 import type { ModelConfig, ModelFamily } from '../family';
+import { llamaConfigForTask, loadLlamaFolder, taskFromConfig, writeLlamaFolder } from './folder';
 import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig } from './config';
 import { namedModules } from './modules';
 import { isConv1D, llamaWeightShapes } from './weights';
@@ -28,15 +26,10 @@ export function notImplemented(config: { model_type: unknown }, file: string): L
   );
 }
 
-const configFile = (dir: string) => path.join(dir, 'config.json');
-
 export const LLAMA_FAMILY: ModelFamily = {
   model_types: LLAMA_MODEL_TYPES,
   parseConfig,
-  taskFromConfig: (c): Task => {
-    const arch = `${CLASS_PREFIX[llama(c).model_type]}ForSequenceClassification`;
-    return Array.isArray(c.architectures) && c.architectures.includes(arch) ? 'seq-cls' : 'causal-lm';
-  },
+  taskFromConfig: (c): Task => taskFromConfig(llama(c)),
   numLabels: (c) => configNumLabels(llama(c)),
   eosTokenId: (c) => {
     const eos = firstEos(llama(c));
@@ -54,19 +47,11 @@ export const LLAMA_FAMILY: ModelFamily = {
     loraKind: (module) => (/^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)$/.test(module) || module === 'score' ? 'Linear' : undefined),
     whyNotLora: () => 'only the Linear layers (q/k/v/o_proj, gate/up/down_proj, score) can carry LoRA',
   }),
-  assertRunnable: (c, file) => {
-    throw notImplemented(c, file);
-  },
-  load: (dir) => {
-    const file = configFile(dir);
-    throw notImplemented(parseConfig(readJsonFile(file), file), file);
-  },
-  write: (outDir, src) => {
-    throw notImplemented(src.config, configFile(src.dir));
-  },
-  configForTask: (c) => {
-    throw notImplemented(c, 'config.json');
-  },
+  // every config parseConfig accepts can be loaded and run (RoPE types and sizes are checked there)
+  assertRunnable: () => undefined,
+  load: (dir, opts) => loadLlamaFolder(dir, opts),
+  write: (outDir, src, weights) => writeLlamaFolder(outDir, src, weights),
+  configForTask: (c, task, numLabels, warnings) => llamaConfigForTask(llama(c), task, numLabels, warnings),
   createModel: (spec) => {
     throw notImplemented(spec.config, 'config.json');
   },
