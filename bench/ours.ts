@@ -9,6 +9,7 @@
  * buffer pool seen after a step (buffers in use plus freed ones kept for reuse; the pool only grows, so this is its
  * high-water mark), and `tensors_mb`, the bytes of live tensors after the last step (tf.memory().numBytes:
  * weights, LoRA factors, optimizer state). Neither includes Dawn's or the driver's own allocations.
+ * BENCH_VOCAB=<n> cuts the vocabulary; BENCH_DROPOUT=0 turns every dropout off.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../trainer/backend';
@@ -35,7 +36,10 @@ async function main(): Promise<void> {
   // BENCH_VOCAB: a smaller vocabulary, for adapters whose storage-buffer binding limit is under GPT-2's 147 MiB wte
   // (llvmpipe: 128 MiB); everything else stays GPT-2 small
   const vocab = Number(process.env.BENCH_VOCAB ?? 0) || undefined;
-  const spec = benchSpec(task, smallConfig(vocab ? { vocab_size: vocab } : {}));
+  // BENCH_DROPOUT=0: no dropout anywhere (masks are made on the host; this shows what they cost on a GPU)
+  const noDropout = process.env.BENCH_DROPOUT === '0';
+  const spec = benchSpec(task, smallConfig({ ...(vocab ? { vocab_size: vocab } : {}), ...(noDropout ? { attn_pdrop: 0, resid_pdrop: 0, embd_pdrop: 0 } : {}) }));
+  if (noDropout) spec.lora_dropout = 0;
   const model = GPT2LoraModel.create(spec);
   spec.weights.clear();
   const threads = plannedWorkers(model, info.backend);
