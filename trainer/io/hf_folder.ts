@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoraStudioError, preview } from '../errors';
-import { type HostTensor, type SafetensorsFile, readSafetensors, tensorToF32, writeSafetensors } from './safetensors';
+import { type HostTensor, type SafetensorsFile, type SafetensorsLayout, readSafetensors, readSafetensorsLayout, tensorToF32, writeSafetensors } from './safetensors';
 import { writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './atomic';
 import { isPlainObject, readJsonFile } from './json';
 
@@ -124,4 +124,43 @@ export function writeHfFolder(outDir: string, srcDir: string, config: object, we
     writeSafetensors(path.join(tmp, WEIGHTS_FILE), weights, { format: 'pt' });
     for (const f of tokenizerFiles) writeFileAtomic(path.join(tmp, f), fs.readFileSync(path.join(srcDir, f)));
   });
+}
+
+export interface WeightLayouts {
+  sharded: boolean;
+  /** model.safetensors, or model.safetensors.index.json for a sharded folder (absolute paths as joined from dir) */
+  mainFile: string;
+  /** key → the file that holds it; for a sharded folder, the index's weight_map order */
+  where: Map<string, string>;
+  /** each weight file's header, in the order the files are first named */
+  files: Map<string, SafetensorsLayout>;
+}
+
+/**
+ * readRawTensors without the data: every weight file's header only (shapes, dtypes, byte ranges), so that a job
+ * that streams the tensors (merge) never holds the model in memory. Same files, same checks, same errors.
+ */
+export function readWeightLayouts(dir: string): WeightLayouts {
+  const single = path.join(dir, WEIGHTS_FILE);
+  const index = path.join(dir, WEIGHTS_INDEX_FILE);
+  const files = new Map<string, SafetensorsLayout>();
+  const where = new Map<string, string>();
+  if (fs.existsSync(single)) {
+    const st = readSafetensorsLayout(single);
+    files.set(single, st);
+    for (const key of st.entries.keys()) where.set(key, single);
+    return { sharded: false, mainFile: single, where, files };
+  }
+  if (!fs.existsSync(index)) readRawTensors(dir); // throws its "no weights" error
+  const root = path.resolve(dir);
+  for (const [key, shard] of readShardIndex(index)) {
+    const file = path.join(root, shard);
+    if (!files.has(file)) {
+      if (!fs.existsSync(file)) throw new LoraStudioError(`shard ${shard} is missing from the folder`, index, `weight_map.${key}`);
+      files.set(file, readSafetensorsLayout(file));
+    }
+    if (!files.get(file)!.entries.has(key)) throw new LoraStudioError(`${WEIGHTS_INDEX_FILE} puts this tensor here, but it is not in the file`, file, key);
+    where.set(key, file);
+  }
+  return { sharded: true, mainFile: index, where, files };
 }

@@ -236,3 +236,95 @@ export function serializeSafetensors(tensors: Map<string, HostTensor>, metadata?
 export function writeSafetensors(file: string, tensors: Map<string, HostTensor>, metadata?: Record<string, string>): void {
   writeFileAtomic(file, serializeSafetensors(tensors, metadata));
 }
+
+/** A weights file's header, read without its data: where the data section starts and the header's own bytes. */
+export interface SafetensorsLayout extends Omit<SafetensorsFile, 'data'> {
+  /** byte offset of the data section in the file (8 + the header length) */
+  dataStart: number;
+  /** the header's JSON bytes exactly as stored (padding included) */
+  headerBytes: Buffer;
+  fileSize: number;
+}
+
+/** readSafetensorsHeader plus where the data starts, for streaming a file tensor by tensor (lora/merge_stream.ts). */
+export function readSafetensorsLayout(file: string): SafetensorsLayout {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw new LoraStudioError(`cannot read: ${(e as Error).message}`, file);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const lenBuf = Buffer.alloc(8);
+    if (size < 8 || fs.readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new LoraStudioError(`file is ${size} bytes, too short for a safetensors header`, file, 'header');
+    const n = checkHeaderLength(lenBuf.readBigUInt64LE(0), size, file);
+    const head = Buffer.alloc(n);
+    if (n > 0 && fs.readSync(fd, head, 0, n, 8) !== n) throw new LoraStudioError('the header could not be read whole', file, 'header');
+    return { ...parseHeader(head, size - 8 - n, file), dataStart: 8 + n, headerBytes: head, fileSize: size };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The typed-array views below read safetensors' little-endian bytes as they are: true of every platform Node ships for. */
+function assertLittleEndian(): void {
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('safetensors streaming needs a little-endian host');
+}
+
+export const isFloatDType = (dtype: string): dtype is FloatDType => dtype === 'F32' || dtype === 'F16' || dtype === 'BF16';
+
+/** Bytes per value of a float dtype. */
+export const floatItemSize = (dtype: FloatDType): number => ITEM_SIZE[dtype];
+
+/**
+ * Decodes stored little-endian bytes of `dtype` into `out` (out.length values), exactly as tensorToF32 does.
+ * F32 bytes at a 4-byte-aligned offset are viewed, not copied, when `out` is that view already.
+ */
+export function decodeFloatsInto(bytes: Uint8Array, dtype: FloatDType, out: Float32Array): void {
+  assertLittleEndian();
+  const n = out.length;
+  if (bytes.byteLength !== n * ITEM_SIZE[dtype]) throw new Error(`decodeFloatsInto: ${bytes.byteLength} bytes for ${n} ${dtype} values`);
+  if (dtype === 'F32') {
+    if (out.buffer === bytes.buffer && out.byteOffset === bytes.byteOffset) return;
+    new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes);
+    return;
+  }
+  const u16 = (bytes.byteOffset & 1) === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(Uint8Array.from(bytes).buffer);
+  if (dtype === 'BF16') {
+    const u32 = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = f16ToF32(u16[i]);
+  }
+}
+
+/**
+ * Encodes `data` into `dtype`'s little-endian bytes in `out` (round to nearest even, as encodeTensor does) and
+ * returns the index of the first value that is not finite once stored (−1 when all are): F16 overflows above 65504.
+ */
+export function encodeFloatsInto(data: Float32Array, dtype: FloatDType, out: Uint8Array): number {
+  assertLittleEndian();
+  const n = data.length;
+  if (out.byteLength !== n * ITEM_SIZE[dtype]) throw new Error(`encodeFloatsInto: ${out.byteLength} bytes for ${n} ${dtype} values`);
+  let bad = -1;
+  if (dtype === 'F32') {
+    if (!(out.buffer === data.buffer && out.byteOffset === data.byteOffset)) out.set(new Uint8Array(data.buffer, data.byteOffset, n * 4));
+    for (let i = 0; i < n; i++) {
+      const v = data[i];
+      if (v - v !== 0) { bad = i; break; }
+    }
+    return bad;
+  }
+  const aligned = (out.byteOffset & 1) === 0;
+  const u16 = aligned ? new Uint16Array(out.buffer, out.byteOffset, n) : new Uint16Array(n);
+  const enc = dtype === 'F16' ? f32ToF16 : f32ToBf16;
+  const expMask = dtype === 'F16' ? 0x7c00 : 0x7f80;
+  for (let i = 0; i < n; i++) {
+    const h = enc(data[i]);
+    u16[i] = h;
+    if ((h & expMask) === expMask && bad < 0) bad = i;
+  }
+  if (!aligned) out.set(new Uint8Array(u16.buffer));
+  return bad;
+}

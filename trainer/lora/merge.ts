@@ -81,14 +81,13 @@ function checkFinite(data: Float32Array, dtype: HostTensor['dtype'], name: strin
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     const stored = dtype === 'F32' ? v : dtype === 'F16' ? f16ToF32(f32ToF16(v)) : bf16Round(v);
-    if (!Number.isFinite(stored)) {
-      throw new LoraStudioError(
-        `merging gives a non-finite value (${v} at flat index ${i}${dtype === 'F32' ? '' : `, stored as ${dtype}`}); the adapter is broken or does not belong to this model. Nothing was written`,
-        undefined,
-        name,
-      );
-    }
+    if (!Number.isFinite(stored)) throw new LoraStudioError(nonFiniteMessage(v, i, dtype), undefined, name);
   }
+}
+
+/** safe_merge's refusal: value `v` at flat index `i` is not finite once stored as `dtype`. */
+export function nonFiniteMessage(v: number, i: number, dtype: HostTensor['dtype']): string {
+  return `merging gives a non-finite value (${v} at flat index ${i}${dtype === 'F32' ? '' : `, stored as ${dtype}`}); the adapter is broken or does not belong to this model. Nothing was written`;
 }
 
 const f32 = new Float32Array(1);

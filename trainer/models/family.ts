@@ -157,6 +157,11 @@ export interface ModelFamily {
   assertRunnable(config: ModelConfig, file: string): void;
   /** reads and checks a model folder */
   load(dir: string, opts?: LoadModelOptions): LoadedModel;
+  /**
+   * The canonical key (weightShapes') of a tensor as a weight file spells it, or null for one the loader skips
+   * unread (buffers, a tied head); merge streams the files with it instead of loading them. Absent: keys are canonical.
+   */
+  canonicalKey?(stored: string, config: ModelConfig): string | null;
   /** writes `weights` (canonical keys) as a complete NEW folder in `src`'s layout, config from `src.config` */
   write(outDir: string, src: LoadedModel, weights: Map<string, HostTensor>): void;
   /** the config to save with a model for `task` (architectures, labels, pad token); warnings go to `warnings` */

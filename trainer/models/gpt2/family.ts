@@ -7,7 +7,7 @@ import { configNumLabels, type GPT2Config, innerDim, parseConfig } from './confi
 import { configForTask, loadModelFolder, taskFromConfig, type LoadedModel as GPT2Loaded, writeModelFolder } from './folder';
 import { GPT2LoraModel } from './model';
 import { namedModules } from './modules';
-import { gpt2WeightShapes, isConv1D } from './weights';
+import { gpt2WeightShapes, IGNORED_BUFFER, isConv1D, PREFIX } from './weights';
 
 /** PEFT's default for model_type gpt2 (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING). */
 export const GPT2_DEFAULT_TARGET_MODULES = ['c_attn'];
@@ -34,6 +34,8 @@ export const GPT2_FAMILY: ModelFamily = {
   }),
   assertRunnable: () => undefined,
   load: (dir, opts) => loadModelFolder(dir, opts),
+  // the loader's key rules: buffers and the tied lm_head are skipped, blocks may lack `transformer.`, score never has it
+  canonicalKey: (key) => (IGNORED_BUFFER.test(key) || key === 'lm_head.weight' ? null : key === 'score.weight' || key.startsWith(PREFIX) ? key : PREFIX + key),
   write: (outDir, src: LoadedModel, weights) => writeModelFolder(outDir, src as GPT2Loaded, weights),
   configForTask: (c, task, numLabels, warnings) => configForTask(gpt2(c), task, numLabels, warnings),
   createModel: (spec: ModelSpec) => GPT2LoraModel.create(spec),
