@@ -31,6 +31,7 @@ import type { ChildMessage, ParentMessage } from '../trainer/protocol';
 import { Rng } from '../trainer/util/rng';
 import { writeJsonAtomic } from '../trainer/io/atomic';
 import { ALPHA, benchTargets, R, smallConfig } from './setup';
+import { bundleLlama, llamaMemory, llamaSpeed } from './llama_bench';
 
 const REPO = path.resolve(__dirname, '..');
 const PYTHON = '/usr/bin/python3';
@@ -204,13 +205,19 @@ async function main(): Promise<void> {
   const started = Date.now();
   const tasks: Record<string, ReturnType<typeof throughput>> = {};
   for (const task of ['causal-lm', 'seq-cls']) tasks[task] = throughput(task, oursJs);
+  // issue 13: SmolLM2-135M-shaped causal-lm against a plain-torch Llama, and a Qwen2.5-0.5B-shaped run's peak RSS
+  await bundleLlama();
+  const llama = llamaSpeed();
+  const llamaMem = llamaMemory();
   const merge = mergeTiming();
   const ipc = await ipcLatency();
-  const results = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, shape: { batch: B, seq_len: T, r: R, steps: STEPS, repeats: REPEATS }, tasks, merge, ipc, bench_s: (Date.now() - started) / 1000 };
+  const results = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, shape: { batch: B, seq_len: T, r: R, steps: STEPS, repeats: REPEATS }, tasks, llama, llama_memory: llamaMem, merge, ipc, bench_s: (Date.now() - started) / 1000 };
   const f = (x: number, d = 1) => x.toFixed(d);
   const rows = [
     ['', 'ours tok/s', 'PyTorch tok/s', 'ratio', 'ours peak RSS MB', 'PyTorch peak RSS MB'],
     ...Object.entries(tasks).map(([t, r]) => [`${t} ${B}×${T}`, f(r.ours_tokens_per_s), f(r.torch_tokens_per_s), `${f(r.ratio, 2)}×`, f(r.ours_peak_rss_mb, 0), f(r.torch_peak_rss_mb, 0)]),
+    ['llama SmolLM2-135M 4×128', f(llama.ours_tokens_per_s), f(llama.torch_tokens_per_s), `${f(llama.ratio, 2)}×`, f(llama.ours_peak_rss_mb, 0), f(llama.torch_peak_rss_mb, 0)],
+    ['llama-memory Qwen2.5-0.5B 1×256', `${llamaMem.steps} steps`, '', '', f(llamaMem.peak_rss_mb, 0), ''],
     ['merge GPT-2 small + r=8', `${f(merge.merge_s, 2)} s`, `cp ${f(merge.cp_s, 2)} s`, `${f(merge.ratio, 1)}× cp`, '', ''],
     ['step → client (IPC)', `${f(ipc.median_ms, 1)} ms median`, `max ${f(ipc.max_ms, 0)} ms`, `${ipc.steps} steps`, '', ''],
   ];
