@@ -1,10 +1,12 @@
 /**
  * Runs the trainer's command line (dist/trainer/cli.js) as a child process for the one-shot commands
- * (merge, eval, generate): `node cli.js <command> … --json` prints one JSON object on stdout, or an
- * `{"event":"error"}` object and a non-zero exit. No vscode import.
+ * (merge, eval, generate, classify, analyze, inspect): `node cli.js <command> … --json` prints one JSON object on
+ * stdout, or an `{"event":"error"}` object and a non-zero exit. The result is checked against its command's
+ * shape (cliResults.ts) before anyone reads it. No vscode import.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import { checkCliResult, type CliCommand, type CliResults } from './cliResults';
 import { RingBuffer } from './trainerClient';
 
 export class CliError extends Error {
@@ -44,13 +46,16 @@ export function lastJsonObject(stdout: string): Record<string, unknown> | undefi
   return undefined;
 }
 
-/** Runs `node <cliScript> <args…> --json` and resolves with its JSON result. */
-export function runCli(cliScript: string, args: string[], opts: CliOptions = {}): Promise<Record<string, unknown>> {
+/**
+ * Runs `node <cliScript> <command> <args…> --json` and resolves with its result, checked; a result of the wrong
+ * shape rejects with a CliError that says which field is wrong.
+ */
+export function runCli<C extends CliCommand>(cliScript: string, command: C, args: string[], opts: CliOptions = {}): Promise<CliResults[C]> {
   if (!fs.existsSync(cliScript)) return Promise.reject(new CliError(`the trainer CLI is missing: ${cliScript} (run \`npm run build\`)`, null, ''));
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, ELECTRON_RUN_AS_NODE: '1' };
   if (opts.nativeDir && fs.existsSync(opts.nativeDir)) env.LORA_STUDIO_NATIVE_DIR = opts.nativeDir;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliScript, ...args, '--json'], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });
+    const child = spawn(process.execPath, [cliScript, command, ...args, '--json'], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });
     let stdout = '';
     const tail = new RingBuffer(40, 6000);
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
@@ -64,7 +69,11 @@ export function runCli(cliScript: string, args: string[], opts: CliOptions = {})
     child.on('close', (code, signal) => {
       const json = lastJsonObject(stdout);
       if (code === 0 && json && json.event !== 'error') {
-        resolve(json);
+        try {
+          resolve(checkCliResult(command, json));
+        } catch (e) {
+          reject(new CliError((e as Error).message, code, tail.text()));
+        }
         return;
       }
       if (json?.event === 'error' && typeof json.message === 'string') {

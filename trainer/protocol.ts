@@ -94,12 +94,12 @@ export interface ResultBackend {
 export interface EvalResult extends ResultBackend {
   backend: string;
   task: 'causal-lm' | 'seq-cls';
-  /** mean NLL per predicted token (causal-lm) or per example (seq-cls) */
-  loss: number;
-  perplexity?: number;
+  /** mean NLL per predicted token (causal-lm) or per example (seq-cls); a metric that is not finite is null (JSON has no NaN) */
+  loss: number | null;
+  perplexity?: number | null;
   num_tokens?: number;
-  accuracy?: number;
-  f1?: number;
+  accuracy?: number | null;
+  f1?: number | null;
   num_examples?: number;
   /** seq-cls: the label names by id */
   id2label?: Record<string, string>;

@@ -46,7 +46,7 @@ function toModule(v: unknown, i: number): AnalysisModule {
 }
 
 /** The webview's AnalysisData from the CLI's JSON (AnalyzeResult); throws naming the bad field. */
-export function toAnalysisData(json: Record<string, unknown>): AnalysisData {
+export function toAnalysisData(json: object): AnalysisData {
   const r = json as Partial<Record<keyof AnalyzeResult, unknown>>;
   if (typeof r.adapter !== 'string') throw new Error('adapter: missing in the analyze result');
   if (!Array.isArray(r.modules)) throw new Error('modules: missing in the analyze result');

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LoraContext } from '../context';
-import { checkMergeOut, getPath, readAdapterConfig, type Json } from '../runFiles';
+import { checkMergeOut, getPath, readAdapterConfig } from '../runFiles';
 import { cliArgsBackend, withCli } from './cli';
 import { pickAdapterFolder, pickBaseModel } from './pickers';
 
@@ -52,7 +52,7 @@ export async function mergeAdapter(ctx: LoraContext, arg?: unknown): Promise<voi
     void vscode.window.showErrorMessage(bad);
     return;
   }
-  const done = await withCli(ctx, `Merging ${path.basename(adapter)} into ${path.basename(base)}`, ['merge', base, '--adapter', adapter, '--out', out, ...cliArgsBackend()], (j) => j);
+  const done = await withCli(ctx, `Merging ${path.basename(adapter)} into ${path.basename(base)}`, 'merge', [base, '--adapter', adapter, '--out', out, ...cliArgsBackend()]);
   if (!done) return;
   const pick = await vscode.window.showInformationMessage(`Merged model written to ${out}.`, 'Open Folder', 'Open in New Window', 'Reveal');
   if (pick === 'Open Folder') await ctx.modules.open({ kind: 'folder', ref: out }, { selectionFromConfig: false });
@@ -72,6 +72,9 @@ async function configuredData(ctx: LoraContext): Promise<string | undefined> {
   return undefined;
 }
 
+/** The metrics of an eval result, in the order the trainer prints them for either task. */
+const EVAL_METRICS = ['loss', 'perplexity', 'num_tokens', 'accuracy', 'f1', 'num_examples'] as const;
+
 export async function evaluateAdapter(ctx: LoraContext): Promise<void> {
   const base = await pickBaseModel(ctx, 'Evaluate: the base model');
   if (!base) return;
@@ -89,13 +92,12 @@ export async function evaluateAdapter(ctx: LoraContext): Promise<void> {
   }
   if (!data) return;
   const task = ctx.modules.openModel?.ref === base ? ['--task', ctx.modules.openTask] : [];
-  const result = await withCli(ctx, `Evaluating ${path.basename(adapter)}`, ['eval', base, '--adapter', adapter, '--data', data, ...task, ...cliArgsBackend()], (j) => j);
+  const result = await withCli(ctx, `Evaluating ${path.basename(adapter)}`, 'eval', [base, '--adapter', adapter, '--data', data, ...task, ...cliArgsBackend()]);
   if (!result) return;
-  const metrics = (result.metrics && typeof result.metrics === 'object' ? result.metrics : result) as Json;
-  const summary = Object.entries(metrics)
-    .filter(([, v]) => typeof v === 'number')
-    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : (v as number).toFixed(4)}`)
-    .join(' · ');
+  const summary = EVAL_METRICS.flatMap((k) => {
+    const v = result[k];
+    return typeof v === 'number' ? [`${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`] : [];
+  }).join(' · ');
   const show = await vscode.window.showInformationMessage(`Evaluation of ${path.basename(adapter)}: ${summary || JSON.stringify(result)}`, 'Show Details');
   if (show) await showDocument(`# Evaluation\n\n- model: ${base}\n- adapter: ${adapter}\n- data: ${data}\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`);
 }
@@ -112,19 +114,17 @@ export async function tryAdapter(ctx: LoraContext): Promise<void> {
     placeHolder: classify ? 'The movie was wonderful' : 'Once upon a time',
   });
   if (!prompt) return;
-  const args = classify
-    ? ['classify', base, '--adapter', adapter, '--text', prompt, ...cliArgsBackend()]
-    : ['generate', base, '--adapter', adapter, '--prompt', prompt, '--max-new-tokens', '40', ...cliArgsBackend()];
-  const result = await withCli(ctx, `Running ${path.basename(adapter)}`, args, (j) => j);
-  if (!result) return;
+  const title = `Running ${path.basename(adapter)}`;
   let body: string;
-  if (classify && typeof result.label === 'string') {
-    const probs = Object.entries((result.probabilities ?? {}) as Record<string, number>).map(([k, p]) => `| ${k} | ${p.toFixed(4)} |`).join('\n');
+  if (classify) {
+    const result = await withCli(ctx, title, 'classify', [base, '--adapter', adapter, '--text', prompt, ...cliArgsBackend()]);
+    if (!result) return;
+    const probs = Object.entries(result.probabilities).map(([k, p]) => `| ${k} | ${p.toFixed(4)} |`).join('\n');
     body = `**Text**\n\n> ${prompt}\n\n**Label:** ${result.label}\n\n| label | probability |\n|---|---|\n${probs}\n`;
-  } else if (typeof result.completion === 'string') {
-    body = `**Prompt**\n\n> ${prompt}\n\n**Output**\n\n${prompt}${result.completion}\n`;
   } else {
-    body = `**Input**\n\n> ${prompt}\n\n\`\`\`json\n${JSON.stringify(result, null, 2)}\n\`\`\`\n`;
+    const result = await withCli(ctx, title, 'generate', [base, '--adapter', adapter, '--prompt', prompt, '--max-new-tokens', '40', ...cliArgsBackend()]);
+    if (!result) return;
+    body = `**Prompt**\n\n> ${prompt}\n\n**Output**\n\n${prompt}${result.completion}\n`;
   }
   await showDocument(`# Try adapter ${path.basename(adapter)}\n\n- model: ${base}\n\n${body}`);
 }

@@ -106,11 +106,11 @@ export async function analyzeAdapter(ctx: LoraContext, arg?: unknown): Promise<C
   if (base === undefined) return undefined;
   ctx.lastAdapter = adapter;
 
-  const args = ['analyze', adapter, ...(base ? ['--base', base] : []), ...(compare ? ['--compare', compare] : []), ...cliArgsBackend()];
+  const args = [adapter, ...(base ? ['--base', base] : []), ...(compare ? ['--compare', compare] : []), ...cliArgsBackend()];
   const title = `Analysis: ${path.basename(adapter)}${compare ? ` vs ${path.basename(compare)}` : ''}`;
   let message: AnalyzeHostMessage;
   try {
-    const json = await runCliWithProgress(ctx, `Analyzing ${path.basename(adapter)}`, args);
+    const json = await runCliWithProgress(ctx, `Analyzing ${path.basename(adapter)}`, 'analyze', args);
     if (!json) return undefined; // cancelled
     message = { type: 'analysis', data: toAnalysisData(json) };
   } catch (e) {

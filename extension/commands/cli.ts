@@ -7,6 +7,7 @@
  */
 import * as vscode from 'vscode';
 import { CliError, runCli } from '../cli';
+import type { CliCommand, CliResults } from '../cliResults';
 import type { LoraContext } from '../context';
 import { showTrainerError } from '../run';
 
@@ -26,18 +27,18 @@ export function cliErrorText(e: unknown): string {
 }
 
 /**
- * Runs `lora-studio <args> --json` behind a cancellable progress notification that is gone when this resolves.
- * Resolves with the JSON result, or undefined when the user cancelled; rejects with the CliError.
+ * Runs `lora-studio <command> <args> --json` behind a cancellable progress notification that is gone when this
+ * resolves. Resolves with the checked result, or undefined when the user cancelled; rejects with the CliError.
  */
-export async function runCliWithProgress(ctx: LoraContext, title: string, args: string[]): Promise<Record<string, unknown> | undefined> {
-  ctx.log.info(`lora-studio ${args.join(' ')} --json`);
+export async function runCliWithProgress<C extends CliCommand>(ctx: LoraContext, title: string, command: C, args: string[]): Promise<CliResults[C] | undefined> {
+  ctx.log.info(`lora-studio ${command} ${args.join(' ')} --json`);
   const started = Date.now();
   const settle = () => new Promise((r) => setTimeout(r, Math.max(0, started + PROGRESS_MIN_VISIBLE_MS - Date.now())));
   try {
     const json = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
       const abort = new AbortController();
       const sub = token.onCancellationRequested(() => abort.abort());
-      return runCli(ctx.distPath('trainer', 'cli.js'), args, {
+      return runCli(ctx.distPath('trainer', 'cli.js'), command, args, {
         nativeDir: ctx.nativeDir,
         signal: abort.signal,
         onStderr: (line) => {
@@ -58,13 +59,11 @@ export async function runCliWithProgress(ctx: LoraContext, title: string, args: 
 }
 
 /** runCliWithProgress, with a failure shown as an error notification (file: field: message) and undefined. */
-export async function withCli<T>(ctx: LoraContext, title: string, args: string[], use: (json: Record<string, unknown>) => T): Promise<T | undefined> {
-  let json: Record<string, unknown> | undefined;
+export async function withCli<C extends CliCommand>(ctx: LoraContext, title: string, command: C, args: string[]): Promise<CliResults[C] | undefined> {
   try {
-    json = await runCliWithProgress(ctx, title, args);
+    return await runCliWithProgress(ctx, title, command, args);
   } catch (e) {
     await showTrainerError(title, new Error(cliErrorText(e)), ctx.log);
     return undefined;
   }
-  return json === undefined ? undefined : use(json);
 }

@@ -125,15 +125,15 @@ describe('trainer CLI runner', () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-cli-'));
     try {
       writeRandomGPT2(path.join(tmp, 'm'));
-      const r = await runCli(cli, ['inspect', path.join(tmp, 'm'), '--target-modules', 'c_attn']);
-      assert.match(String(r.line), /^trainable params: /);
+      const r = await runCli(cli, 'inspect', [path.join(tmp, 'm'), '--target-modules', 'c_attn']);
+      assert.match(r.line, /^trainable params: /);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
   });
 
   it('a CLI error becomes a CliError with the trainer\'s message', { skip: !built && 'run `npm run build` first' }, async () => {
-    await assert.rejects(runCli(cli, ['merge', '/no/such/model', '--adapter', '/no/such/adapter', '--out', path.join(os.tmpdir(), 'never-written')]), (e: unknown) => {
+    await assert.rejects(runCli(cli, 'merge', ['/no/such/model', '--adapter', '/no/such/adapter', '--out', path.join(os.tmpdir(), 'never-written')]), (e: unknown) => {
       assert.ok(e instanceof CliError);
       assert.equal(e.exitCode, 1);
       assert.match(e.message, /adapter_config\.json/);
@@ -142,7 +142,7 @@ describe('trainer CLI runner', () => {
   });
 
   it('a missing CLI says to build', async () => {
-    await assert.rejects(runCli('/no/cli.js', ['inspect']), /npm run build/);
+    await assert.rejects(runCli('/no/cli.js', 'inspect', []), /npm run build/);
   });
 });
 
