@@ -1,20 +1,24 @@
 /**
  * Per-kernel profile of one training step (tf.profile): where the time goes, by kernel and matmul shape.
- * Usage: node --import tsx bench/profile.ts <batch> <causal-lm|seq-cls> [prof]
+ * Usage: node --import tsx bench/profile.ts <batch> <causal-lm|seq-cls|llama> [prof]
+ * `llama`: the llama bench's SmolLM2-135M-shaped causal-lm model (bench/llama_setup.ts), built through its family.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../trainer/backend';
 import { GPT2LoraModel } from '../trainer/models/gpt2/model';
 import { collate } from '../trainer/data/collate';
 import { benchSpec, benchExamples } from './setup';
+import { llamaBenchSpec } from './llama_setup';
+import { familyFor } from '../trainer/models/registry';
 (async () => {
   await initBackend('wasm');
   const B = Number(process.argv[2] ?? 1);
-  const task = (process.argv[3] ?? 'causal-lm') as 'causal-lm';
-  const spec = benchSpec(task);
-  const model = GPT2LoraModel.create(spec);
+  const llama = process.argv[3] === 'llama';
+  const task = (llama ? 'causal-lm' : process.argv[3] ?? 'causal-lm') as 'causal-lm';
+  const spec = llama ? llamaBenchSpec() : benchSpec(task);
+  const model = llama ? familyFor(spec.config).createModel(spec) : GPT2LoraModel.create(spec);
   spec.weights.clear();
-  const batch = collate(benchExamples(B, 128, 50257, 3), 50256);
+  const batch = collate(benchExamples(B, 128, spec.config.vocab_size as number, 3), model.pad_token_id);
   const vars = [...model.trainable.values()];
   const step = () => { const { value, grads } = tf.variableGrads(() => model.loss(batch, { training: true, seed: 1 }), vars); const v = value.dataSync()[0]; tf.dispose([value, ...Object.values(grads)]); return v; };
   console.log('warm', step());
