@@ -1,5 +1,6 @@
 /**
- * Packing for causal-lm: documents' token ids are joined with eos between them and cut into blocks of
+ * Packing for causal-lm: documents' token ids are joined with eos between them (none after a document whose
+ * tokenizer post-processor already ended it with eos: never two in a row) and cut into blocks of
  * exactly block_size, like transformers' run_clm group_texts. The leftover tail shorter than a block is
  * dropped (and counted), except when there is no full block at all: then the tail is the one block.
  * Chat documents bring their assistant masks, which are cut along with the ids (the joining eos is no assistant
@@ -18,7 +19,7 @@ export function packBlocks(docs: number[][], blockSize: number, eosTokenId: numb
   const all: number[] = [];
   const allMasks: number[] = [];
   docs.forEach((doc, i) => {
-    if (i > 0) {
+    if (i > 0 && docs[i - 1].at(-1) !== eosTokenId) {
       all.push(eosTokenId);
       allMasks.push(0);
     }

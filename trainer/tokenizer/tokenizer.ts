@@ -2,6 +2,9 @@
  * Loads `tokenizer.json` with @huggingface/tokenizers (the Hugging Face tokenizers pipeline in pure JS).
  * We never hand-write BPE: this file only finds the file, reads it, checks what the library would trip over,
  * and adapts the API. Whatever the library throws becomes a LoraStudioError naming tokenizer.json.
+ * encode() keeps what the file's post-processor adds, as transformers' tokenizer(text) does (Llama 3's
+ * TemplateProcessing puts <|begin_of_text|> first; GPT-2's ByteLevel adds nothing). The special token ids come
+ * from tokenizer_config.json's bos_token/eos_token/pad_token, as transformers reads them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -9,11 +12,23 @@ import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { LoraStudioError, preview } from '../errors';
 import { isPlainObject, readJsonFile } from '../io/json';
 
+export interface EncodeOptions {
+  /**
+   * Keep the special tokens the post-processor adds (default true, as transformers' add_special_tokens). False
+   * for a text that carries its own, such as a rendered chat template.
+   */
+  addSpecialTokens?: boolean;
+}
+
 export interface TextTokenizer {
-  /** `addSpecialTokens: false` leaves out the post-processor's tokens (transformers' add_special_tokens=False) */
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  encode(text: string, opts?: EncodeOptions): number[];
   decode(ids: number[]): string;
+  /** tokenizer_config.json's eos_token, else the `<|endoftext|>` token (GPT-2 folders often have no tokenizer_config.json) */
   readonly eos_token_id: number | undefined;
+  /** tokenizer_config.json's bos_token */
+  readonly bos_token_id: number | undefined;
+  /** tokenizer_config.json's pad_token */
+  readonly pad_token_id: number | undefined;
 }
 
 /** tokenizer_config.json fields the library reads, with the types it needs. */
@@ -40,11 +55,20 @@ export function loadTokenizer(modelDir: string): TextTokenizer {
   } catch (e) {
     throw new LoraStudioError(`cannot build a tokenizer from it: ${libraryMessage(e)}`, file);
   }
-  const eos = (added as Array<{ id: number; content: string }>).find((t) => t.content === '<|endoftext|>')?.id;
+  const addedTokens = added as Array<{ id: number; content: string }>;
+  /** the id of a special-token field of tokenizer_config.json (undefined when unset) */
+  const idOf = (field: string): number | undefined => {
+    const token = configJson[field];
+    if (typeof token !== 'string') return undefined;
+    const id = addedTokens.find((t) => t.content === token)?.id ?? tok.token_to_id(token);
+    if (id === undefined) throw new LoraStudioError(`${preview(token)} is not a token of tokenizer.json`, cfgFile, field);
+    return id;
+  };
+  const eos = idOf('eos_token') ?? addedTokens.find((t) => t.content === '<|endoftext|>')?.id;
   return {
-    encode: (text, opts) => {
+    encode: (text, opts = {}) => {
       try {
-        return tok.encode(text, { add_special_tokens: opts?.addSpecialTokens ?? false }).ids;
+        return tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
       } catch (e) {
         throw new LoraStudioError(`the tokenizer failed on a text: ${libraryMessage(e)}`, file);
       }
@@ -58,6 +82,8 @@ export function loadTokenizer(modelDir: string): TextTokenizer {
       }
     },
     eos_token_id: eos,
+    bos_token_id: idOf('bos_token'),
+    pad_token_id: idOf('pad_token'),
   };
 }
 

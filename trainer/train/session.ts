@@ -9,6 +9,7 @@ import { baseModelRefFor } from '../lora/base_model_ref';
 import { type BackendInfo, type BackendName, initBackend } from '../backend';
 import { resolveModelDir } from '../io/hub_model';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer';
+import { choosePadTokenId } from '../tokenizer/padding';
 import type { LoadedModel, LoraModel, ModelFamily } from '../models/family';
 import { readRunnableModelConfig } from '../models/registry';
 import { resolveTargets } from '../lora/targets';
@@ -38,7 +39,12 @@ export interface TrainingSession {
   exportAdapter(dir?: string): Promise<AdapterWeights>;
 }
 
-export const padTokenId = (l: LoadedModel) => (l.config.pad_token_id ?? l.config.eos_token_id) as number;
+/** The pad id (tokenizer/padding.ts); a folder with neither pad nor eos token is a named error. */
+export function padTokenId(l: LoadedModel, tokenizer: TextTokenizer, warnings: string[]): number {
+  const id = choosePadTokenId(l.config, tokenizer, warnings);
+  if (id === undefined) throw new LoraStudioError('is not set, and neither is eos_token_id (nor pad_token/eos_token in tokenizer_config.json): batches need a pad token', path.join(l.dir, 'config.json'), 'pad_token_id');
+  return id;
+}
 
 export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: string; backend?: string; onWarning: (m: string) => void; onInfo?: (m: string) => void }): Promise<TrainingSession> {
   const backend = await initBackend((opts.backend ?? cfg.training.backend ?? undefined) as BackendName | undefined);
@@ -71,7 +77,9 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   });
   resolved.warnings.forEach(opts.onWarning);
   const counts = countParams(modules, resolved.targets, resolved.modules_to_save, cfg.lora.bias);
-  const pad_token_id = padTokenId(loaded);
+  const padWarnings: string[] = [];
+  const pad_token_id = padTokenId(loaded, tokenizer, padWarnings);
+  padWarnings.forEach(opts.onWarning);
   const model = family.createModel({
     config: loaded.config, task: cfg.task, num_labels: loaded.num_labels, weights: loaded.weights, targets: resolved.targets,
     modules_to_save: resolved.modules_to_save, bias: cfg.lora.bias, lora_dropout: cfg.lora.lora_dropout,
@@ -139,7 +147,8 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
       return { name, type: m.type as 'Conv1D' | 'Linear', in_features: m.in_features!, out_features: m.out_features!, r: A.shape[0], lora_alpha, scaling };
     });
   }
-  const pad_token_id = padTokenId(loaded);
+  // one-shot commands: the pad id never changes a result (padding is masked), so the eos fallback goes unsaid
+  const pad_token_id = padTokenId(loaded, tokenizer, []);
   const model = family.createModel({
     config: loaded.config, task: loaded.task, num_labels: loaded.num_labels, weights: loaded.weights, targets,
     // modules_to_save: the modules whose weights the adapter carries whole (biases ride on `bias`)
