@@ -14,7 +14,8 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { WebGPUBackend, type WebGPUProgram, webgpu_util } from '@tensorflow/tfjs-backend-webgpu';
+import { DROPOUT_MASK, DROPOUT_MASK_WGSL, type DropoutMaskAttrs } from './ops/dropout_kernel';
 
 /** What the trainer reports about the adapter it runs on. */
 export interface AdapterReport {
@@ -243,6 +244,7 @@ export async function loadWebGpu(hardwareOnly: boolean): Promise<AdapterReport> 
   else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   if (tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
   chunkAddN();
+  registerDropoutMask();
   const { adapter } = found;
   // the limits tfjs asks for itself (the defaults would cap a buffer at 128 MiB, less than GPT-2's wte)
   tf.registerBackend('webgpu', async () => {
@@ -321,6 +323,30 @@ function chunkAddN(): void {
       const out = run({ inputs: list as unknown as tf.NamedTensorInfoMap, backend, attrs });
       for (const t of temps) backend.disposeData(t.dataId);
       return out;
+    },
+  });
+}
+
+/** DROPOUT_MASK (ops/dropout_kernel.ts) as a WGSL program: the dropout masks are made on the GPU, not uploaded. */
+function registerDropoutMask(): void {
+  if (tf.getKernel(DROPOUT_MASK, 'webgpu')) return;
+  tf.registerKernel({
+    kernelName: DROPOUT_MASK,
+    backendName: 'webgpu',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { seeds, skips } = inputs as { seeds: tf.TensorInfo; skips: tf.TensorInfo };
+      const { perRow, threshold, scale } = attrs as unknown as DropoutMaskAttrs;
+      const outputShape = [seeds.shape[0] * perRow];
+      const dispatchLayout = webgpu_util.flatDispatchLayout(outputShape);
+      const workgroupSize: [number, number, number] = [128, 1, 1];
+      const program: WebGPUProgram = {
+        variableNames: ['seeds', 'skips'], outputShape, shaderKey: 'lora_studio_dropout_mask', size: true,
+        uniforms: 'perRow : i32, threshold : u32, scale : f32,',
+        dispatchLayout, dispatch: webgpu_util.computeDispatch(dispatchLayout, outputShape, workgroupSize), workgroupSize,
+        getUserCode: () => DROPOUT_MASK_WGSL,
+      };
+      const uniforms = [{ type: 'int32', data: [perRow] }, { type: 'uint32', data: [threshold] }, { type: 'float32', data: [scale] }];
+      return (backend as WebGPUBackend).runWebGPUProgram(program, [seeds, skips], 'float32', uniforms);
     },
   });
 }

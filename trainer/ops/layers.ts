@@ -10,6 +10,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Rng } from '../util/rng';
 import { gemm } from './gemm';
 import { geluNewFused, heapKernelsAvailable, layerNormFused } from './heap_kernels';
+import { deviceDropoutMask, deviceMasks } from './dropout_kernel';
 
 /**
  * x [N, in] · w [in, out] for a frozen w: the backward pass computes only dx = dy · wᵀ.
@@ -117,6 +118,12 @@ export class DropoutStream {
     if (picked ? shape[0] !== rows : shape[0] % rows !== 0) throw new Error(`internal: dropout over ${shape[0]} leading entries for ${rows} batch rows`);
     const inner = tf.util.sizeFromShape(shape.slice(1));
     const perRow = picked ? inner : (shape[0] / rows) * inner;
+    if (deviceMasks()) {
+      // the same streams, made where the backend's tensors live (a GPU): ops/dropout_kernel.ts
+      const seeds = Int32Array.from({ length: rows }, (_, b) => rowSeed(site, this.rowOffset + b));
+      const skips = picked ? Int32Array.from(picked.positions, (p) => p * inner) : new Int32Array(rows);
+      return tf.tidy(() => tf.reshape(deviceDropoutMask(seeds, skips, perRow, rate), shape));
+    }
     const data = new Float32Array(tf.util.sizeFromShape(shape));
     for (let b = 0; b < rows; b++) {
       const seed = rowSeed(site, this.rowOffset + b);
