@@ -67,6 +67,24 @@ describe('lora-studio train on chat data', () => {
     fs.rmSync(run.dir, { recursive: true, force: true });
   });
 
+  it('data-parallel workers (LORA_STUDIO_WORKERS=2) carry the mask: the same step losses as one thread', async () => {
+    const run = tinyRun({
+      task: 'causal-lm', rows: Array.from({ length: 16 }, (_, i) => conversation(i)), evalRows: [conversation(0)], data: { max_length: 32 },
+      training: { max_steps: 3, eval_strategy: 'no', save_strategy: 'no', load_best_model_at_end: false, per_device_train_batch_size: 5 },
+    });
+    fs.writeFileSync(path.join(run.modelDir, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|endoftext|>', chat_template: TEMPLATE }));
+    const losses: number[][] = [];
+    for (const workers of ['1', '2']) {
+      fs.rmSync(run.outputDir, { recursive: true, force: true });
+      const res = await runCli(['train', '--config', run.configFile, '--json', '--backend', 'wasm'], { env: { LORA_STUDIO_WORKERS: workers } });
+      assert.equal(res.code, 0, res.stderr);
+      losses.push(res.events.filter((e) => e.event === 'step').map((e) => e.loss as number));
+    }
+    assert.equal(losses[0].length, 3);
+    losses[0].forEach((l, i) => assert.ok(Math.abs(l - losses[1][i]) < 1e-5 * Math.max(1, l), `step ${i + 1}: ${l} vs ${losses[1][i]}`));
+    fs.rmSync(run.dir, { recursive: true, force: true });
+  });
+
   it('a model folder without a chat template: exit 1, one error naming tokenizer_config.json and chat_template', async () => {
     const run = tinyRun({ task: 'causal-lm', rows: [conversation(0), conversation(1)], evalRows: [conversation(2)], training: { max_steps: 1 } });
     const res = await runCli(['train', '--config', run.configFile]);
