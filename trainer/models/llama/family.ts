@@ -6,7 +6,7 @@
  */
 import { LoraStudioError } from '../../errors';
 import type { ModelConfig, ModelFamily } from '../family';
-import { llamaConfigForTask, loadLlamaFolder, taskFromConfig, writeLlamaFolder } from './folder';
+import { llamaCanonicalKey, llamaConfigForTask, loadLlamaFolder, taskFromConfig, writeLlamaFolder } from './folder';
 import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig } from './config';
 import { namedModules } from './modules';
 import { isConv1D, llamaWeightShapes } from './weights';
@@ -50,6 +50,7 @@ export const LLAMA_FAMILY: ModelFamily = {
   // every config parseConfig accepts can be loaded and run (RoPE types and sizes are checked there)
   assertRunnable: () => undefined,
   load: (dir, opts) => loadLlamaFolder(dir, opts),
+  canonicalKey: (key, c) => llamaCanonicalKey(key, llama(c)),
   write: (outDir, src, weights) => writeLlamaFolder(outDir, src, weights),
   configForTask: (c, task, numLabels, warnings) => llamaConfigForTask(llama(c), task, numLabels, warnings),
   createModel: (spec) => {

@@ -16,7 +16,7 @@ import { intLabelMaps } from '../../data/labels';
 import { Rng } from '../../util/rng';
 import type { Task } from '../../task';
 import type { LoadedModel as FamilyLoadedModel, LoadModelOptions } from '../family';
-import { CLASS_PREFIX, checkModelSize, configNumLabels, firstEos, type LlamaConfig, parseConfig } from './config';
+import { CLASS_PREFIX, checkModelSize, configNumLabels, firstEos, type LlamaConfig, parseConfig, tiedEmbeddings } from './config';
 import { llamaWeightShapes } from './weights';
 
 /** A loaded Llama-family folder: the family-wide shape with a LlamaConfig; keys are always transformers' own. */
@@ -26,10 +26,13 @@ export interface LoadedLlama extends FamilyLoadedModel {
 }
 
 /** RoPE buffers that older checkpoints saved (transformers drops them as unexpected-but-ignored keys). */
-const ROTARY_BUFFER = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
+export const ROTARY_BUFFER = /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/;
 const EMBED = 'model.embed_tokens.weight';
 const LM_HEAD = 'lm_head.weight';
 const SCORE = 'score.weight';
+
+/** The loader's key rules for merge's header scan: buffers and a tied lm_head are skipped; every other key is canonical. */
+export const llamaCanonicalKey = (key: string, c: LlamaConfig): string | null => (ROTARY_BUFFER.test(key) || (key === LM_HEAD && tiedEmbeddings(c)) ? null : key);
 
 export const seqClsArch = (c: LlamaConfig) => `${CLASS_PREFIX[c.model_type]}ForSequenceClassification`;
 export const causalLmArch = (c: LlamaConfig) => `${CLASS_PREFIX[c.model_type]}ForCausalLM`;
