@@ -5,6 +5,8 @@
  *
  * - `lora-run.json`: a short run (2 epochs × 4 steps), a checkpoint per epoch; targets start as ["c_attn"].
  * - `long.lora-run.json`: a long run (1,200 steps) to stop, resume and crash while it is going.
+ * - `llama/` and `llama.lora-run.json`: a tiny random Llama (test/util/llama_folder.ts: 2 layers, hidden 32, 4 heads,
+ *   2 KV heads, untied lm_head) and a short run on it (1 epoch × 4 steps); targets start as ["o_proj"].
  *
  * The end-to-end variant (`e2e: true`) has one run config, `lora-run.json`, for a run of 8,000 steps that names
  * no model yet: opening the model in the UI fills in "model" and the targets.
@@ -12,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeRandomGPT2 } from '../../trainer/models/gpt2/random_init';
+import { writeLlamaFolder } from '../util/llama_folder';
 
 /** What the suites read back from the fixture (also passed to the tests in the environment). */
 export interface Fixture {
@@ -19,6 +22,9 @@ export interface Fixture {
   modelDir: string;
   shortConfig: string;
   longConfig: string;
+  /** the tiny Llama and its run config (absent in the end-to-end variant) */
+  llamaDir?: string;
+  llamaConfig?: string;
 }
 
 /** Steps of the short run: 32 rows, batch 8, 2 epochs. */
@@ -76,5 +82,17 @@ export function writeFixture(workspace: string, opts: { e2e?: boolean } = {}): F
       backend: 'wasm',
     },
   }, null, 2) + '\n');
-  return { workspace, modelDir, shortConfig, longConfig };
+  const llamaDir = path.join(workspace, 'llama');
+  writeLlamaFolder(llamaDir, { model_type: 'llama', seed: 7, std: 0.05 });
+  const llamaConfig = path.join(workspace, 'llama.lora-run.json');
+  fs.writeFileSync(llamaConfig, JSON.stringify({
+    ...base,
+    model: './llama',
+    lora: { ...base.lora, target_modules: ['o_proj'] },
+    training: {
+      output_dir: 'runs/llama', num_train_epochs: 1, per_device_train_batch_size: 8, per_device_eval_batch_size: 8,
+      learning_rate: 5e-3, logging_steps: 1, eval_strategy: 'epoch', save_strategy: 'no', seed: 3, backend: 'wasm',
+    },
+  }, null, 2) + '\n');
+  return { workspace, modelDir, shortConfig, longConfig, llamaDir, llamaConfig };
 }
