@@ -17,6 +17,7 @@ import { hashDir } from '../util/files';
 import { LLAMA_FAMILY } from '../../trainer/models/llama/family';
 import { loadLlamaFolder } from '../../trainer/models/llama/folder';
 import type { AdapterWeights } from '../../trainer/lora/types';
+import type { EvalResult } from '../../trainer/protocol';
 
 const NOT_IMPLEMENTED = 'llama models can be inspected and their LoRA targets picked, but training/evaluating/merging them is not implemented yet; GPT-2 (model_type "gpt2") is';
 const JS_FRAME = /^\s+at .*\.[cm]?[jt]s:\d+:\d+\)?$/m;
@@ -142,8 +143,8 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     assert.deepEqual([...(cfg.target_modules as string[])].sort(), ['q_proj', 'v_proj']);
     const ev = await runCli(['eval', tiny.dir, '--data', data, '--adapter', outDir, '--json']);
     assert.equal(ev.code, 0, ev.stderr);
-    const result = ev.events.at(-1) as unknown as { eval_loss?: number; metrics?: { eval_loss: number } };
-    const loss = result.metrics?.eval_loss ?? result.eval_loss;
-    assert.ok(typeof loss === 'number' && Number.isFinite(loss) && loss > 0, JSON.stringify(result));
+    const result = ev.events.at(-1) as unknown as EvalResult;
+    assert.equal(result.task, 'causal-lm');
+    assert.ok(typeof result.loss === 'number' && Number.isFinite(result.loss) && result.loss > 0, JSON.stringify(result));
   });
 });
