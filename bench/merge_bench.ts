@@ -1,0 +1,172 @@
+/**
+ * The merge case of `npm run bench` (issue 13, "merge at the speed of the disk"): the real CLI's `merge` in a child
+ * process (trainer/cli.ts bundled as the build bundles it, started by a launcher that also reports the child's peak
+ * RSS), beside `cp` of the same weights file, on random GPT-2-small folders in F32 and BF16 and a
+ * SmolLM2-135M-shaped Llama folder in BF16, each with a random r=8 adapter: 36 modules for GPT-2 (attn.c_attn,
+ * attn.c_proj, mlp.c_fc in each of 12 blocks), q_proj/v_proj/down_proj in each of 30 blocks for the Llama (90).
+ * Goal: merge ≤ 3× cp, peak RSS ≤ the largest tensor + 300 MB. `cli_start_s` is the same CLI's `--version`, the
+ * fixed cost of starting Node and loading the bundle, which the merge time includes.
+ * BENCH_MERGE_REPEATS (default 3) alternating runs; medians.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as esbuild from 'esbuild';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { writeRandomGPT2 } from '../trainer/models/gpt2/random_init';
+import { gpt2WeightShapes } from '../trainer/models/gpt2/weights';
+import { llamaWeightShapes } from '../trainer/models/llama/weights';
+import type { LlamaConfig } from '../trainer/models/llama/config';
+import { adapterConfigJson, saveAdapter } from '../trainer/lora/adapter_io';
+import { LORA_DEFAULTS } from '../trainer/lora/config';
+import { readSafetensorsLayout, type HostTensor } from '../trainer/io/safetensors';
+import type { Task } from '../trainer/task';
+import { Rng } from '../trainer/util/rng';
+import { writeLlamaFolder } from '../test/util/llama_folder';
+import { SMOLLM2_135M } from '../test/util/llama_configs';
+import { smallConfig } from './setup';
+
+const REPO = path.resolve(__dirname, '..');
+const REPEATS = Number(process.env.BENCH_MERGE_REPEATS ?? 3);
+const R = 8;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+export interface MergeCase {
+  merge_s: number;
+  cp_s: number;
+  ratio: number;
+  peak_rss_mb: number;
+  largest_tensor_mb: number;
+  weights_mb: number;
+  modules: number;
+  merge_runs: number[];
+  cp_runs: number[];
+}
+
+export interface MergeBench {
+  cli_start_s: number;
+  cases: Record<string, MergeCase>;
+}
+
+/**
+ * Runs the bundled CLI named by LORA_BENCH_CLI with this process's argv (as bin/lora-studio.js does) and, at exit,
+ * writes the peak RSS in bytes to LORA_BENCH_RSS.
+ */
+const LAUNCHER = `const fs = require('node:fs');
+process.on('exit', () => fs.writeFileSync(process.env.LORA_BENCH_RSS, String(process.resourceUsage().maxRSS * 1024)));
+require(process.env.LORA_BENCH_CLI).main(process.argv);
+`;
+
+/** trainer/cli.ts bundled into dist/bench/cli.js (the code as it is now, whatever dist/trainer holds), and its launcher. */
+async function bundleCli(): Promise<{ cli: string; launcher: string }> {
+  const out = path.join(REPO, 'dist', 'bench');
+  await esbuild.build({
+    absWorkingDir: REPO, entryPoints: { cli: 'trainer/cli.ts' }, outdir: out, bundle: true, platform: 'node', format: 'cjs',
+    target: 'node20', logLevel: 'warning', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
+  });
+  fs.writeFileSync(path.join(out, 'merge_launcher.cjs'), LAUNCHER);
+  return { cli: path.join(out, 'cli.js'), launcher: path.join(out, 'merge_launcher.cjs') };
+}
+
+/** A random r=8 adapter on `modules` (weights [in, out] when conv1d, else [out, in]), saved at `dir`. */
+function writeAdapter(dir: string, shapes: Map<string, number[]>, modules: string[], conv1d: boolean, task: Task): void {
+  const rng = new Rng(5);
+  const rand = (shape: number[]): HostTensor => {
+    const data = new Float32Array(shape[0] * shape[1]);
+    for (let i = 0; i < data.length; i++) data[i] = 0.02 * rng.normal();
+    return { shape, data, dtype: 'F32' };
+  };
+  const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
+  for (const m of modules) {
+    const w = shapes.get(`${m}.weight`)!;
+    const [inF, outF] = conv1d ? w : [w[1], w[0]];
+    lora.set(m, { A: rand([R, inF]), B: rand([outF, R]) });
+  }
+  const targets = [...new Set(modules.map((m) => m.split('.').slice(-2).join('.')))];
+  saveAdapter(dir, { config: adapterConfigJson({ ...LORA_DEFAULTS, r: R, lora_alpha: 16, target_modules: targets, fan_in_fan_out: conv1d }, task, 'bench-base'), lora, extra: new Map() });
+}
+
+function timeS(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return (performance.now() - t0) / 1000;
+}
+
+function runCase(work: string, { cli, launcher }: { cli: string; launcher: string }, modelDir: string, adapterDir: string, modules: number): MergeCase {
+  const weightFiles = fs.readdirSync(modelDir).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(modelDir, f));
+  let largest = 0;
+  for (const f of weightFiles) for (const e of readSafetensorsLayout(f).entries.values()) largest = Math.max(largest, e.end - e.begin);
+  const rssFile = path.join(work, 'rss');
+  const cps: number[] = [];
+  const merges: number[] = [];
+  const rss: number[] = [];
+  for (let i = 0; i < REPEATS; i++) {
+    const copies = path.join(work, 'copy');
+    fs.mkdirSync(copies);
+    cps.push(timeS(() => execFileSync('cp', [...weightFiles, copies])));
+    fs.rmSync(copies, { recursive: true });
+    const out = path.join(work, 'merged');
+    let r: ReturnType<typeof spawnSync> | undefined;
+    merges.push(timeS(() => {
+      r = spawnSync(process.execPath, [launcher, 'merge', modelDir, '--adapter', adapterDir, '--out', out, '--json'], {
+        env: { ...process.env, LORA_BENCH_CLI: cli, LORA_BENCH_RSS: rssFile }, encoding: 'utf8',
+      });
+    }));
+    if (r!.status !== 0) throw new Error(`merge failed (${r!.status}): ${String(r!.stderr).slice(-2000)}`);
+    rss.push(Number(fs.readFileSync(rssFile, 'utf8')) / 2 ** 20);
+    fs.rmSync(out, { recursive: true });
+  }
+  const weightsBytes = weightFiles.reduce((s, f) => s + fs.statSync(f).size, 0);
+  return {
+    merge_s: median(merges), cp_s: median(cps), ratio: median(merges) / median(cps), peak_rss_mb: median(rss),
+    largest_tensor_mb: largest / 2 ** 20, weights_mb: weightsBytes / 2 ** 20, modules, merge_runs: merges, cp_runs: cps,
+  };
+}
+
+export async function mergeBench(): Promise<MergeBench> {
+  const cli = await bundleCli();
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-bench-merge-'));
+  try {
+    const startRuns: number[] = [];
+    for (let i = 0; i < 3; i++) startRuns.push(timeS(() => execFileSync(process.execPath, [cli.launcher, '--version'], { env: { ...process.env, LORA_BENCH_CLI: cli.cli, LORA_BENCH_RSS: path.join(work, 'rss') } })));
+    const cases: Record<string, MergeCase> = {};
+    const c = smallConfig();
+    const gptModules = Array.from({ length: c.n_layer }, (_, i) => ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc'].map((m) => `transformer.h.${i}.${m}`)).flat();
+    const gptAdapter = path.join(work, 'adapter-gpt2');
+    writeAdapter(gptAdapter, gpt2WeightShapes(c, 'causal-lm'), gptModules, true, 'causal-lm');
+    for (const dtype of ['F32', 'BF16'] as const) {
+      const modelDir = path.join(work, `gpt2-${dtype}`);
+      writeRandomGPT2(modelDir, { config: c, std: 0.02, dtype });
+      cases[`GPT-2 small ${dtype}`] = runCase(work, cli, modelDir, gptAdapter, gptModules.length);
+      fs.rmSync(modelDir, { recursive: true });
+    }
+    const llamaDir = path.join(work, 'smollm2');
+    const { config } = writeLlamaFolder(llamaDir, { config: SMOLLM2_135M as unknown as Partial<LlamaConfig>, dtype: 'BF16', sharded: 2, std: 0.02, tokenizer: false });
+    const llamaModules = Array.from({ length: SMOLLM2_135M.num_hidden_layers }, (_, i) => ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj'].map((m) => `model.layers.${i}.${m}`)).flat();
+    const llamaAdapter = path.join(work, 'adapter-llama');
+    writeAdapter(llamaAdapter, llamaWeightShapes(config, 'causal-lm', 2), llamaModules, false, 'causal-lm');
+    cases['SmolLM2-135M BF16, 2 shards'] = runCase(work, cli, llamaDir, llamaAdapter, llamaModules.length);
+    return { cli_start_s: median(startRuns), cases };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The bench table's rows for the merge cases. */
+export function mergeRows(m: MergeBench): string[][] {
+  const f = (x: number, d = 1) => x.toFixed(d);
+  return Object.entries(m.cases).map(([name, c]) => [
+    `merge ${name} + r=8 ×${c.modules}`, `${f(c.merge_s, 2)} s`, `cp ${f(c.cp_s, 2)} s`, `${f(c.ratio, 1)}× cp`,
+    `${f(c.peak_rss_mb, 0)} (largest tensor ${f(c.largest_tensor_mb, 0)})`, `CLI start ${f(m.cli_start_s, 2)} s`,
+  ]);
+}
+
+if (require.main === module) {
+  mergeBench().then((m) => {
+    for (const r of mergeRows(m)) console.log(r.join(' | '));
+    console.log(JSON.stringify(m));
+  }).catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
