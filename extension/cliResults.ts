@@ -47,7 +47,7 @@ const BACKEND: Shape = {
 };
 
 const SHAPES: { [C in CliCommand]: Shape } = {
-  inspect: { ...BACKEND, model_type: str, task, num_labels: count, modules: list, targets: list, modules_to_save: strings, warnings: strings, fan_in_fan_out: bool, trainable_params: count, all_params: count, line: str },
+  inspect: { ...BACKEND, model_dir: str, model_type: str, task, num_labels: count, modules: list, targets: list, modules_to_save: strings, warnings: strings, fan_in_fan_out: bool, trainable_params: count, all_params: count, line: str },
   merge: { ...BACKEND, out_dir: str, merged_modules: count, warnings: strings },
   eval: {
     ...BACKEND, task, loss: metric, perplexity: optional(metric), num_tokens: optional(count), accuracy: optional(metric), f1: optional(metric), num_examples: optional(count),

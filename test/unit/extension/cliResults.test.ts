@@ -31,7 +31,7 @@ const GOOD: { [C in CliCommand]: CliResults[C] } = {
 
 /** The fields each result must have (the extension reads them, or the protocol declares them required). */
 const REQUIRED: { [C in CliCommand]: string[] } = {
-  inspect: ['backend', 'gpu', 'model_type', 'task', 'num_labels', 'modules', 'targets', 'modules_to_save', 'warnings', 'fan_in_fan_out', 'trainable_params', 'all_params', 'line'],
+  inspect: ['backend', 'gpu', 'model_dir', 'model_type', 'task', 'num_labels', 'modules', 'targets', 'modules_to_save', 'warnings', 'fan_in_fan_out', 'trainable_params', 'all_params', 'line'],
   merge: ['backend', 'gpu', 'out_dir', 'merged_modules', 'warnings'],
   eval: ['backend', 'gpu', 'task', 'loss'],
   generate: ['backend', 'gpu', 'prompt', 'completion', 'token_ids'],
