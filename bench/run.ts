@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: our trainer vs a PyTorch reference on identical shapes, side by side in one run (GPT-2 small
  * with random weights, LoRA r=8 on c_attn and attn.c_proj, batch 4 × 128, causal-lm and seq-cls; the two
- * alternate, `REPEATS` times, and medians are reported), plus the merge time of GPT-2 small with an r=8
- * adapter over `cp` of its weights file, and the latency from a trainer step to its metrics event reaching a
+ * alternate, `REPEATS` times, and medians are reported), plus the CLI's merge time and peak RSS beside `cp` of the
+ * same weights (bench/merge_bench.ts), and the latency from a trainer step to its metrics event reaching a
  * client of the real IPC child (dist/trainer/main.js, forked as the extension forks it). Prints one table and
  * writes the same numbers to bench/results.json. Installs python3-torch with apt when it is missing.
  * Our side runs as the trainer ships: bench/ours.ts and the gradient worker are bundled like the trainer
@@ -21,17 +21,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeRandomGPT2 } from '../trainer/models/gpt2/random_init';
-import { initialLoraFactors } from '../trainer/lora/layer';
-import { saveAdapter } from '../trainer/lora/adapter_io';
-import { mergeToFolder } from '../trainer/commands/merge';
 import { METRICS_FILE } from '../trainer/train/metrics';
-import type { AdapterWeights, AdapterConfigJson } from '../trainer/lora/types';
-import type { HostTensor } from '../trainer/io/safetensors';
 import type { ChildMessage, ParentMessage } from '../trainer/protocol';
-import { Rng } from '../trainer/util/rng';
 import { writeJsonAtomic } from '../trainer/io/atomic';
-import { ALPHA, benchTargets, R, smallConfig } from './setup';
+import { R } from './setup';
 import { bundleLlama, llamaMemory, llamaSpeed } from './llama_bench';
+import { mergeBench, mergeRows } from './merge_bench';
 
 const REPO = path.resolve(__dirname, '..');
 const PYTHON = '/usr/bin/python3';
@@ -127,41 +122,6 @@ async function backendBench(backend: string): Promise<void> {
   writeJsonAtomic(path.join(REPO, 'bench', `results-${backend}.json`), { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, backend, adapter, steps: STEPS, repeats: REPEATS, results });
 }
 
-function mergeTiming() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-bench-'));
-  try {
-    const modelDir = path.join(dir, 'gpt2');
-    const c = smallConfig();
-    writeRandomGPT2(modelDir, { config: c, std: 0.02 });
-    const rng = new Rng(5);
-    const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
-    for (const t of benchTargets(c)) lora.set(t.name, initialLoraFactors(t.in_features, t.out_features, R, false, rng));
-    const config: AdapterConfigJson = {
-      peft_type: 'LORA', task_type: 'CAUSAL_LM', base_model_name_or_path: modelDir, r: R, lora_alpha: ALPHA, lora_dropout: 0.05,
-      target_modules: ['c_attn', 'attn.c_proj'], modules_to_save: null, bias: 'none', use_rslora: false, fan_in_fan_out: true,
-      init_lora_weights: true, rank_pattern: {}, alpha_pattern: {}, inference_mode: true,
-    };
-    const adapterDir = path.join(dir, 'adapter');
-    saveAdapter(adapterDir, { config, lora, extra: new Map() } as AdapterWeights);
-    const weights = path.join(modelDir, 'model.safetensors');
-    const cps: number[] = [];
-    const merges: number[] = [];
-    for (let i = 0; i < 2; i++) {
-      let t0 = performance.now();
-      execFileSync('cp', [weights, path.join(dir, `copy${i}.safetensors`)]);
-      cps.push((performance.now() - t0) / 1000);
-      t0 = performance.now();
-      mergeToFolder(modelDir, adapterDir, path.join(dir, `merged${i}`));
-      merges.push((performance.now() - t0) / 1000);
-      fs.rmSync(path.join(dir, `copy${i}.safetensors`));
-      fs.rmSync(path.join(dir, `merged${i}`), { recursive: true });
-    }
-    return { merge_s: median(merges), cp_s: median(cps), ratio: median(merges) / median(cps), weights_mb: fs.statSync(weights).size / 2 ** 20 };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** Step → client latency through the real IPC child: arrival time minus the mtime of the metrics line written just before the send. */
 async function ipcLatency() {
   const main = path.join(REPO, 'dist', 'trainer', 'main.js');
@@ -209,7 +169,7 @@ async function main(): Promise<void> {
   await bundleLlama();
   const llama = llamaSpeed();
   const llamaMem = llamaMemory();
-  const merge = mergeTiming();
+  const merge = await mergeBench();
   const ipc = await ipcLatency();
   const results = { machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model }, shape: { batch: B, seq_len: T, r: R, steps: STEPS, repeats: REPEATS }, tasks, llama, llama_memory: llamaMem, merge, ipc, bench_s: (Date.now() - started) / 1000 };
   const f = (x: number, d = 1) => x.toFixed(d);
@@ -218,7 +178,7 @@ async function main(): Promise<void> {
     ...Object.entries(tasks).map(([t, r]) => [`${t} ${B}×${T}`, f(r.ours_tokens_per_s), f(r.torch_tokens_per_s), `${f(r.ratio, 2)}×`, f(r.ours_peak_rss_mb, 0), f(r.torch_peak_rss_mb, 0)]),
     ['llama SmolLM2-135M 4×128', f(llama.ours_tokens_per_s), f(llama.torch_tokens_per_s), `${f(llama.ratio, 2)}×`, f(llama.ours_peak_rss_mb, 0), f(llama.torch_peak_rss_mb, 0)],
     ['llama-memory Qwen2.5-0.5B 1×256', `${llamaMem.steps} steps`, '', '', f(llamaMem.peak_rss_mb, 0), ''],
-    ['merge GPT-2 small + r=8', `${f(merge.merge_s, 2)} s`, `cp ${f(merge.cp_s, 2)} s`, `${f(merge.ratio, 1)}× cp`, '', ''],
+    ...mergeRows(merge),
     ['step → client (IPC)', `${f(ipc.median_ms, 1)} ms median`, `max ${f(ipc.max_ms, 0)} ms`, `${ipc.steps} steps`, '', ''],
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
