@@ -38,7 +38,7 @@ import type { StepEvent, TrainEvent } from '../../../trainer/protocol';
 import { Rng } from '../../../trainer/util/rng';
 import { writeLlamaFolder, type LlamaFolderOptions } from '../../util/llama_folder';
 import {
-  type LlamaRefConfig, type LlamaRefModel, llamaRefModel, refLlamaCausalLogits, refLlamaCausalNll, refLlamaLoss, refMergeLinear,
+  type LlamaRefConfig, type LlamaRefModel, llamaRefModel, refLlamaCausalLogits, refLlamaCausalNll, refLlamaLoss, refLlamaSeqClsLogits, refMergeLinear,
 } from '../../reference/llama_f64';
 import { onEachBackend, relErr } from './tiny';
 
@@ -173,6 +173,8 @@ let folders = 0;
 
 interface Setup {
   dir: string;
+  task: 'causal-lm' | 'seq-cls';
+  num_labels: number;
   config: LlamaRefConfig;
   disk: Map<string, DiskTensor>;
   pad: number;
@@ -194,8 +196,9 @@ function setup(c: Case, over: LlamaFolderOptions = {}, lora = c.lora): Setup {
   const dir = path.join(root, `m${folders++}`);
   const f = writeLlamaFolder(dir, { ...c.opts, ...over, config: { ...c.opts.config, ...over.config } });
   const family = familyForDir(dir);
-  const loaded = family.load(dir, { task: 'causal-lm' });
-  const shapes = family.weightShapes(loaded.config, 'causal-lm', 0);
+  const task = over.task ?? c.opts.task ?? 'causal-lm';
+  const loaded = family.load(dir, { task });
+  const shapes = family.weightShapes(loaded.config, task, loaded.num_labels);
   const rng = new Rng(99);
   const targets: LoraTarget[] = [];
   const factors = new Map<string, { A: HostTensor; B: HostTensor }>();
@@ -205,14 +208,15 @@ function setup(c: Case, over: LlamaFolderOptions = {}, lora = c.lora): Setup {
     factors.set(name, initialLoraFactors(inF, outF, r, false, rng));
   }
   return {
-    dir, config: f.config as LlamaRefConfig, disk: readFolderF64(dir), pad: f.tokens.pad_token_id!, vocab: f.config.vocab_size, loaded, targets,
+    dir, task, num_labels: loaded.num_labels, config: f.config as LlamaRefConfig, disk: readFolderF64(dir), pad: f.tokens.pad_token_id!, vocab: f.config.vocab_size, loaded, targets,
     adapter: { config: adapterConfig(2, 4, lora.map(([n]) => n)), lora: factors, extra: new Map() },
   };
 }
 
 function specOf(s: Setup, over: Partial<ModelSpec> = {}): ModelSpec {
   return {
-    config: s.loaded.config, task: 'causal-lm', num_labels: 0, weights: s.loaded.weights, targets: s.targets, modules_to_save: [], bias: 'none',
+    config: s.loaded.config, task: s.task, num_labels: s.num_labels, weights: s.loaded.weights, targets: s.targets,
+    modules_to_save: s.task === 'seq-cls' ? ['score'] : [], bias: 'none',
     lora_dropout: 0, init_lora_weights: false, seed: 7, adapter: s.adapter, pad_token_id: s.pad, ...over,
   };
 }
@@ -226,7 +230,7 @@ function refOf(s: Setup, lora: Map<string, { A: HostTensor | Float64Array; B: Ho
   const factors = lora === 'setup'
     ? new Map(s.targets.map((t) => [t.name, { ...s.adapter.lora.get(t.name)!, scaling: t.scaling }]))
     : lora;
-  return llamaRefModel(s.config, 'causal-lm', 0, new Map([...weights].map(([k, t]) => [k, t.data])), factors);
+  return llamaRefModel(s.config, s.task, s.num_labels, new Map([...weights].map(([k, t]) => [k, t.data])), factors);
 }
 
 /** Uneven rows of token ids below `vocab`, never the pad id. */
@@ -459,11 +463,19 @@ for (const c of CASES) {
   });
 }
 
-describe('Llama-family numerics vs float64: sliding windows shorter than the sequence', () => {
+describe('Llama-family numerics vs float64: config variants (logits)', () => {
   onEachBackend(() => {
+    const llama = CASES[0];
     const cases: Array<[string, Case]> = [
       ['qwen2, use_sliding_window, window 3 from layer 1 (max_window_layers 1)', { ...CASES[1], opts: { ...CASES[1].opts, config: { use_sliding_window: true, sliding_window: 3, max_window_layers: 1 } } }],
-      ['mistral, window 3 on every layer', { ...CASES[0], opts: { model_type: 'mistral', dtype: 'F32', seed: 13, config: { sliding_window: 3 } } }],
+      ['mistral, window 3 on every layer', { ...llama, opts: { model_type: 'mistral', dtype: 'F32', seed: 13, config: { sliding_window: 3 } } }],
+      ["transformers v5's rope_parameters (llama3, rope_theta 500 inside, none at the top level)", {
+        ...llama, opts: { ...llama.opts, dtype: 'F16', sharded: false, config: { rope_theta: undefined, rope_scaling: undefined, rope_parameters: { ...LLAMA3, rope_theta: 500 } } },
+      }],
+      ['linear RoPE (factor 3), head_dim 12 ≠ hidden/heads, attention_bias and mlp_bias', {
+        ...llama, opts: { ...llama.opts, config: { rope_scaling: { type: 'linear', factor: 3 }, head_dim: 12, attention_bias: true, mlp_bias: true } },
+        lora: [['model.layers.0.self_attn.q_proj', 2, 4], ['model.layers.1.self_attn.o_proj', 2, 4], ['model.layers.0.mlp.up_proj', 2, 4]],
+      }],
     ];
     for (const [name, c] of cases) {
       it(`${name}: logits`, async () => {
@@ -472,11 +484,34 @@ describe('Llama-family numerics vs float64: sliding windows shorter than the seq
         const ref = refOf(s);
         const rows = randomRows([9, 4, 7], 41, s.vocab, s.pad);
         await expectLogits(model, ref, rows, s.pad, name);
-        // the window matters: without it the reference is far from these logits
-        const full = llamaRefModel({ ...s.config, sliding_window: null, use_sliding_window: false }, 'causal-lm', 0, ref.weights, ref.lora);
-        assert.ok(relErr(refLlamaCausalLogits(full, rows[0]), refLlamaCausalLogits(ref, rows[0])) > 1e-3);
         model.dispose();
+        if (name.startsWith('qwen2') || name.startsWith('mistral')) {
+          // the window matters: without it the reference is far from these logits
+          const full = llamaRefModel({ ...s.config, sliding_window: null, use_sliding_window: false }, 'causal-lm', 0, ref.weights, ref.lora);
+          assert.ok(relErr(refLlamaCausalLogits(full, rows[0]), refLlamaCausalLogits(ref, rows[0])) > 1e-3);
+        }
       });
     }
+
+    it('seq-cls (qwen2, 3 labels, LoRA and score): logits at the last real token, and the loss', async () => {
+      const s = setup({ ...CASES[1], opts: { ...CASES[1].opts, task: 'seq-cls', num_labels: 3 } });
+      const model = createModel(s);
+      const ref = refOf(s);
+      const rows = randomRows([6, 2, 8, 1], 5, s.vocab, s.pad);
+      const labels = [2, 0, 1, 1];
+      const examples = rows.map((input_ids, i) => ({ input_ids, label: labels[i] }));
+      const logits = model.logits(collate(examples, s.pad), { training: false });
+      assert.deepEqual(logits.shape, [4, 3]);
+      const got = (await logits.array()) as number[][];
+      logits.dispose();
+      rows.forEach((ids, b) => {
+        const want = refLlamaSeqClsLogits(ref, ids);
+        assert.ok(relErr(got[b], want) < TOL, `row ${b}: ${got[b]} vs ${[...want]}`);
+      });
+      const loss = await lossOf(model, examples, s.pad);
+      const want = refLlamaLoss(ref, rows, labels);
+      assert.ok(Math.abs(loss - want) < TOL * Math.max(1, want), `loss ${loss} vs ${want}`);
+      model.dispose();
+    });
   });
 });
