@@ -98,15 +98,20 @@ describe('streaming merge = in-memory merge, bit for bit', () => {
     assert.equal(assertSameAsInMemory(base, adapterDir, out, 'causal-lm'), 6);
   });
 
-  it('a read-only source file merges, and the output files are writable', () => {
+  it('a read-only source file behind a symlink (as in the Hub cache) merges into a real, writable file', () => {
     const base = fresh('gpt2-ro');
     const cfg = writeRandomGPT2(base, { seed: 7 });
-    fs.chmodSync(path.join(base, 'model.safetensors'), 0o444);
+    const blob = fresh('blob');
+    fs.renameSync(path.join(base, 'model.safetensors'), blob);
+    fs.chmodSync(blob, 0o444);
+    fs.symlinkSync(blob, path.join(base, 'model.safetensors'));
     const adapterDir = fresh('adapter');
     saveAdapter(adapterDir, randomAdapter(gpt2WeightShapes(cfg, 'causal-lm'), ['transformer.h.1.mlp.c_fc'], 'causal-lm', { r: 2 }));
     const out = fresh('merged');
     mergeToFolder(base, adapterDir, out);
-    assert.equal(fs.statSync(path.join(out, 'model.safetensors')).mode & 0o200, 0o200);
+    const st = fs.lstatSync(path.join(out, 'model.safetensors'));
+    assert.ok(st.isFile() && (st.mode & 0o200) === 0o200, 'a regular file the owner may write');
+    assert.equal(fs.statSync(blob).mode & 0o777, 0o444, 'the source keeps its mode');
     assert.equal(assertSameAsInMemory(base, adapterDir, out, 'causal-lm'), 1);
   });
 });
