@@ -1,7 +1,8 @@
 /**
  * Folds a LoRA adapter into base weights (W' = W + scaling · transpose(B·A, fan_in_fan_out)) and back out,
  * refusing non-finite results as PEFT's safe_merge does. Which modules are Conv1D (fan_in_fan_out) the caller
- * says, from the model's family; the "model folder + adapter → new folder" step is commands/merge.ts.
+ * says, from the model's family; the "model folder + adapter → new folder" step is commands/merge.ts, which streams
+ * (lora/merge_stream.ts) and is tested bit for bit against mergeAdapter here.
  */
 import { LoraStudioError, preview } from '../errors';
 import { type HostTensor, f16ToF32, f32ToF16, f32ToBf16 } from '../io/safetensors';
