@@ -7,26 +7,23 @@
  * Linear weights (score, lm_head) are transposed at load, LoRA A is held as [in, r] and B as [r, out].
  * `trainable` therefore holds these internal layouts; exportAdapter/loadAdapter speak PEFT's layout.
  * No gather sits on the gradient path: rows are picked with masks, cross entropy uses a one-hot mask.
+ * This file is GPT-2's forward pass; the parameters, adapter and replicas are models/lora_model.ts's, the planning
+ * of which tensors exist and train is models/plan.ts's (given GPT-2's facts, gpt2PlanHooks).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { closestNames, LoraStudioError } from '../../errors';
-import type { HostTensor } from '../../io/safetensors';
+import { LoraStudioError } from '../../errors';
 import { type Batch, causalTargets, lastRealPositions } from '../../data/collate';
-import type { Task } from '../../task';
-import type { AdapterConfigJson, AdapterWeights } from '../../lora/types';
-import type { ForwardOptions, Kernels, LoraModel, ModelSpec } from '../family';
-import type { LoraTarget } from '../../protocol';
-import { adaptedLinear, adaptedLinearFast, initialLoraFactors, type LoraFactors, transposeHost } from '../../lora/layer';
-import { Rng } from '../../util/rng';
+import type { ForwardOptions, LoraModel, ModelSpec } from '../family';
+import { adaptedLinear, adaptedLinearFast, type LoraFactors } from '../../lora/layer';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
 import { selfAttention, selfAttentionFast } from './attention';
 import { attentionBias } from '../../ops/attention_mask';
-import { activation, activationFast, crossEntropyRows, DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from '../../ops/layers';
+import { activation, activationFast, crossEntropyRows, type DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from '../../ops/layers';
 import { releaseAsBackpropPasses } from '../../util/tape';
 import { gemm } from '../../ops/gemm';
-import { installWasmKernels, readInto } from '../../ops/wasm_kernels';
-import { installHeapKernels } from '../../ops/heap_kernels';
+import { LoraModelBase } from '../lora_model';
+import { type PlanHooks, planParameters } from '../plan';
 
 /** Keys whose tensors are held transposed relative to their HF / PEFT layout. */
 const TRANSPOSED = /(^|\.)(lora_A|lora_B)\.weight$|^(score|lm_head)\.weight$/;
@@ -51,54 +48,19 @@ interface Block {
   mlpProj: Dense;
 }
 
-let modelCount = 0;
-
-export class GPT2LoraModel implements LoraModel {
-  /** trainable parameters by PEFT key without `base_model.model.` (internal [in, out]-style layout) */
-  readonly trainable = new Map<string, tf.Variable>();
+export class GPT2LoraModel extends LoraModelBase implements LoraModel {
   readonly config: GPT2Config;
-  readonly task: Task;
-  readonly num_labels: number;
-  readonly targets: LoraTarget[];
-  readonly pad_token_id: number;
-  readonly kernels: Kernels;
-  /** every parameter tensor (frozen or trainable) by key, internal layout */
-  private readonly params = new Map<string, tf.Tensor>();
   private readonly blocks: Block[] = [];
   private readonly head: Dense;
-  private readonly dropoutSeeds: Rng;
-  private disposed = false;
-  /** the spec this model was built from, without its weights and adapter (for replicas) */
-  private readonly specShape: Omit<ModelSpec, 'weights' | 'adapter'>;
 
   private constructor(spec: ModelSpec) {
-    this.config = spec.config as GPT2Config;
-    this.task = spec.task;
-    this.num_labels = spec.num_labels;
-    this.targets = spec.targets;
-    this.pad_token_id = spec.pad_token_id;
-    // webgpu: the plain tf-op path (the fast path's head reads values back inside the step, which webgpu can only do async)
-    this.kernels = spec.kernels ?? (tf.getBackend() === 'webgpu' ? 'reference' : 'fast');
-    if (tf.getBackend() === 'wasm') {
-      installWasmKernels();
-      installHeapKernels();
-    }
-    this.dropoutSeeds = new Rng(spec.seed ^ 0x5bd1e995);
-    const { weights: _w, adapter: _a, ...shape } = spec;
-    this.specShape = shape;
-    const plan = planParameters(spec);
-    const id = ++modelCount;
+    const c = spec.config as GPT2Config;
+    checkConfig(c);
+    super(spec, planParameters(spec, gpt2PlanHooks(c, spec)));
+    this.config = c;
     try {
-      for (const [key, t] of plan.values) {
-        const value = tf.tensor(t.data, t.shape, 'float32');
-        if (plan.trainable.has(key)) {
-          this.trainable.set(key, tf.variable(value, true, `lora_studio_${id}/${key}`));
-          value.dispose();
-        }
-        this.params.set(key, this.trainable.get(key) ?? value);
-      }
       // The tied LM head: wteᵀ, computed once on the device (unless lm_head is trained as a copy).
-      if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight') && !(this.kernels === 'fast' && !this.params.has('lm_head.lora_A.weight'))) {
+      if (spec.task === 'causal-lm' && !this.has('lm_head.weight') && !(this.kernels === 'fast' && !this.has('lm_head.lora_A.weight'))) {
         this.params.set('lm_head.weight', tf.tidy(() => tf.transpose(this.p('transformer.wte.weight'))));
       }
     } catch (e) {
@@ -107,8 +69,8 @@ export class GPT2LoraModel implements LoraModel {
     }
     const dense = (name: string, hasBias: boolean): Dense => {
       const d: Dense = { name, w: this.p(`${name}.weight`) as tf.Tensor2D, b: hasBias ? (this.p(`${name}.bias`) as tf.Tensor1D) : undefined };
-      if (this.params.has(`${name}.lora_A.weight`)) {
-        d.lora = { A: this.p(`${name}.lora_A.weight`) as tf.Tensor2D, B: this.p(`${name}.lora_B.weight`) as tf.Tensor2D, scaling: plan.scaling.get(name)!, dropout: spec.lora_dropout };
+      if (this.has(`${name}.lora_A.weight`)) {
+        d.lora = { A: this.p(`${name}.lora_A.weight`) as tf.Tensor2D, B: this.p(`${name}.lora_B.weight`) as tf.Tensor2D, scaling: this.scaling.get(name)!, dropout: spec.lora_dropout };
       }
       return d;
     };
@@ -120,7 +82,7 @@ export class GPT2LoraModel implements LoraModel {
         ln2: ln(`${h}ln_2`), fc: dense(`${h}mlp.c_fc`, true), mlpProj: dense(`${h}mlp.c_proj`, true),
       });
     }
-    if (spec.task === 'causal-lm' && !this.params.has('lm_head.weight')) {
+    if (spec.task === 'causal-lm' && !this.has('lm_head.weight')) {
       // fast tied head: wte [V, C] is the weight, used as-is
       const wte = this.p(`${PREFIX}wte.weight`) as tf.Tensor2D;
       this.head = { name: 'lm_head', w: wte, rowsAreOut: true };
@@ -182,116 +144,7 @@ export class GPT2LoraModel implements LoraModel {
     return { nll, count: this.task === 'seq-cls' ? batch.batch_size : causalTargets(batch).count };
   }
 
-  /** The trained parameters in PEFT's layout (host F32), ready for adapter_model.safetensors. */
-  async exportAdapter(config: AdapterConfigJson): Promise<AdapterWeights> {
-    const lora = new Map<string, { A: HostTensor; B: HostTensor }>();
-    const extra = new Map<string, HostTensor>();
-    for (const t of this.targets) {
-      lora.set(t.name, { A: await this.hostValueAsync(`${t.name}.lora_A.weight`), B: await this.hostValueAsync(`${t.name}.lora_B.weight`) });
-    }
-    for (const key of this.trainable.keys()) {
-      if (!/\.lora_[AB]\.weight$/.test(key)) extra.set(key, await this.hostValueAsync(key));
-    }
-    return { config, lora, extra };
-  }
-
-  /** Sets the trainable parameters from an adapter in PEFT's layout (a checkpoint, or the best model at the end). */
-  loadAdapter(adapter: AdapterWeights): void {
-    const source = 'adapter';
-    for (const t of this.targets) {
-      const f = adapter.lora.get(t.name);
-      if (!f) throw new LoraStudioError(`has no LoRA factors for target module ${t.name}`, source, t.name);
-      this.assign(`${t.name}.lora_A.weight`, f.A, source);
-      this.assign(`${t.name}.lora_B.weight`, f.B, source);
-    }
-    for (const name of adapter.lora.keys()) {
-      if (!this.targets.some((t) => t.name === name)) throw new LoraStudioError(`holds LoRA factors for ${name}, which is not a target of this run`, source, name);
-    }
-    for (const [key, t] of adapter.extra) {
-      if (!this.trainable.has(key)) {
-        throw new LoraStudioError(`holds ${key}, which is not trainable in this run${hint(key, this.trainable.keys())}`, source, key);
-      }
-      this.assign(key, t, source);
-    }
-  }
-
-  /**
-   * The spec of an identical replica (for a data-parallel worker): the base weights read back from this model
-   * (canonical HF keys and layout), and the current trainable values as an adapter, all views into `buffer`.
-   */
-  replicaSpec(): { spec: ModelSpec; buffer: ArrayBuffer } {
-    const frozen = [...this.params.keys()].filter((key) => !(this.trainable.has(key) || key === 'lm_head.weight' || /\.lora_[AB]\.weight$/.test(key)));
-    const extraKeys = [...this.trainable.keys()].filter((key) => !/\.lora_[AB]\.weight$/.test(key));
-    const loraKeys = this.targets.flatMap((t) => [`${t.name}.lora_A.weight`, `${t.name}.lora_B.weight`]);
-    // one buffer for every value: a worker gets it by transfer (no copy), and no per-tensor copies are left over
-    const buffer = new ArrayBuffer([...frozen, ...extraKeys, ...loraKeys].reduce((n, key) => n + this.p(key).size * 4, 0));
-    let offset = 0;
-    const take = (key: string): HostTensor => {
-      const data = new Float32Array(buffer, offset, this.p(key).size);
-      offset += data.byteLength;
-      return this.hostValue(key, data);
-    };
-    const weights = new Map<string, HostTensor>(frozen.map((key) => [key, take(key)]));
-    const lora = new Map<string, { A: HostTensor; B: HostTensor }>(this.targets.map((t) => [t.name, { A: take(`${t.name}.lora_A.weight`), B: take(`${t.name}.lora_B.weight`) }]));
-    const extra = new Map<string, HostTensor>(extraKeys.map((key) => [key, take(key)]));
-    // a trained base tensor (bias, modules_to_save) still needs a base value to plan from
-    for (const key of extra.keys()) if (key !== 'lm_head.weight' && !weights.has(key)) weights.set(key, extra.get(key)!);
-    return { spec: { ...this.specShape, weights, adapter: { config: {} as AdapterConfigJson, lora, extra } }, buffer };
-  }
-
-  /** Number of scalars in the trainable parameters. */
-  trainableParamCount(): number {
-    let n = 0;
-    for (const v of this.trainable.values()) n += v.size;
-    return n;
-  }
-
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    for (const t of this.params.values()) t.dispose();
-    for (const v of this.trainable.values()) if (!v.isDisposed) v.dispose();
-    this.params.clear();
-    this.trainable.clear();
-  }
-
   // ---- internals ----
-
-  private p(key: string): tf.Tensor {
-    const t = this.params.get(key);
-    if (!t) throw new Error(`internal: no parameter ${key}`);
-    return t;
-  }
-
-  private dropout(opts: ForwardOptions, batch: Batch): DropoutStream {
-    return new DropoutStream(opts.training, opts.training ? opts.seed ?? this.dropoutSeeds.int(2 ** 31) : 0, batch.batch_size, opts.rowOffset ?? 0);
-  }
-
-  /** hostValue, read with the async data() on backends other than wasm (webgpu has no synchronous read). */
-  private async hostValueAsync(key: string): Promise<HostTensor> {
-    const t = this.p(key);
-    if (tf.getBackend() === 'wasm') return this.hostValue(key);
-    const host: HostTensor = { shape: [...t.shape], data: Float32Array.from(await t.data()), dtype: 'F32' };
-    return TRANSPOSED.test(key) ? transposeHost(host) : host;
-  }
-
-  /** A parameter's value on the host, in PEFT's layout; read into `data` when given (a view of a shared buffer). */
-  private hostValue(key: string, data = new Float32Array(this.p(key).size)): HostTensor {
-    const t = this.p(key);
-    readInto(t, data);
-    const host: HostTensor = { shape: [...t.shape], data, dtype: 'F32' };
-    return TRANSPOSED.test(key) ? transposeHost(host) : host;
-  }
-
-  private assign(key: string, value: HostTensor, source: string): void {
-    const v = this.trainable.get(key)!;
-    const t = TRANSPOSED.test(key) ? transposeHost(value) : value;
-    if (!sameShape(t.shape, v.shape)) {
-      const expected = TRANSPOSED.test(key) ? [...v.shape].reverse() : v.shape;
-      throw new LoraStudioError(`has shape ${fmt(value.shape)}, expected ${fmt(expected)}`, source, key);
-    }
-    tf.tidy(() => v.assign(tf.tensor(t.data, t.shape, 'float32')));
-  }
 
   /**
    * The final hidden states [B·T, C] (after ln_f). With `at` (a position of T per batch row), only those rows,
@@ -387,110 +240,19 @@ export class GPT2LoraModel implements LoraModel {
   }
 }
 
-// ---- loading: which tensors exist, with what values, and which are trainable ----
+// ---- loading: what planParameters (models/plan.ts) needs to know about GPT-2 ----
 
-interface Plan {
-  /** every parameter in internal layout (lm_head is added later when tied) */
-  values: Map<string, HostTensor>;
-  trainable: Set<string>;
-  scaling: Map<string, number>;
-}
-
-function planParameters(spec: ModelSpec): Plan {
-  const { task } = spec;
-  const c = spec.config as GPT2Config;
-  checkConfig(c);
-  if (task === 'seq-cls' && !(Number.isInteger(spec.num_labels) && spec.num_labels >= 2)) {
-    throw new LoraStudioError(`seq-cls needs num_labels >= 2, got ${spec.num_labels}`, undefined, 'num_labels');
-  }
-  const shapes = gpt2WeightShapes(c, task, spec.num_labels);
-  const values = new Map<string, HostTensor>();
-  for (const [key, shape] of shapes) {
-    const t = spec.weights.get(key);
-    if (!t) {
-      if (key === 'score.weight') continue; // filled below: from the adapter, or a fresh head
-      throw new LoraStudioError(`the base weights have no ${key}`, undefined, key);
-    }
-    if (!sameShape(t.shape, shape)) throw new LoraStudioError(`has shape ${fmt(t.shape)}, but config.json implies ${fmt(shape)}`, undefined, key);
-    values.set(key, t);
-  }
-
-  // The module table we can train: name → its parameter keys.
-  const modules = new Map<string, string[]>();
-  for (const key of shapes.keys()) {
-    const mod = key.slice(0, key.lastIndexOf('.'));
-    modules.set(mod, [...(modules.get(mod) ?? []), key]);
-  }
-  if (task === 'causal-lm') modules.set('lm_head', ['lm_head.weight']);
-
-  // Adapter extras override base values (HF layout).
-  const extras = spec.adapter?.extra ?? new Map<string, HostTensor>();
-  for (const [key, t] of extras) {
-    const shape = key === 'lm_head.weight' ? [c.vocab_size, c.n_embd] : shapes.get(key);
-    if (!shape) throw new LoraStudioError(`the adapter holds ${key}, which this model does not have${hint(key, shapes.keys())}`, 'adapter_model.safetensors', key);
-    if (!sameShape(t.shape, shape)) throw new LoraStudioError(`has shape ${fmt(t.shape)}, but the model expects ${fmt(shape)}`, 'adapter_model.safetensors', key);
-    values.set(key, t);
-  }
-  if (task === 'seq-cls' && !values.has('score.weight')) {
-    // transformers initializes a missing head as nn.Linear with normal(0, initializer_range)
-    const std = typeof c.initializer_range === 'number' ? c.initializer_range : 0.02;
-    const rng = new Rng(spec.seed ^ 0x2545f491);
-    const data = new Float32Array(spec.num_labels * c.n_embd);
-    for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
-    values.set('score.weight', { shape: [spec.num_labels, c.n_embd], data, dtype: 'F32' });
-  }
-
-  const trainable = new Set<string>();
-  // modules_to_save: PEFT trains a full copy of each matched module.
-  for (const entry of spec.modules_to_save) {
-    for (const [mod, keys] of modules) {
-      if (mod !== entry && !mod.endsWith(`.${entry}`)) continue;
-      if (mod === `${PREFIX}wte`) {
-        throw new LoraStudioError('training wte in full is not supported (its gradient needs a gather, which the wasm backend lacks)', undefined, 'modules_to_save');
-      }
-      for (const k of keys) trainable.add(k);
-    }
-  }
-  if (trainable.has('lm_head.weight')) values.set('lm_head.weight', values.get(`${PREFIX}wte.weight`)!);
-
-  // LoRA factors: from the adapter, else PEFT's initialization (seeded, in target order).
-  const scaling = new Map<string, number>();
-  const rng = new Rng(spec.seed);
-  const known = new Set(modules.keys());
-  for (const t of spec.targets) {
-    if (!known.has(t.name) || !(isConv1D(t.name) || t.name === 'score' || t.name === 'lm_head')) {
-      throw new LoraStudioError(`cannot take LoRA: not a Conv1D or Linear module of this model${hint(t.name, known)}`, undefined, t.name);
-    }
-    const [inF, outF] = moduleDims(c, t.name, spec.num_labels);
-    if (t.in_features !== inF || t.out_features !== outF) {
-      throw new LoraStudioError(`target says in/out ${t.in_features}/${t.out_features}, the model has ${inF}/${outF}`, undefined, t.name);
-    }
-    let f = spec.adapter?.lora.get(t.name);
-    if (spec.adapter && !f) throw new LoraStudioError(`the adapter has no lora_A/lora_B for target ${t.name}`, 'adapter_model.safetensors', t.name);
-    f ??= initialLoraFactors(inF, outF, t.r, spec.init_lora_weights, rng);
-    if (!sameShape(f.A.shape, [t.r, inF])) throw new LoraStudioError(`lora_A has shape ${fmt(f.A.shape)}, expected [${t.r}, ${inF}] (r = ${t.r})`, 'adapter_model.safetensors', `${t.name}.lora_A.weight`);
-    if (!sameShape(f.B.shape, [outF, t.r])) throw new LoraStudioError(`lora_B has shape ${fmt(f.B.shape)}, expected [${outF}, ${t.r}] (r = ${t.r})`, 'adapter_model.safetensors', `${t.name}.lora_B.weight`);
-    values.set(`${t.name}.lora_A.weight`, f.A);
-    values.set(`${t.name}.lora_B.weight`, f.B);
-    trainable.add(`${t.name}.lora_A.weight`).add(`${t.name}.lora_B.weight`);
-    scaling.set(t.name, t.scaling);
-  }
-  if (spec.adapter) {
-    for (const name of spec.adapter.lora.keys()) {
-      if (!scaling.has(name)) throw new LoraStudioError(`the adapter has LoRA factors for ${name}, which is not a target module`, 'adapter_model.safetensors', name);
-    }
-  }
-
-  // PEFT's bias modes.
-  if (spec.bias === 'all') {
-    for (const key of values.keys()) if (key.endsWith('.bias')) trainable.add(key);
-  } else if (spec.bias === 'lora_only') {
-    for (const t of spec.targets) if (values.has(`${t.name}.bias`)) trainable.add(`${t.name}.bias`);
-  }
-
-  // Internal layout: Linear weights and LoRA factors transposed to [in, out].
-  for (const [key, t] of values) if (TRANSPOSED.test(key)) values.set(key, transposeHost(t));
-  return { values, trainable, scaling };
+function gpt2PlanHooks(c: GPT2Config, spec: ModelSpec): PlanHooks {
+  return {
+    shapes: gpt2WeightShapes(c, spec.task, spec.num_labels),
+    moduleDims: (name) => moduleDims(c, name, spec.num_labels),
+    canTakeLora: (name) => isConv1D(name) || name === 'score' || name === 'lm_head',
+    loraRefusal: 'not a Conv1D or Linear module of this model',
+    tiedHead: `${PREFIX}wte.weight`,
+    frozenEmbedding: { module: `${PREFIX}wte`, name: 'wte' },
+    headInitStd: typeof c.initializer_range === 'number' ? c.initializer_range : 0.02,
+    transposed: (key) => TRANSPOSED.test(key),
+  };
 }
 
 function checkConfig(c: GPT2Config): void {
@@ -512,17 +274,4 @@ function moduleDims(c: GPT2Config, name: string, numLabels: number): [number, nu
   if (name.endsWith('attn.c_proj')) return [C, C];
   if (name.endsWith('mlp.c_fc')) return [C, I];
   return [I, C]; // mlp.c_proj
-}
-
-function fmt(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-function hint(name: string, candidates: Iterable<string>): string {
-  const close = closestNames(name, candidates);
-  return close.length ? `; did you mean ${close.join(', ')}?` : '';
 }
