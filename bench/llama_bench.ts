@@ -5,7 +5,7 @@
  *   alternating BENCH_REPEATS times, medians of tokens/s and peak RSS.
  * - `llama-memory`: a Qwen2.5-0.5B-shaped folder (random weights, BF16 on disk, the test builder's tiny qwen2
  *   tokenizer) trained for a few steps at 1 × 256 on wasm through the real CLI (`lora-studio train` with a run
- *   config), bundled from source; its peak RSS is the child process's maxRSS (it reports it at exit).
+ *   config), bundled from source; its peak RSS is the CLI process's own (VmHWM, reported at exit).
  * Our side is bundled into dist/bench/ as the trainer ships (gradient worker, wasm binaries beside it), from the
  * current source, so a stale dist/trainer never decides a number.
  *
@@ -131,9 +131,11 @@ export function llamaMemory(workers?: number) {
       lora: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj'] },
       training: { output_dir: 'out', max_steps: MEMORY_STEPS, per_device_train_batch_size: 1, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', seed: 3 },
     }));
-    // the CLI as bin/lora-studio.js runs it, with the process's maxRSS written at exit (worker threads included)
+    // the CLI as bin/lora-studio.js runs it, with the process's peak RSS written at exit (VmHWM, worker threads
+    // included; getrusage's maxRSS would start at this parent's RSS, inherited across fork + exec)
     const cli = path.join(OUT, 'cli.js');
-    const code = `process.on('exit', () => process.stderr.write('\\nbench-maxrss-kb ' + process.resourceUsage().maxRSS + '\\n'));` +
+    const code = `process.on('exit', () => { const m = /VmHWM:\\s+(\\d+) kB/.exec(require('fs').readFileSync('/proc/self/status', 'utf8')); ` +
+      `process.stderr.write('\\nbench-maxrss-kb ' + (m ? m[1] : process.resourceUsage().maxRSS) + '\\n'); });` +
       `require(${JSON.stringify(cli)}).main(['node', 'lora-studio', 'train', '--config', ${JSON.stringify(config)}, '--backend', 'wasm', '--json']);`;
     const env = { ...process.env };
     if (workers !== undefined) env.LORA_STUDIO_WORKERS = String(workers);

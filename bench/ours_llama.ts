@@ -5,6 +5,7 @@
  * Prints one JSON line: tokens/s (median step) and peak RSS.
  * Usage: node dist/bench/ours_llama.js causal-lm <batch> <seq_len> <steps> [backend]   (bundled by bench/run.ts)
  */
+import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, type BackendName } from '../trainer/backend';
 import { familyFor } from '../trainer/models/registry';
@@ -43,10 +44,19 @@ async function main(): Promise<void> {
   const sorted = [...times].sort((a, b) => a - b);
   const med = sorted[Math.floor(sorted.length / 2)];
   console.log(JSON.stringify({
-    tokens_per_s: (B * T) / med, step_s: times, peak_rss_mb: process.resourceUsage().maxRSS / 1024, threads: dp?.threads ?? 1,
+    tokens_per_s: (B * T) / med, step_s: times, peak_rss_mb: peakRssMb(), threads: dp?.threads ?? 1,
     backend: info.backend, trainable: model.trainableParamCount(), loss,
   }));
   model.dispose();
+}
+
+/**
+ * This process's own peak RSS (VmHWM; worker threads included): getrusage's maxRSS would start at the parent's RSS,
+ * which a child inherits across fork + exec.
+ */
+function peakRssMb(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.existsSync('/proc/self/status') ? fs.readFileSync('/proc/self/status', 'utf8') : '');
+  return (m ? Number(m[1]) : process.resourceUsage().maxRSS) / 1024;
 }
 
 main().catch((e: unknown) => {
