@@ -13,7 +13,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LoraStudioError } from '../../errors';
 import { type Batch, causalTargets, lastRealPositions } from '../../data/collate';
-import type { ForwardOptions, LoraModel, ModelSpec } from '../family';
+import type { Decoder, ForwardOptions, LoraModel, ModelSpec } from '../family';
+import { GPT2Decoder } from './decode';
 import { adaptedLinear, adaptedLinearFast, type LoraFactors } from '../../lora/layer';
 import { type GPT2Config, SUPPORTED_ACTIVATIONS } from './config';
 import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
@@ -121,6 +122,13 @@ export class GPT2LoraModel extends LoraModelBase implements LoraModel {
       const drop = this.dropout({ training: false }, batch);
       return this.applyHead(this.hidden(batch, drop, lastRealPositions(batch)), drop);
     });
+  }
+
+  /** A KV-cache session for generation (decode.ts): this model's own layers and head, in eval mode. */
+  decoder(): Decoder {
+    const [drop, p] = [this.dropout({ training: false }, { batch_size: 1 }), (key: string) => this.p(`${PREFIX}${key}`)];
+    return new GPT2Decoder({ config: this.config, kernels: this.kernels, blocks: this.blocks, wte: p('wte.weight') as tf.Tensor2D, wpe: p('wpe.weight') as tf.Tensor2D,
+      lnF: [p('ln_f.weight') as tf.Tensor1D, p('ln_f.bias') as tf.Tensor1D], linear: (d: Dense, x) => this.linear(d, x, drop), head: (h) => this.applyHead(h, drop) });
   }
 
   /** Mean cross entropy: over predicted tokens (causal) or over examples (seq-cls). */
