@@ -3,6 +3,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { generationEosIds } from '../io/generation_config';
 import { LoraStudioError } from '../errors';
 import { inspect, formatInspect } from './inspect';
 import { loadRunConfig, parseRunConfig } from '../config/run_config';
@@ -189,8 +190,9 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     if (promptIds.length >= limit) {
       throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
     }
-    // eos: config.json's (one id, or Llama 3's list) and the tokenizer's
-    const eos = [m.loaded.config.eos_token_id ?? [], m.tokenizer.eos_token_id ?? []].flat();
+    // eos: config.json's (one id, or Llama 3's list), generation_config.json's (as transformers' generate reads
+    // it: Llama 3.x Instruct ends turns with <|eot_id|>, listed only there) and the tokenizer's
+    const eos = [...new Set([m.loaded.config.eos_token_id ?? [], generationEosIds(m.loaded.dir), m.tokenizer.eos_token_id ?? []].flat())];
     const ids = await generate(m.model, promptIds, { max_new_tokens: o.maxNewTokens, temperature: o.temperature, top_k: o.topK, top_p: o.topP, seed: o.seed, eos_token_id: eos });
     const completion = m.tokenizer.decode(ids);
     out.info(o.prompt + completion);
