@@ -238,3 +238,41 @@ export function firstEos(c: LlamaConfig): number | undefined {
   const e = c.eos_token_id;
   return Array.isArray(e) ? e[0] : e ?? undefined;
 }
+
+/** The RoPE fields the model uses, resolved from v5's rope_parameters or 4.x's rope_scaling + rope_theta. */
+export interface ResolvedRope {
+  type: RopeType;
+  theta: number;
+  /** linear and llama3 */
+  factor?: number;
+  low_freq_factor?: number;
+  high_freq_factor?: number;
+  original_max_position_embeddings?: number;
+}
+
+/** rope_parameters (v5) first, else rope_scaling (4.x); rope_theta from rope_parameters, else the top level, else 10000. */
+export function resolveRope(c: LlamaConfig): ResolvedRope {
+  const rope = c.rope_parameters ?? c.rope_scaling ?? {};
+  const type = (rope.rope_type ?? rope.type ?? 'default') as RopeType;
+  const theta = c.rope_parameters?.rope_theta ?? c.rope_theta ?? 10000;
+  return {
+    type, theta, factor: rope.factor, low_freq_factor: rope.low_freq_factor, high_freq_factor: rope.high_freq_factor,
+    original_max_position_embeddings: rope.original_max_position_embeddings,
+  };
+}
+
+/**
+ * The sliding window of layer `layer`, or null for full causal attention (key j is seen by query i iff
+ * j > i − window, masking_utils' sliding_window_overlay). Mistral: every layer when sliding_window is set. Qwen2:
+ * only with use_sliding_window (Qwen2Config drops the window otherwise), on the layers layer_types marks
+ * "sliding_attention", else on layers ≥ max_window_layers (default 28). Llama: none.
+ */
+export function slidingWindow(c: LlamaConfig, layer: number): number | null {
+  const w = c.sliding_window ?? null;
+  if (w === null || c.model_type === 'llama') return null;
+  if (c.model_type === 'mistral') return w;
+  if (!c.use_sliding_window) return null;
+  if (Array.isArray(c.layer_types)) return c.layer_types[layer] === 'sliding_attention' ? w : null;
+  const maxWindowLayers = typeof c.max_window_layers === 'number' ? c.max_window_layers : 28;
+  return layer >= maxWindowLayers ? w : null;
+}

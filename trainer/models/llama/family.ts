@@ -9,6 +9,7 @@ import type { ModelConfig, ModelFamily } from '../family';
 import { llamaCanonicalKey, llamaConfigForTask, loadLlamaFolder, taskFromConfig, writeLlamaFolder } from './folder';
 import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig } from './config';
 import { namedModules } from './modules';
+import { LlamaLoraModel } from './model';
 import { isConv1D, llamaWeightShapes } from './weights';
 import type { Task } from '../../task';
 
@@ -53,7 +54,5 @@ export const LLAMA_FAMILY: ModelFamily = {
   canonicalKey: (key, c) => llamaCanonicalKey(key, llama(c)),
   write: (outDir, src, weights) => writeLlamaFolder(outDir, src, weights),
   configForTask: (c, task, numLabels, warnings) => llamaConfigForTask(llama(c), task, numLabels, warnings),
-  createModel: (spec) => {
-    throw notImplemented(spec.config, 'config.json');
-  },
+  createModel: (spec) => LlamaLoraModel.create(spec),
 };
