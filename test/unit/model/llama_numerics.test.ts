@@ -155,7 +155,9 @@ const CASES: Case[] = [
   {
     name: 'llama (BF16, 2 shards + index, llama3 RoPE, GQA 4/2, untied lm_head)',
     opts: { model_type: 'llama', dtype: 'BF16', sharded: true, tied: false, seed: 11, config: { rope_scaling: LLAMA3 } },
-    lora: BODY_LORA, coords: COORDS,
+    // untied: the head is an ordinary Linear and takes LoRA too (a tied one is refused by the model)
+    lora: [...BODY_LORA, ['lm_head', 2, 4]],
+    coords: [...COORDS, { key: 'lm_head.lora_A.weight', at: [1, 7] }, { key: 'lm_head.lora_B.weight', at: [100, 0] }],
   },
   {
     name: 'qwen2 (q/k/v biases, tied embeddings, F32)',
@@ -268,7 +270,7 @@ async function expectLogits(model: LoraModel, ref: LlamaRefModel, rows: number[]
 for (const c of CASES) {
   describe(`Llama-family numerics vs float64: ${c.name}`, () => {
     onEachBackend(() => {
-      it('logits and loss, with LoRA on every projection kind; padding; the reference reads the files itself', async () => {
+      it('logits and loss, with LoRA on every projection kind (and the untied lm_head); padding; the reference reads the files itself', async () => {
         const s = setup(c);
         // the loader's values equal the bytes on disk (BF16 decoded here by shifting), key for key
         for (const [k, t] of s.disk) assert.ok(relErr(s.loaded.weights.get(k)!.data, t.data) === 0, `${k} as loaded differs from the file`);
