@@ -495,7 +495,7 @@ describe('Llama-family numerics vs float64: config variants (logits)', () => {
       });
     }
 
-    it('seq-cls (qwen2, 3 labels, LoRA and score): logits at the last real token, and the loss', async () => {
+    it('seq-cls (qwen2, 3 labels, LoRA and score): logits at the last real token, the loss, gradients of score and LoRA', async () => {
       const s = setup({ ...CASES[1], opts: { ...CASES[1].opts, task: 'seq-cls', num_labels: 3 } });
       const model = createModel(s);
       const ref = refOf(s);
@@ -513,6 +513,32 @@ describe('Llama-family numerics vs float64: config variants (logits)', () => {
       const loss = await lossOf(model, examples, s.pad);
       const want = refLlamaLoss(ref, rows, labels);
       assert.ok(Math.abs(loss - want) < TOL * Math.max(1, want), `loss ${loss} vs ${want}`);
+
+      // gradients of the head (modules_to_save) and of a LoRA factor against central differences
+      const { value, grads } = tf.variableGrads(() => model.loss(collate(examples, s.pad), { training: false }), [...model.trainable.values()]);
+      const H = s.config.hidden_size;
+      const coords: Array<{ key: string; rows: number; cols: number; at: [number, number]; arr: (m: LlamaRefModel) => Float64Array }> = [
+        { key: 'score.weight', rows: 3, cols: H, at: [2, 5], arr: (m) => m.weights.get('score.weight')! },
+        { key: 'score.weight', rows: 3, cols: H, at: [0, 30], arr: (m) => m.weights.get('score.weight')! },
+        { key: 'model.layers.1.mlp.down_proj.lora_B.weight', rows: H, cols: 3, at: [7, 2], arr: (m) => m.lora.get('model.layers.1.mlp.down_proj')!.B },
+      ];
+      for (const co of coords) {
+        const lossAt = (delta: number) => {
+          const r = refOf(s);
+          co.arr(r)[co.at[0] * co.cols + co.at[1]] += delta;
+          return refLlamaLoss(r, rows, labels);
+        };
+        const fd = (lossAt(1e-5) - lossAt(-1e-5)) / 2e-5;
+        const v = model.trainable.get(co.key)!;
+        assert.ok(v, `no trainable ${co.key}`);
+        const g = (await grads[v.name].array()) as number[][];
+        const peft = v.shape[0] === co.rows;
+        assert.ok(peft ? v.shape[1] === co.cols : v.shape[0] === co.cols && v.shape[1] === co.rows, `${co.key}: shape ${v.shape}`);
+        const got = peft ? g[co.at[0]][co.at[1]] : g[co.at[1]][co.at[0]];
+        assert.ok(Math.abs(fd) > 1e-6, `${co.key}[${co.at}]: the reference gradient is ~0`);
+        assert.ok(Math.abs(got - fd) <= 2e-4 + 2e-3 * Math.abs(fd), `${co.key}[${co.at}]: tfjs ${got}, finite difference ${fd}`);
+      }
+      tf.dispose([value, ...Object.values(grads)]);
       model.dispose();
     });
   });
