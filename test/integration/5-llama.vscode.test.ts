@@ -3,7 +3,8 @@
  * A Llama-family model in the editor (issue 13's editor check): the fixture's tiny random Llama
  * (test/vscode/fixture.ts: `llama/`, `llama.lora-run.json`) opens in the Modules view with LlamaForCausalLM's
  * named_modules() names; ticking q_proj and v_proj (and unticking o_proj, the run config's starting target)
- * gives PEFT's line for them and writes them to lora.target_modules.
+ * gives PEFT's line for them and writes them to lora.target_modules; a short run (4 steps) then trains exactly those
+ * modules and writes their PEFT adapter.
  *
  * The tiny Llama: hidden 32, intermediate 48, 2 layers, 4 heads, 2 KV heads (head_dim 8), lm_head not tied, no
  * biases. LoRA r=4 adds r·(in+out) per module: q_proj (32→32) 256, v_proj (32→16) 192, o_proj (32→32) 256.
@@ -11,7 +12,11 @@
 import * as vscode from 'vscode';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { activateRunConfig, allNodes, fixture, loraContext, modulesView, readJson, revealNotifications, waitFor } from './helpers';
+import type { TrainEvent } from '../../trainer/protocol';
+import {
+  activateRunConfig, allNodes, expectNotification, fixture, loraContext, modulesView, readJson, recordEvents, revealNotifications, safetensorsHeader,
+  waitFor, waitForState,
+} from './helpers';
 
 /** LlamaForCausalLM's named_modules() for num_hidden_layers=2 (transformers' modeling_llama.py), without the root "". */
 const EXPECTED_NAMES = [
@@ -56,6 +61,10 @@ function peftLine(trainable: number): string {
 const sorted = (v: unknown) => (Array.isArray(v) ? [...v].sort() : v);
 const targetsInConfig = (file: string) => sorted((readJson(file).lora as Record<string, unknown>).target_modules);
 const stateOf = (item: vscode.TreeItem) => (typeof item.checkboxState === 'object' ? item.checkboxState.state : item.checkboxState);
+const of = <K extends TrainEvent['event']>(events: TrainEvent[], kind: K) => events.filter((e): e is Extract<TrainEvent, { event: K }> => e.event === kind);
+
+/** [in, out] features of the targeted modules */
+const FEATURES: Record<string, [number, number]> = { q_proj: [32, 32], v_proj: [32, 16] };
 
 suite('a Llama model', () => {
   teardown(revealNotifications);
@@ -99,5 +108,51 @@ suite('a Llama model', () => {
     await waitFor('lora.target_modules in llama.lora-run.json', () => JSON.stringify(targetsInConfig(llama.config)) === JSON.stringify(QV_TARGETS) || undefined, 15_000);
     const checked = allNodes(view).filter((n) => n.adaptable && stateOf(view.item(n)) === vscode.TreeItemCheckboxState.Checked).map((n) => n.name);
     assert.deepEqual(checked, QV_TARGETS);
+  });
+
+  test('a short run on the Llama trains q_proj and v_proj and writes their PEFT adapter', async () => {
+    const llama = llamaPaths();
+    const { ctx } = await loraContext();
+    await activateRunConfig(ctx, llama.config);
+    assert.deepEqual(targetsInConfig(llama.config), QV_TARGETS, 'the previous test ticked q_proj and v_proj');
+    const rec = recordEvents(ctx);
+    try {
+      await vscode.commands.executeCommand('loraStudio.startTraining');
+      const status = await waitForState(ctx, ['done', 'failed']);
+      assert.equal(status.state, 'done', `the run ended ${status.state}: ${JSON.stringify(of(rec.events, 'error'))}`);
+      await waitFor('the done event', () => of(rec.events, 'done').length > 0 || undefined, 10_000);
+    } finally {
+      rec.dispose();
+    }
+    const out = path.join(fixture().workspace, 'runs', 'llama');
+    const [start] = of(rec.events, 'start');
+    assert.ok(start, 'no start event');
+    assert.equal(start.output_dir, out);
+    assert.equal(start.trainable_params, QV_TRAINABLE, 'the run trains the modules ticked in the Modules view');
+    assert.equal(start.all_params, llamaParams(readJson(path.join(llama.dir, 'config.json')) as unknown as TinyLlamaConfig) + QV_TRAINABLE);
+    assert.equal(start.total_steps, 4);
+    const steps = of(rec.events, 'step');
+    assert.deepEqual(steps.map((s) => s.step), [1, 2, 3, 4]);
+    for (const s of steps) assert.ok(Number.isFinite(s.loss) && s.loss > 0, `bad step event ${JSON.stringify(s)}`);
+    const evals = of(rec.events, 'eval');
+    assert.equal(evals.length, 1);
+    assert.ok(Number.isFinite(evals[0].metrics.eval_loss), `bad eval event ${JSON.stringify(evals[0])}`);
+    assert.equal(of(rec.events, 'done')[0].global_step, 4);
+
+    const cfg = readJson(path.join(out, 'adapter_config.json'));
+    assert.equal(cfg.peft_type, 'LORA');
+    assert.equal(cfg.task_type, 'CAUSAL_LM');
+    assert.equal(cfg.r, 4);
+    assert.equal(cfg.fan_in_fan_out, false, 'Llama\'s modules are nn.Linear');
+    assert.deepEqual(sorted(cfg.target_modules), QV_TARGETS);
+    const header = safetensorsHeader(path.join(out, 'adapter_model.safetensors'));
+    const keys = Object.keys(header).filter((k) => k !== '__metadata__').sort();
+    assert.deepEqual(keys, QV_TARGETS.flatMap((m) => [`base_model.model.${m}.lora_A.weight`, `base_model.model.${m}.lora_B.weight`]).sort());
+    for (const m of QV_TARGETS) {
+      const [inF, outF] = FEATURES[m.split('.').at(-1)!];
+      assert.deepEqual(header[`base_model.model.${m}.lora_A.weight`].shape, [4, inF]);
+      assert.deepEqual(header[`base_model.model.${m}.lora_B.weight`].shape, [outF, 4]);
+    }
+    expectNotification(/Training finished after 4 steps/, 'the end of the Llama run');
   });
 });
