@@ -21,6 +21,7 @@ import { LoraStudioError } from '../../../trainer/errors';
 import type { LoraTarget } from '../../../trainer/protocol';
 import type { Task } from '../../../trainer/task';
 import { Rng } from '../../../trainer/util/rng';
+import { gemmAvailable } from '../../../trainer/ops/gemm';
 import { adapterConfig, randomRows, relErr, useBackend } from './tiny';
 
 const PAD = 0;
@@ -121,6 +122,23 @@ for (const backend of ['cpu', 'wasm'] as const) {
         }
         assert.equal(nonzero, a.grads.size, 'every trainable tensor gets a gradient');
         assert.ok(relErr(await values(fast.logits(batch)), await values(ref.logits(batch))) < 1e-5);
+        fast.dispose();
+        ref.dispose();
+        if (backend === 'wasm') assert.ok(gemmAvailable(), 'the fast path ran through the GEMM');
+      });
+
+      it(`dropout (attention 0.3, LoRA 0.2) draws the same masks on both paths; a seed fixes them (${name})`, async () => {
+        await useBackend(backend);
+        const c = tinyConfig({ ...over, attention_dropout: 0.3 });
+        const batch = batchOf([7, 4, 6], 2, c.vocab_size);
+        const fast = LlamaLoraModel.create(specOf(c, { kernels: 'fast', lora_dropout: 0.2 }));
+        const ref = LlamaLoraModel.create(specOf(c, { kernels: 'reference', lora_dropout: 0.2 }));
+        const loss = async (m: LoraModel, seed: number) => (await values(m.loss(batch, { training: true, seed })))[0];
+        const a = await loss(fast, 5);
+        assert.ok(Math.abs(a - (await loss(ref, 5))) < 1e-4 * Math.max(1, a));
+        assert.equal(await loss(fast, 5), a);
+        assert.notEqual(await loss(fast, 6), a);
+        assert.notEqual(a, (await values(fast.loss(batch, { training: false })))[0]);
         fast.dispose();
         ref.dispose();
       });

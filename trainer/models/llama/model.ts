@@ -24,8 +24,8 @@ import { LoraModelBase } from '../lora_model';
 import { type PlanHooks, planParameters } from '../plan';
 import { headDim, kvHeads, type LlamaConfig, resolveRope, slidingWindow, tiedEmbeddings } from './config';
 import { llamaWeightShapes } from './weights';
-import { invFreq, applyRope, ropeTables } from './rope';
-import { groupedAttention, llamaAttentionBias } from './attention';
+import { applyRope, invFreq, ropeTables, rotateHalfMatrix } from './rope';
+import { groupedAttention, groupedAttentionFast, llamaAttentionBias } from './attention';
 import { rmsNorm, rmsNormFast, swiglu, swigluFast } from './layers';
 import { checkFitsHeap } from './memory';
 
@@ -64,6 +64,8 @@ interface Pass {
   offset: number;
   cos: tf.Tensor2D;
   sin: tf.Tensor2D;
+  /** rotate_half as a [head_dim, head_dim] matrix */
+  rot: tf.Tensor2D;
   /** the additive mask per window (null: full causal) */
   bias: Map<number | null, tf.Tensor4D>;
   drop: DropoutStream;
@@ -232,7 +234,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     const { cos, sin } = ropeTables(this.invFreq, offset, Tq);
     const bias = new Map<number | null, tf.Tensor4D>();
     for (const w of new Set(this.blocks.map((b) => b.window))) bias.set(w, llamaAttentionBias(keyMask, B, Tq, offset + Tq, offset, w));
-    return { B, Tq, offset, cos: tf.tensor2d(cos, [Tq, D]), sin: tf.tensor2d(sin, [Tq, D]), bias, drop, cache };
+    return { B, Tq, offset, cos: tf.tensor2d(cos, [Tq, D]), sin: tf.tensor2d(sin, [Tq, D]), rot: rotateHalfMatrix(D), bias, drop, cache };
   }
 
   /** The final hidden states [B·T, hidden_size] (after model.norm). */
@@ -257,21 +259,28 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     const KV = kvHeads(c);
     const D = headDim(c);
     const a = this.norm(x, blk.ln1);
-    const q = applyRope(tf.reshape(this.linear(blk.q, a, drop), [B, Tq, H, D]), pass.cos, pass.sin);
-    const k = applyRope(tf.reshape(this.linear(blk.k, a, drop), [B, Tq, KV, D]), pass.cos, pass.sin);
+    const q = applyRope(tf.reshape(this.linear(blk.q, a, drop), [B, Tq, H, D]), pass.cos, pass.sin, pass.rot);
+    const k = applyRope(tf.reshape(this.linear(blk.k, a, drop), [B, Tq, KV, D]), pass.cos, pass.sin, pass.rot);
     const v = tf.reshape(this.linear(blk.v, a, drop), [B, Tq, KV, D]);
-    let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D;
-    let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
-    if (pass.cache) {
-      if (pass.cache.k[i]) {
-        kh = tf.concat([pass.cache.k[i], kh], 2);
-        vh = tf.concat([pass.cache.v[i], vh], 2);
+    const dropout = typeof c.attention_dropout === 'number' ? c.attention_dropout : 0;
+    const bias = pass.bias.get(blk.window)!;
+    let heads: tf.Tensor2D;
+    if (!pass.cache && this.kernels === 'fast') {
+      // a full pass: per-(example, head) products on the row layouts (GEMM on wasm), no head transposes
+      heads = groupedAttentionFast(tf.reshape(q, [B * Tq, H * D]), tf.reshape(k, [B * Tq, KV * D]), tf.reshape(v, [B * Tq, KV * D]), bias, { B, Tq, Tk: Tq, H, KV, D }, dropout, drop);
+    } else {
+      let kh = tf.transpose(k, [0, 2, 1, 3]) as tf.Tensor4D;
+      let vh = tf.transpose(v, [0, 2, 1, 3]) as tf.Tensor4D;
+      if (pass.cache) {
+        if (pass.cache.k[i]) {
+          kh = tf.concat([pass.cache.k[i], kh], 2);
+          vh = tf.concat([pass.cache.v[i], vh], 2);
+        }
+        pass.cache.k[i] = tf.keep(kh);
+        pass.cache.v[i] = tf.keep(vh);
       }
-      pass.cache.k[i] = tf.keep(kh);
-      pass.cache.v[i] = tf.keep(vh);
+      heads = groupedAttention(tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D, kh, vh, bias, { B, Tq, Tk: kh.shape[2], H, KV, D }, dropout, drop);
     }
-    const dims = { B, Tq, Tk: kh.shape[2], H, KV, D };
-    const heads = groupedAttention(tf.transpose(q, [0, 2, 1, 3]) as tf.Tensor4D, kh, vh, pass.bias.get(blk.window)!, dims, typeof c.attention_dropout === 'number' ? c.attention_dropout : 0, drop);
     const r = tf.add(x, this.linear(blk.o, heads, drop)) as tf.Tensor2D;
     const m = this.norm(r, blk.ln2);
     const act = (this.kernels === 'fast' ? swigluFast : swiglu)(this.linear(blk.gate, m, drop), this.linear(blk.up, m, drop));

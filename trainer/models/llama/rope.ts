@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ResolvedRope } from './config';
+import { gemm } from '../../ops/gemm';
 
 /** inv_freq [dim / 2]: 1/θ^(2i/dim), divided by factor (linear), or llama3's smooth interpolation. */
 export function invFreq(rope: ResolvedRope, dim: number): Float64Array {
@@ -48,29 +49,40 @@ export function ropeTables(inv: Float64Array, start: number, n: number): { cos: 
   return { cos, sin };
 }
 
-/** rotate_half over the last axis: [x₁, x₂] → [−x₂, x₁]. */
-function rotateHalf(x: tf.Tensor4D): tf.Tensor4D {
-  const [a, b, c, d] = x.shape;
-  const h = d / 2;
-  const x1 = tf.slice(x, [0, 0, 0, 0], [a, b, c, h]);
-  const x2 = tf.slice(x, [0, 0, 0, h], [a, b, c, h]);
-  return tf.concat([tf.neg(x2), x1], 3);
+/**
+ * rotate_half as a matrix R [dim, dim] (x·R = [−x₂, x₁]), so that on wasm it is one GEMM over [rows, dim] instead
+ * of two slices, a negation and a concat. R is antisymmetric: the gradient's rotate_halfᵀ is −R.
+ */
+export function rotateHalfMatrix(dim: number): tf.Tensor2D {
+  const h = dim / 2;
+  const data = new Float32Array(dim * dim);
+  for (let i = 0; i < h; i++) {
+    data[(i + h) * dim + i] = -1;
+    data[i * dim + i + h] = 1;
+  }
+  return tf.tensor2d(data, [dim, dim]);
 }
 
 /**
- * RoPE on x [B, T, heads, dim] with cos/sin [T, dim] (one row per position of T): one op whose gradient is the
- * transposed rotation, dx = dy·cos − rotate_half(dy·sin) (rotate_half's transpose is −rotate_half); the tables are
- * constants of the op, nothing is saved.
+ * RoPE on x [B, T, heads, dim] with cos/sin [T, dim] (one row per position of T) and rot = rotateHalfMatrix(dim):
+ * one op whose gradient is the transposed rotation, dx = dy·cos − (dy·sin)·R; the tables are constants of the op
+ * (saved: kept views, no copies of x).
  */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor4D {
-  const [, T, , D] = x.shape;
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor, sin: tf.Tensor, rot: tf.Tensor2D): tf.Tensor4D {
+  const [B, T, heads, D] = x.shape;
   const c = tf.reshape(cos, [1, T, 1, D]);
   const s = tf.reshape(sin, [1, T, 1, D]);
-  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc) => {
+  const rotate = (t: tf.Tensor, r: tf.Tensor) => tf.reshape(gemm(tf.reshape(t, [B * T * heads, D]) as tf.Tensor2D, r as tf.Tensor2D), [B, T, heads, D]);
+  const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc, save: tf.Tensor | tf.GradSaveFunc) => {
     const v = xIn as tf.Tensor4D;
+    // the tables are saved (kept for the backward pass, which runs after the pass's scopes have ended)
+    (save as tf.GradSaveFunc)([c, s, rot]);
     return {
-      value: tf.add(tf.mul(v, c), tf.mul(rotateHalf(v), s)),
-      gradFunc: (dy: tf.Tensor) => tf.tidy(() => tf.sub(tf.mul(dy, c), rotateHalf(tf.mul(dy, s) as tf.Tensor4D))),
+      value: tf.add(tf.mul(v, c), tf.mul(rotate(v, rot), s)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [sc, ss, sr] = saved;
+        return tf.sub(tf.mul(dy, sc), rotate(tf.mul(dy, ss), sr));
+      }),
     };
   });
   return op(x) as tf.Tensor4D;
