@@ -287,9 +287,11 @@ export function checkAdapterFitsModel(adapter: AdapterWeights, adapterFile: stri
     const keyA = `${KEY_PREFIX}${module}.lora_A.weight`;
     const keyB = `${KEY_PREFIX}${module}.lora_B.weight`;
     const w = shapeOf(`${module}.weight`);
-    if (!w) foreign(module, keyA);
+    // a tied lm_head has no weight of its own: the family says why it takes no LoRA, rather than "another architecture"
+    if (!w && module !== 'lm_head') foreign(module, keyA);
     const kind = facts.loraKind(module);
     if (!kind) throw new LoraStudioError(`module ${module}: ${facts.whyNotLora(module)}`, adapterFile, keyA);
+    if (!w) foreign(module, keyA);
     const [inF, outF] = kind === 'Conv1D' ? [w![0], w![1]] : [w![1], w![0]];
     const r = A.shape[0];
     if (A.shape[1] !== inF) {

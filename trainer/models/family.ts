@@ -155,6 +155,11 @@ export interface ModelFamily {
    * inspected but not loaded, trained, evaluated, merged or run yet; every such job calls it before any other work.
    */
   assertRunnable(config: ModelConfig, file: string): void;
+  /**
+   * Throws a LoraStudioError (naming `file`) when the model's weights cannot fit `backend`'s memory (the wasm heap),
+   * from config.json alone: train/eval/generate call it before reading any weight. Absent: every size fits.
+   */
+  assertFitsBackend?(config: ModelConfig, backend: string, file: string): void;
   /** reads and checks a model folder */
   load(dir: string, opts?: LoadModelOptions): LoadedModel;
   /**

@@ -104,7 +104,8 @@ export function planParameters(spec: ModelSpec, hooks: PlanHooks): Plan {
   const known = new Set(modules.keys());
   for (const t of spec.targets) {
     if (!known.has(t.name) || !hooks.canTakeLora(t.name)) {
-      throw new LoraStudioError(`cannot take LoRA: ${hooks.loraRefusal}${hint(t.name, known)}`, undefined, t.name);
+      // a module that exists but cannot take LoRA gets no "did you mean" (it would suggest itself)
+      throw new LoraStudioError(`cannot take LoRA: ${hooks.loraRefusal}${known.has(t.name) ? '' : hint(t.name, known)}`, undefined, t.name);
     }
     const [inF, outF] = hooks.moduleDims(t.name);
     if (t.in_features !== inF || t.out_features !== outF) {

@@ -52,6 +52,7 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   const modelDir = await resolveModelDir(cfg.model, 'model', { configFile, log: opts.onInfo });
   // A family that cannot train yet refuses before any other work.
   const { family, config: peek } = readRunnableModelConfig(modelDir);
+  family.assertFitsBackend?.(peek, backend.backend, path.join(modelDir, 'config.json'));
   const tokenizer = loadTokenizer(modelDir);
   const seed = cfg.training.seed;
 
@@ -133,7 +134,8 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   }
   const task = opts.task ?? adapterTask;
   const scoreRows = adapter?.extra.get('score.weight')?.shape[0];
-  const { family } = readRunnableModelConfig(modelDir);
+  const { family, config: peek } = readRunnableModelConfig(modelDir);
+  family.assertFitsBackend?.(peek, backend.backend, path.join(modelDir, 'config.json'));
   const loaded = family.load(modelDir, { task, num_labels: scoreRows, seed: opts.seed ?? 42 });
   const tokenizer = loadTokenizer(modelDir);
   let targets: LoraTarget[] = [];

@@ -17,6 +17,8 @@ import { parseModelConfig, readRunnableModelConfig } from '../../../trainer/mode
 import { LLAMA_FAMILY } from '../../../trainer/models/llama/family';
 import type { ModelConfig } from '../../../trainer/models/family';
 import { QWEN25_05B, SMOLLM2_135M } from '../../util/llama_configs';
+import { checkAdapterFitsModel } from '../../../trainer/lora/adapter_io';
+import type { AdapterConfigJson } from '../../../trainer/lora/types';
 
 const lora = (o: Partial<LoraConfig>): LoraConfig => ({ ...LORA_DEFAULTS, ...o });
 
@@ -182,5 +184,25 @@ describe('Llama family: inspect, select, and the PEFT line from config.json alon
     assert.throws(() => LLAMA_FAMILY.load(d), (e: unknown) => e instanceof LoraStudioError && e.file === d && /no weights/.test(e.message));
     const config = parse({ ...TINY_LLAMA, model_type: 'qwen2' }).config as ModelConfig;
     assert.deepEqual(LLAMA_FAMILY.configForTask(config, 'causal-lm', 2, []).architectures, ['Qwen2ForCausalLM']);
+  });
+});
+
+describe('Llama family: LoRA on lm_head', () => {
+  const fits = (config: Record<string, unknown>, modules: string[]) => {
+    const c = LLAMA_FAMILY.parseConfig({ ...SMOLLM2_135M, num_hidden_layers: 2, ...config }, 'config.json');
+    const shapes = LLAMA_FAMILY.weightShapes(c, 'causal-lm', 2);
+    const lora = new Map(modules.map((m) => {
+      const [out, inF] = m === 'lm_head' ? [c.vocab_size as number, c.hidden_size as number] : shapes.get(`${m}.weight`)!;
+      return [m, { A: { shape: [8, inF], data: new Float32Array(0), dtype: 'F32' as const }, B: { shape: [out, 8], data: new Float32Array(0), dtype: 'F32' as const } }];
+    }));
+    checkAdapterFitsModel({ config: {} as AdapterConfigJson, lora, extra: new Map() }, '/a/adapter_model.safetensors', LLAMA_FAMILY.adapterFacts(c), shapes);
+  };
+
+  it('an untied lm_head takes an adapter\'s LoRA; a tied one is refused with the reason, not as "another architecture"', () => {
+    assert.doesNotThrow(() => fits({ tie_word_embeddings: false }, ['lm_head', 'model.layers.0.self_attn.q_proj']));
+    assert.throws(() => fits({ tie_word_embeddings: true }, ['lm_head']), (e: unknown) =>
+      e instanceof LoraStudioError && e.file === '/a/adapter_model.safetensors' && e.field === 'base_model.model.lm_head.lora_A.weight' &&
+      /tied to model\.embed_tokens/.test(e.message) && !/another architecture/.test(e.message));
+    assert.throws(() => fits({}, ['model.layers.0.input_layernorm']), (e: unknown) => e instanceof LoraStudioError && /only the Linear layers/.test(e.message));
   });
 });

@@ -17,6 +17,7 @@ import { llamaWeightShapes } from '../../../trainer/models/llama/weights';
 import { LlamaLoraModel } from '../../../trainer/models/llama/model';
 import { checkFitsHeap } from '../../../trainer/models/llama/memory';
 import { LLAMA_FAMILY } from '../../../trainer/models/llama/family';
+import { QWEN25_05B, SMOLLM2_135M } from '../../util/llama_configs';
 import { LoraStudioError } from '../../../trainer/errors';
 import type { LoraTarget } from '../../../trainer/protocol';
 import type { Task } from '../../../trainer/task';
@@ -243,14 +244,14 @@ describe('LlamaLoraModel refusals', () => {
     m.dispose();
   });
 
-  it('weights beyond the wasm heap are refused before loading, naming the float32 size and the 4 GiB heap', () => {
-    // Llama-3.2-1B-shaped: 1,235,814,400 weights (a stand-in map: only the sizes are read)
-    const weights = new Map<string, HostTensor>([['model.embed_tokens.weight', { shape: [1_235_814_400], data: { length: 1_235_814_400 } as Float32Array, dtype: 'BF16' }]]);
-    const c = tinyConfig();
-    assert.throws(() => checkFitsHeap(c, weights, 'wasm'), (e: unknown) => e instanceof LoraStudioError && /4\.60 GiB as float32/.test(e.message) && /4 GiB/.test(e.message) && e.file === 'config.json');
-    assert.doesNotThrow(() => checkFitsHeap(c, weights, 'webgpu'));
-    const small = new Map([['x', { shape: [494_032_768], data: { length: 494_032_768 } as Float32Array, dtype: 'BF16' as const }]]);
-    assert.doesNotThrow(() => checkFitsHeap(c, small, 'wasm'), 'a Qwen2.5-0.5B-sized model fits');
+  it('weights beyond the wasm heap are refused from config.json alone, naming the float32 size and the 4 GiB heap', () => {
+    // Llama-3.2-1B's published shapes (tied): 1,235,814,400 weights, 4.60 GiB as float32
+    const llama1b = parseConfig({ ...SMOLLM2_135M, hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8, head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rope_theta: 500000, rope_scaling: { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 } }, 'config.json');
+    const refuses = (e: unknown) => e instanceof LoraStudioError && /1,235,814,400 weights, 4\.60 GiB as float32/.test(e.message) && /4 GiB/.test(e.message) && e.file === '/m/config.json' && e.field === 'hidden_size';
+    assert.throws(() => LLAMA_FAMILY.assertFitsBackend!(llama1b, 'wasm', '/m/config.json'), refuses);
+    assert.doesNotThrow(() => LLAMA_FAMILY.assertFitsBackend!(llama1b, 'webgpu', '/m/config.json'));
+    assert.doesNotThrow(() => LLAMA_FAMILY.assertFitsBackend!(parseConfig(QWEN25_05B, 'config.json'), 'wasm', '/m/config.json'), 'Qwen2.5-0.5B fits');
+    assert.throws(() => checkFitsHeap(tinyConfig(), 1_235_814_400, 'config.json', 'wasm'), (e: unknown) => e instanceof LoraStudioError && e.file === 'config.json');
   });
 
   it('the family builds it', async () => {

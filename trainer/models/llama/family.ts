@@ -7,9 +7,10 @@
 import { LoraStudioError } from '../../errors';
 import type { ModelConfig, ModelFamily } from '../family';
 import { llamaCanonicalKey, llamaConfigForTask, loadLlamaFolder, taskFromConfig, writeLlamaFolder } from './folder';
-import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig } from './config';
+import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig, tiedEmbeddings } from './config';
 import { namedModules } from './modules';
 import { LlamaLoraModel } from './model';
+import { checkFitsHeap } from './memory';
 import { isConv1D, llamaWeightShapes } from './weights';
 import type { Task } from '../../task';
 
@@ -18,14 +19,6 @@ export const LLAMA_DEFAULT_TARGET_MODULES = ['q_proj', 'v_proj'];
 
 const llama = (c: ModelConfig) => c as LlamaConfig;
 
-/** The one error every not-yet-implemented job gives for a Llama-family folder. */
-export function notImplemented(config: { model_type: unknown }, file: string): LoraStudioError {
-  return new LoraStudioError(
-    `${String(config.model_type)} models can be inspected and their LoRA targets picked, but training/evaluating/merging them is not implemented yet; GPT-2 (model_type "gpt2") is`,
-    file,
-    'model_type',
-  );
-}
 
 export const LLAMA_FAMILY: ModelFamily = {
   model_types: LLAMA_MODEL_TYPES,
@@ -45,11 +38,17 @@ export const LLAMA_FAMILY: ModelFamily = {
     name: CLASS_PREFIX[llama(c).model_type],
     depth: `num_hidden_layers ${llama(c).num_hidden_layers}`,
     widths: `hidden_size ${llama(c).hidden_size}, heads ${llama(c).num_attention_heads}/${kvHeads(llama(c))} × ${headDim(llama(c))}, intermediate ${llama(c).intermediate_size}`,
-    loraKind: (module) => (/^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)$/.test(module) || module === 'score' ? 'Linear' : undefined),
-    whyNotLora: () => 'only the Linear layers (q/k/v/o_proj, gate/up/down_proj, score) can carry LoRA',
+    loraKind: (module) =>
+      (/^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)$/.test(module) || module === 'score' || (module === 'lm_head' && !tiedEmbeddings(llama(c))) ? 'Linear' : undefined),
+    whyNotLora: (module) =>
+      module === 'lm_head'
+        ? 'lm_head is tied to model.embed_tokens in this model (tie_word_embeddings); LoRA on a tied lm_head is not supported'
+        : `only the Linear layers (q/k/v/o_proj, gate/up/down_proj${tiedEmbeddings(llama(c)) ? '' : ', lm_head'}, score) can carry LoRA`,
   }),
   // every config parseConfig accepts can be loaded and run (RoPE types and sizes are checked there)
   assertRunnable: () => undefined,
+  // every weight of the causal-lm model (a seq-cls head is a few rows more), as float32 in the wasm heap
+  assertFitsBackend: (c, backend, file) => checkFitsHeap(llama(c), [...llamaWeightShapes(llama(c), 'causal-lm').values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0), file, backend),
   load: (dir, opts) => loadLlamaFolder(dir, opts),
   canonicalKey: (key, c) => llamaCanonicalKey(key, llama(c)),
   write: (outDir, src, weights) => writeLlamaFolder(outDir, src, weights),

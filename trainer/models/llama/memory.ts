@@ -15,17 +15,23 @@ export const WEIGHT_BUDGET = 3.5 * 2 ** 30;
 
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
 
-export function checkFitsHeap(c: LlamaConfig, weights: Map<string, HostTensor>, backend = tf.getBackend()): void {
+/** The float32 bytes of `count` weights, checked against the heap when `backend` is wasm. */
+export function checkFitsHeap(c: LlamaConfig, count: number, file: string, backend = tf.getBackend()): void {
   if (backend !== 'wasm') return;
-  let n = 0;
-  for (const t of weights.values()) n += t.data.length;
-  const bytes = 4 * n;
+  const bytes = 4 * count;
   if (bytes <= WEIGHT_BUDGET) return;
   throw new LoraStudioError(
-    `this ${c.model_type} model has ${n.toLocaleString('en-US')} weights, ${gib(bytes)} GiB as float32, which the wasm backend keeps in memory; ` +
+    `this ${c.model_type} model has ${count.toLocaleString('en-US')} weights, ${gib(bytes)} GiB as float32, which the wasm backend keeps in memory; ` +
       `its heap holds 4 GiB in all, of which at most ${gib(WEIGHT_BUDGET)} GiB can go to weights (16-bit weights in memory are not supported). ` +
       'Pick a smaller model, or the webgpu backend where a GPU is available',
-    'config.json',
+    file,
     'hidden_size',
   );
+}
+
+/** checkFitsHeap for the weights a model spec holds. */
+export function checkSpecFitsHeap(c: LlamaConfig, weights: Map<string, HostTensor>): void {
+  let n = 0;
+  for (const t of weights.values()) n += t.data.length;
+  checkFitsHeap(c, n, 'config.json');
 }

@@ -27,7 +27,7 @@ import { llamaWeightShapes } from './weights';
 import { applyRope, invFreq, ropeTables, rotateHalfMatrix } from './rope';
 import { groupedAttention, groupedAttentionFast, llamaAttentionBias } from './attention';
 import { rmsNorm, rmsNormFast, swiglu, swigluFast } from './layers';
-import { checkFitsHeap } from './memory';
+import { checkSpecFitsHeap } from './memory';
 
 const EMBED = 'model.embed_tokens.weight';
 const LINEAR = /^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)$/;
@@ -123,7 +123,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
 
   /** Refuses (LoraStudioError) a model whose float32 weights do not fit the wasm heap, before any allocation. */
   static create(spec: ModelSpec): LlamaLoraModel {
-    checkFitsHeap(spec.config as LlamaConfig, spec.weights);
+    checkSpecFitsHeap(spec.config as LlamaConfig, spec.weights);
     return new LlamaLoraModel(spec);
   }
 
@@ -348,7 +348,7 @@ function llamaPlanHooks(c: LlamaConfig, spec: ModelSpec): PlanHooks {
     },
     canTakeLora: (name) => LINEAR.test(name) || name === 'score' || (name === 'lm_head' && !tied),
     loraRefusal: tied
-      ? 'only the Linear layers (q/k/v/o_proj, gate/up/down_proj, score) can carry LoRA; lm_head is tied to model.embed_tokens here (tie_word_embeddings)'
+      ? 'only the Linear layers (q/k/v/o_proj, gate/up/down_proj, score) can carry LoRA; lm_head is tied to model.embed_tokens in this model (tie_word_embeddings), and LoRA on a tied lm_head is not supported'
       : 'only the Linear layers (q/k/v/o_proj, gate/up/down_proj, lm_head, score) can carry LoRA',
     tiedHead: tied ? EMBED : undefined,
     frozenEmbedding: { module: 'model.embed_tokens', name: 'model.embed_tokens' },
