@@ -147,10 +147,9 @@ export function llamaMemory(workers?: number) {
     if (r.status !== 0 || !kb) throw new Error(`lora-studio train on the Qwen2.5-0.5B-shaped folder failed (${r.status}): ${(r.stderr + r.stdout).slice(-3000)}`);
     const events = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     const steps = events.filter((e) => e.event === 'step');
-    const stepS = steps.map((e) => Number(e.step_time_s ?? e.step_s ?? NaN));
     return {
       peak_rss_mb: Number(kb[1]) / 1024, weights_bf16_mb: weightsMb, steps: steps.length, wall_s: wallS, write_s: writeS,
-      step_events: steps, start: events.find((e) => e.event === 'start'), workers: workers ?? 'auto', step_s: stepS,
+      step_events: steps, start: events.find((e) => e.event === 'start'), workers: workers ?? 'auto', tokens_per_s: steps.map((e) => Number(e.tokens_per_second)),
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
