@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { runCli, scratch } from './helpers';
 import { writeRandomGPT2 } from '../../trainer/models/gpt2/random_init';
 import { readSafetensors } from '../../trainer/io/safetensors';
+import { writeLlamaFolder } from '../util/llama_folder';
 
 describe('demo', () => {
   it('trains, beats chance, saves a PEFT adapter, and merges to the same accuracy', async () => {
@@ -62,6 +63,21 @@ describe('demo', () => {
     assert.equal(start.model, path.join(dir, 'mine'));
     assert.equal((r.events.at(-1) as Record<string, unknown>).same, true);
     assert.ok(!fs.existsSync(path.join(dir, 'work', 'base')), 'no built-in model is built');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('--model with a Llama-family folder (BF16): PEFT\'s default targets for it, and the merge agrees within 16-bit rounding', async () => {
+    const dir = scratch('lora-demo-llama-');
+    writeLlamaFolder(path.join(dir, 'tiny'), { model_type: 'llama', dtype: 'BF16', seed: 3 });
+    const r = await runCli(['demo', '--model', 'tiny', '--out', 'work', '--epochs', '1', '--json'], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'work', 'run', 'adapter_config.json'), 'utf8'));
+    assert.deepEqual([...cfg.target_modules].sort(), ['q_proj', 'v_proj']);
+    assert.equal(cfg.fan_in_fan_out, false);
+    const demo = r.events.at(-1) as Record<string, number | boolean>;
+    assert.equal(demo.same, true);
+    assert.ok(Math.abs((demo.adapter_accuracy as number) - (demo.merged_accuracy as number)) <= 0.01);
+    assert.ok(Math.abs((demo.adapter_loss as number) - (demo.merged_loss as number)) < 1e-4);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

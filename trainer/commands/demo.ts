@@ -3,7 +3,8 @@
  * RANDOM weights (no pretrained weights can be downloaded here), writes a generated sentiment dataset
  * (2,000 training rows, 400 held-out rows), trains a LoRA adapter for sequence classification with the
  * seed recipe (r=4, the attention regex, AdamW at lr 1e-3), merges it, and checks that the merged model
- * gives the same eval accuracy as base + adapter. `--model` runs the same job on a real GPT-2.
+ * gives the same eval accuracy as base + adapter. `--model` runs the same job on a real model of any family (GPT-2 with
+ * the attention regex, the others with PEFT's default targets for their model_type).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,6 +21,8 @@ import { evaluate, type SeqClsMetrics } from '../eval';
 import { prepareData } from '../data/prepare';
 import type { TrainEvent } from '../protocol';
 import { LoraStudioError } from '../errors';
+import { readModelConfig } from '../models/registry';
+import { readWeightLayouts } from '../io/hf_folder';
 import { relativeRef } from '../lora/base_model_ref';
 import type { Output } from './run';
 
@@ -70,7 +73,8 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
   writeJsonAtomic(configFile, {
     model: path.isAbsolute(model) ? relativeRef(work, model) : model, task: 'seq-cls', num_labels: 2,
     data: { train: 'data/train.jsonl', eval: 'data/eval.jsonl', text_column: 'text', label_column: 'label', max_length: 32 },
-    lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: DEMO_TARGETS, modules_to_save: ['score'] },
+    // GPT-2: the seed recipe's attention regex; another family (a Llama-family --model): PEFT's default for it (null)
+    lora: { r: 4, lora_alpha: 8, lora_dropout: 0.0, target_modules: readModelConfig(model).config.model_type === 'gpt2' ? DEMO_TARGETS : null, modules_to_save: ['score'] },
     training: {
       output_dir: 'run', eval_on_start: true, num_train_epochs: o.epochs ?? 3, per_device_train_batch_size: 32, per_device_eval_batch_size: 100,
       learning_rate: 1e-3, weight_decay: 1e-5, lr_scheduler_type: 'linear', warmup_ratio: 0, eval_strategy: 'epoch', save_strategy: 'epoch',
@@ -100,9 +104,13 @@ export async function runDemoJob(o: DemoOptions, out: Output, onEvent: (e: Train
   };
   const withAdapter = await accuracyOf(model, cfg.training.output_dir);
   const fromMerged = await accuracyOf(mergedDir);
-  const same = Math.abs(withAdapter.accuracy - fromMerged.accuracy) < 1e-9 && Math.abs(withAdapter.loss - fromMerged.loss) < 1e-4;
+  // An F32 base merges exactly. A 16-bit base stores the merged weights rounded to its dtype (as PEFT's
+  // merge_and_unload + save_pretrained do), so an example at a near tie may flip: up to 1 % of them, loss within 1e-4.
+  const sixteenBit = [...readWeightLayouts(model).files.values()].some((f) => [...f.entries.values()].some((e) => e.dtype !== 'F32'));
+  const accuracyTolerance = sixteenBit ? 0.01 : 1e-9;
+  const same = Math.abs(withAdapter.accuracy - fromMerged.accuracy) <= accuracyTolerance && Math.abs(withAdapter.loss - fromMerged.loss) < 1e-4;
   out.info(`eval accuracy, base + adapter: ${withAdapter.accuracy.toFixed(4)} (loss ${withAdapter.loss.toFixed(6)})`);
-  out.info(`eval accuracy, merged model:   ${fromMerged.accuracy.toFixed(4)} (loss ${fromMerged.loss.toFixed(6)}) ${same ? '— the same' : '— DIFFERENT'}`);
+  out.info(`eval accuracy, merged model:   ${fromMerged.accuracy.toFixed(4)} (loss ${fromMerged.loss.toFixed(6)}) ${same ? (sixteenBit ? '— the same, within the rounding of 16-bit weights' : '— the same') : '— DIFFERENT'}`);
   out.result({ event: 'demo', adapter_dir: cfg.training.output_dir, merged_dir: mergedDir, adapter_accuracy: withAdapter.accuracy, merged_accuracy: fromMerged.accuracy, adapter_loss: withAdapter.loss, merged_loss: fromMerged.loss, same });
   if (!same) throw new LoraStudioError('the merged model does not reproduce base + adapter (this is a bug; please report it)', mergedDir);
 }

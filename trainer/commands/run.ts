@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { generationEosIds } from '../io/generation_config';
+import { familyFor } from '../models/registry';
 import { LoraStudioError } from '../errors';
 import { inspect, formatInspect } from './inspect';
 import { loadRunConfig, parseRunConfig } from '../config/run_config';
@@ -188,7 +189,7 @@ export async function runGenerate(modelDir: string, o: { adapter?: string; promp
     // Refused rather than cut: a silently shortened prompt gives a continuation of some other text.
     const limit = m.model.maxPositions;
     if (promptIds.length >= limit) {
-      throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (n_positions) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
+      throw new LoraStudioError(`the prompt has ${promptIds.length} tokens, which leaves no room to generate: the model's limit (${familyFor(m.loaded.config).positionsField}) is ${limit} tokens, prompt and generated text together; shorten it to at most ${limit - 1}`, CLI, '--prompt');
     }
     // eos: config.json's (one id, or Llama 3's list), generation_config.json's (as transformers' generate reads
     // it: Llama 3.x Instruct ends turns with <|eot_id|>, listed only there) and the tokenizer's

@@ -138,6 +138,8 @@ export interface ModelFamily {
   taskFromConfig(config: ModelConfig): Task;
   /** the seq-cls head size config.json implies */
   numLabels(config: ModelConfig): number;
+  /** config.json's field for the longest sequence (GPT-2's n_positions, Llama's max_position_embeddings), for messages */
+  readonly positionsField: string;
   /** eos, for data preparation before the folder is loaded */
   eosTokenId(config: ModelConfig): number;
   /** every module, root '' first, exactly as `named_modules()` prints it, with shapes and parameter counts */

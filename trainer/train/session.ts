@@ -90,7 +90,8 @@ export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: s
   loaded.weights.clear();
   const adapterConfig = adapterConfigJson(
     { ...cfg.lora, fan_in_fan_out: resolved.fan_in_fan_out, modules_to_save: resolved.modules_to_save.length ? resolved.modules_to_save : null },
-    cfg.task, cfg.model, cfg.lora.target_modules);
+    // null: PEFT resolves its default for the model_type and saves that list (_prepare_adapter_config)
+    cfg.task, cfg.model, cfg.lora.target_modules ?? [...family.defaultTargetModules]);
   const metadata: Record<string, string> = {};
   if (cfg.task === 'seq-cls' && data.id2label && data.label2id) {
     metadata.id2label = JSON.stringify(data.id2label);

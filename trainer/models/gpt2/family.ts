@@ -17,6 +17,7 @@ const gpt2 = (c: ModelConfig) => c as GPT2Config;
 export const GPT2_FAMILY: ModelFamily = {
   model_types: ['gpt2'],
   parseConfig,
+  positionsField: 'n_positions',
   taskFromConfig: (c) => taskFromConfig(gpt2(c)),
   numLabels: (c) => configNumLabels(gpt2(c)),
   eosTokenId: (c) => gpt2(c).eos_token_id,

@@ -23,6 +23,7 @@ const llama = (c: ModelConfig) => c as LlamaConfig;
 export const LLAMA_FAMILY: ModelFamily = {
   model_types: LLAMA_MODEL_TYPES,
   parseConfig,
+  positionsField: 'max_position_embeddings',
   taskFromConfig: (c): Task => taskFromConfig(llama(c)),
   numLabels: (c) => configNumLabels(llama(c)),
   eosTokenId: (c) => {
