@@ -44,6 +44,7 @@ export default tseslint.config(
   ...trainerLayer(['trainer/io/**/*.ts'], ABOVE_IO, 'io/ imports only util/ and errors.ts.'),
   ...trainerLayer(['trainer/ops/**/*.ts'], ABOVE_OPS, 'ops/ imports only io/, util/ and errors.ts.'),
   ...trainerLayer(['trainer/lora/**/*.ts'], ABOVE_LORA, 'lora/ knows no model family: it never imports models/ (nor train/, parallel/, commands/).'),
+  ...trainerLayer(['trainer/tokenizer/**/*.ts', 'trainer/data/**/*.ts', 'trainer/config/**/*.ts', 'trainer/analysis/**/*.ts'], ABOVE_LORA, 'tokenizer/, data/, config/ and analysis/ sit below models/: they never import models/, train/, parallel/ or commands/.'),
   ...trainerLayer(['trainer/models/**/*.ts'], ABOVE_MODELS, 'models/ may import lora/ and ops/, never train/, parallel/ or commands/.'),
   {
     files: ['webview/**/*.ts'],

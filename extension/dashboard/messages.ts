@@ -7,7 +7,7 @@
  */
 import type { EditableField, FieldKind, WebviewMessage } from '../../webview/protocol';
 
-/** trainer/train/schedule.ts LR_SCHEDULER_TYPES, re-declared (extension/ imports only the trainer's protocol types). */
+/** trainer/config/schema.ts LR_SCHEDULER_TYPES, re-declared (extension/ imports only the trainer's protocol types). */
 export const LR_SCHEDULER_TYPES = ['linear', 'cosine', 'constant', 'constant_with_warmup'] as const;
 /** transformers' IntervalStrategy, as trainer/config/schema.ts accepts it for eval_strategy and save_strategy. */
 export const INTERVAL_STRATEGIES = ['no', 'steps', 'epoch'] as const;

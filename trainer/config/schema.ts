@@ -7,7 +7,10 @@
 import { z } from 'zod';
 import { LORA_DEFAULTS, type LoraConfig } from '../lora/config';
 import { MAX_LABELS } from '../task';
-import { LR_SCHEDULER_TYPES } from '../train/schedule';
+
+/** transformers' lr_scheduler_type values the trainer implements (train/schedule.ts). */
+export const LR_SCHEDULER_TYPES = ['linear', 'cosine', 'constant', 'constant_with_warmup'] as const;
+export type LrSchedulerType = (typeof LR_SCHEDULER_TYPES)[number];
 
 export const TASKS = ['causal-lm', 'seq-cls'] as const;
 export const DATA_FORMATS = ['jsonl', 'json', 'csv', 'tsv', 'text', 'parquet'] as const;

@@ -3,8 +3,9 @@
  * the rate used for optimizer step k (0-based) is learning_rate · lambda(k).
  */
 
-export const LR_SCHEDULER_TYPES = ['linear', 'cosine', 'constant', 'constant_with_warmup'] as const;
-export type LrSchedulerType = (typeof LR_SCHEDULER_TYPES)[number];
+import type { LrSchedulerType } from '../config/schema';
+
+export type { LrSchedulerType };
 
 export interface ScheduleOptions {
   type: LrSchedulerType;
