@@ -14,6 +14,8 @@ import type { LoraTarget } from '../protocol';
 import { transposeHost } from '../lora/layer';
 import { Rng } from '../util/rng';
 import { DropoutStream } from '../ops/layers';
+import { type Batch, causalTargets } from '../data/collate';
+import { releaseAsBackpropPasses } from '../util/tape';
 import { installWasmKernels, readInto } from '../ops/wasm_kernels';
 import { installHeapKernels } from '../ops/heap_kernels';
 import type { ForwardOptions, Kernels, ModelSpec } from './family';
@@ -159,6 +161,30 @@ export abstract class LoraModelBase {
 
   protected has(key: string): boolean {
     return this.params.has(key);
+  }
+
+  /** Per-row NLL (rows that predict nothing are 0) and the number of predictions: each family's forward pass and head. */
+  protected abstract rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number };
+
+  /** Mean cross entropy: over predicted tokens (causal) or over examples (seq-cls). */
+  loss(batch: Batch, opts: ForwardOptions = { training: false }): tf.Scalar {
+    return tf.tidy(() => {
+      const { rows, count } = this.rowNll(batch, this.dropout(opts, batch), true);
+      const loss = tf.div(tf.sum(rows), opts.denominator ?? Math.max(count, 1)) as tf.Scalar;
+      // under tf.variableGrads: each node's saved tensors and output gradients go as soon as backprop passes it
+      releaseAsBackpropPasses();
+      return loss;
+    });
+  }
+
+  /** Eval: total NLL (summed in float64 on the host) and how many tokens (causal) or examples (seq-cls) it covers. */
+  async nllSum(batch: Batch): Promise<{ nll: number; count: number }> {
+    const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false }, batch), false).rows);
+    const data = await rows.data();
+    rows.dispose();
+    let nll = 0;
+    for (const v of data) nll += v;
+    return { nll, count: this.task === 'seq-cls' ? batch.batch_size : causalTargets(batch).count };
   }
 
   protected dropout(opts: ForwardOptions, batch: { batch_size: number }): DropoutStream {

@@ -21,7 +21,6 @@ import { gpt2WeightShapes, isConv1D, PREFIX } from './weights';
 import { selfAttention, selfAttentionFast } from './attention';
 import { attentionBias } from '../../ops/attention_mask';
 import { activation, activationFast, crossEntropyRows, type DropoutStream, frozenRows, isTrainable, layerNorm, layerNormFast, pickRows, residualFast, tiedHeadNll, tiedHeadNllFast } from '../../ops/layers';
-import { releaseAsBackpropPasses } from '../../util/tape';
 import { gemm } from '../../ops/gemm';
 import { LoraModelBase } from '../lora_model';
 import { type PlanHooks, planParameters } from '../plan';
@@ -131,27 +130,6 @@ export class GPT2LoraModel extends LoraModelBase implements LoraModel {
       lnF: [p('ln_f.weight') as tf.Tensor1D, p('ln_f.bias') as tf.Tensor1D], linear: (d: Dense, x) => this.linear(d, x, drop), head: (h) => this.applyHead(h, drop) });
   }
 
-  /** Mean cross entropy: over predicted tokens (causal) or over examples (seq-cls). */
-  loss(batch: Batch, opts: ForwardOptions = { training: false }): tf.Scalar {
-    return tf.tidy(() => {
-      const { rows, count } = this.rowNll(batch, this.dropout(opts, batch), true);
-      const loss = tf.div(tf.sum(rows), opts.denominator ?? Math.max(count, 1)) as tf.Scalar;
-      // under tf.variableGrads: each node's saved tensors and output gradients go as soon as backprop passes it
-      releaseAsBackpropPasses();
-      return loss;
-    });
-  }
-
-  /** Eval: total NLL (summed in float64 on the host) and how many tokens (causal) or examples (seq-cls) it covers. */
-  async nllSum(batch: Batch): Promise<{ nll: number; count: number }> {
-    const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false }, batch), false).rows);
-    const data = await rows.data();
-    rows.dispose();
-    let nll = 0;
-    for (const v of data) nll += v;
-    return { nll, count: this.task === 'seq-cls' ? batch.batch_size : causalTargets(batch).count };
-  }
-
   // ---- internals ----
 
   /**
@@ -226,7 +204,7 @@ export class GPT2LoraModel extends LoraModelBase implements LoraModel {
   }
 
   /** Per-row NLL (rows that predict nothing are 0) and the number of predictions. */
-  private rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number } {
+  protected rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number } {
     if (this.task === 'seq-cls') {
       const labels = batch.labels;
       if (!labels) throw new LoraStudioError('a seq-cls batch needs labels', undefined, 'label');

@@ -18,7 +18,6 @@ import { type Batch, causalTargets, lastRealPositions } from '../../data/collate
 import type { Decoder, ForwardOptions, LoraModel, ModelSpec } from '../family';
 import { adaptedLinear, adaptedLinearFast, type LoraFactors } from '../../lora/layer';
 import { crossEntropyRows, type DropoutStream, frozenRows, pickRows, tiedHeadNll, tiedHeadNllFast } from '../../ops/layers';
-import { releaseAsBackpropPasses } from '../../util/tape';
 import { gemm } from '../../ops/gemm';
 import { LoraModelBase } from '../lora_model';
 import { type PlanHooks, planParameters } from '../plan';
@@ -153,26 +152,6 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     });
   }
 
-  /** Mean cross entropy: over predicted tokens (causal) or over examples (seq-cls). */
-  loss(batch: Batch, opts: ForwardOptions = { training: false }): tf.Scalar {
-    return tf.tidy(() => {
-      const { rows, count } = this.rowNll(batch, this.dropout(opts, batch), true);
-      const loss = tf.div(tf.sum(rows), opts.denominator ?? Math.max(count, 1)) as tf.Scalar;
-      releaseAsBackpropPasses();
-      return loss;
-    });
-  }
-
-  /** Eval: total NLL (summed in float64 on the host) and how many tokens (causal) or examples (seq-cls) it covers. */
-  async nllSum(batch: Batch): Promise<{ nll: number; count: number }> {
-    const rows = tf.tidy(() => this.rowNll(batch, this.dropout({ training: false }, batch), false).rows);
-    const data = await rows.data();
-    rows.dispose();
-    let nll = 0;
-    for (const v of data) nll += v;
-    return { nll, count: this.task === 'seq-cls' ? batch.batch_size : causalTargets(batch).count };
-  }
-
   /** Incremental decoding with a KV cache (batch 1, eval mode): keys and values per block, RoPE at absolute positions. */
   decoder(): Decoder {
     const cache = { k: [] as tf.Tensor4D[], v: [] as tf.Tensor4D[] };
@@ -301,7 +280,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
   }
 
   /** Per-row NLL (rows that predict nothing are 0) and the number of predictions. */
-  private rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number } {
+  protected rowNll(batch: Batch, drop: DropoutStream, withGrad: boolean): { rows: tf.Tensor1D; count: number } {
     if (this.task === 'seq-cls') {
       const labels = batch.labels;
       if (!labels) throw new LoraStudioError('a seq-cls batch needs labels', undefined, 'label');
