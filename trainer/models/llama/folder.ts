@@ -11,9 +11,9 @@ import * as path from 'node:path';
 import { LoraStudioError, closestNames, preview } from '../../errors';
 import { readJsonFile } from '../../io/json';
 import type { HostTensor } from '../../io/safetensors';
+import { initLinearHead, sameValues } from '../head_init';
 import { assertNewOutDir, decodeRaw, readRawTensors, TOKENIZER_FILES, WEIGHTS_FILE, WEIGHTS_INDEX_FILE, writeHfFolder } from '../../io/hf_folder';
 import { intLabelMaps } from '../../data/labels';
-import { Rng } from '../../util/rng';
 import type { Task } from '../../task';
 import type { LoadedModel as FamilyLoadedModel, LoadModelOptions } from '../family';
 import { CLASS_PREFIX, checkModelSize, configNumLabels, firstEos, type LlamaConfig, parseConfig, tiedEmbeddings } from './config';
@@ -104,7 +104,7 @@ export function loadLlamaFolder(dir: string, opts: LoadModelOptions = {}): Loade
   for (const [key, shape] of expected) {
     if (weights.has(key)) continue;
     if (key === SCORE) {
-      weights.set(key, initScore(shape, config, opts.seed ?? 42, weights.get(EMBED)?.dtype ?? 'F32'));
+      weights.set(key, initLinearHead(shape, config.initializer_range, opts.seed ?? 42, weights.get(EMBED)?.dtype ?? 'F32'));
       warnings.push(`Some weights of ${seqClsArch(config)} were not initialized from the model checkpoint at ${dir} and are newly initialized: ['${SCORE}']. Train them before using the model for predictions.`);
       continue;
     }
@@ -121,22 +121,7 @@ export function loadLlamaFolder(dir: string, opts: LoadModelOptions = {}): Loade
   return { dir, config, task, num_labels, weights, layout: 'hf', sharded: raw.sharded, tokenizerFiles, warnings };
 }
 
-/** transformers' _init_weights for a Linear head: normal(0, initializer_range), seeded. */
-function initScore(shape: number[], config: LlamaConfig, seed: number, dtype: HostTensor['dtype']): HostTensor {
-  const std = typeof config.initializer_range === 'number' ? config.initializer_range : 0.02;
-  const rng = new Rng(seed);
-  const data = new Float32Array(shape[0] * shape[1]);
-  for (let i = 0; i < data.length; i++) data[i] = std * rng.normal();
-  return { shape: [...shape], data, dtype };
-}
-
 const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
-
-function sameValues(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
-  return true;
-}
 
 /**
  * Writes a complete Hugging Face folder into the NEW directory `outDir` (built under a temporary name, then
