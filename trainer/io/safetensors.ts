@@ -54,23 +54,8 @@ export function readSafetensors(file: string): SafetensorsFile {
 
 /** Reads only the header (for shapes and dtypes) without loading the tensors. */
 export function readSafetensorsHeader(file: string): Omit<SafetensorsFile, 'data'> {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw new LoraStudioError(`cannot read: ${(e as Error).message}`, file);
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    const lenBuf = Buffer.alloc(8);
-    if (size < 8 || fs.readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new LoraStudioError(`file is ${size} bytes, too short for a safetensors header`, file, 'header');
-    const n = checkHeaderLength(lenBuf.readBigUInt64LE(0), size, file);
-    const head = Buffer.alloc(n);
-    fs.readSync(fd, head, 0, n, 8);
-    return parseHeader(head, size - 8 - n, file);
-  } finally {
-    fs.closeSync(fd);
-  }
+  const { dataStart: _d, headerBytes: _h, fileSize: _f, ...header } = readSafetensorsLayout(file);
+  return header;
 }
 
 function checkHeaderLength(n: bigint, fileSize: number, file: string): number {
