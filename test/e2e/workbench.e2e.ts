@@ -299,11 +299,15 @@ step('2. open the tiny model', async () => {
 
 step('3. tick two modules and see the trainable-parameter line change', async () => {
   for (const layer of ['transformer.h', 'transformer.h.0', 'transformer.h.0.mlp', 'transformer.h.1', 'transformer.h.1.mlp']) await expand(layer);
-  for (const name of ['transformer.h.0.mlp.c_fc', 'transformer.h.1.mlp.c_fc']) {
+  for (const [i, name] of ['transformer.h.0.mlp.c_fc', 'transformer.h.1.mlp.c_fc'].entries()) {
     const r = await row(name);
     assert.equal(r.row.checked, 'false');
     await r.el.locator('.custom-view-tree-node-item-checkbox').click();
     await expectSoon(`${name} checked`, async () => (await row(name)).row.checked === 'true');
+    // the tick's round trip (the trainer's select, lora-run.json written, the tree refreshed) ends before the next
+    // click: a click during the refresh can land on a row being replaced and be lost
+    await expectSoon(`the PEFT line with ${i + 1} c_fc`, async () => (await viewMessage()).includes(peftLine(2 * 512 + (i + 1) * 640)), 30_000);
+    await expectSoon(`${name} in lora-run.json`, async () => (JSON.parse(fs.readFileSync(fx.shortConfig, 'utf8')).lora.target_modules as string[]).includes(name));
   }
   await expectSoon('the PEFT line for c_attn + c_fc', async () => (await viewMessage()).includes(peftLine(2 * 512 + 2 * 640)), 30_000);
   await expectSoon('lora.target_modules in lora-run.json', async () => {
