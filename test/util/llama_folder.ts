@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { CLASS_PREFIX, DEFAULTS, type LlamaConfig, type LlamaModelType } from '../../trainer/models/llama/config';
 import { llamaWeightShapes } from '../../trainer/models/llama/weights';
 import { f16ToF32, f32ToBf16, f32ToF16, type FloatDType, type HostTensor, writeSafetensors } from '../../trainer/io/safetensors';
-import { bytesToUnicode } from '../../trainer/tokenizer/byte_level';
+import { byteLevelBpe } from '../../trainer/tokenizer/byte_level';
 import { Rng } from '../../trainer/util/rng';
 import type { Task } from '../../trainer/task';
 
@@ -109,29 +109,7 @@ export const TINY_LLAMA_DIMS = {
 export function llamaTokenizer(model_type: LlamaModelType, opts: { pad?: boolean; addBos?: boolean; words?: string[] } = {}): {
   tokenizerJson: Record<string, unknown>; tokenizerConfig: Record<string, unknown>; vocabSize: number; tokens: LlamaTokens;
 } {
-  const table = bytesToUnicode();
-  const order: number[] = [];
-  for (let b = 33; b <= 126; b++) order.push(b);
-  for (let b = 161; b <= 172; b++) order.push(b);
-  for (let b = 174; b <= 255; b++) order.push(b);
-  for (let b = 0; b < 256; b++) if (!order.includes(b)) order.push(b);
-  const vocab: Record<string, number> = {};
-  order.forEach((b, i) => (vocab[table[b]] = i));
-  const merges: string[] = [];
-  const addMerge = (left: string, right: string) => {
-    if (!(left + right in vocab)) {
-      vocab[left + right] = Object.keys(vocab).length;
-      merges.push(`${left} ${right}`);
-    }
-  };
-  for (const word of opts.words ?? []) {
-    let left = word[0];
-    for (const ch of word.slice(1)) {
-      addMerge(left, ch);
-      left += ch;
-    }
-    addMerge(table[32], word);
-  }
+  const { vocab, merges } = byteLevelBpe(opts.words ?? []);
   const s = SPECIALS[model_type];
   const pad = opts.pad ?? true;
   const specials = [s.bos, s.eos, ...(pad ? [s.pad] : []), ...s.more];

@@ -26,7 +26,11 @@ export function bytesToUnicode(): string[] {
  * `words` (ASCII) get whole-word tokens, with and without GPT-2's leading-space marker `Ġ`: each word is merged left to right,
  * then joined to `Ġ`, so the demo's sentences tokenize to one token a word.
  */
-export function byteLevelTokenizerJson(words: string[] = []): object {
+/**
+ * A byte-level BPE vocabulary and merges: the 256 byte tokens in GPT-2's order, then `reserved` tokens (ids 256, …),
+ * then each word of `words` merged left to right and joined to `Ġ`.
+ */
+export function byteLevelBpe(words: readonly string[], reserved: readonly string[] = []): { vocab: Record<string, number>; merges: string[] } {
   const table = bytesToUnicode();
   const order: number[] = [];
   for (let b = 33; b <= 126; b++) order.push(b);
@@ -35,7 +39,7 @@ export function byteLevelTokenizerJson(words: string[] = []): object {
   for (let b = 0; b < 256; b++) if (!order.includes(b)) order.push(b);
   const vocab: Record<string, number> = {};
   order.forEach((b, i) => (vocab[table[b]] = i));
-  vocab['<|endoftext|>'] = 256;
+  for (const t of reserved) vocab[t] = Object.keys(vocab).length;
   const merges: string[] = [];
   const addMerge = (left: string, right: string) => {
     if (!(left + right in vocab)) {
@@ -51,6 +55,11 @@ export function byteLevelTokenizerJson(words: string[] = []): object {
     }
     addMerge(table[32], word);
   }
+  return { vocab, merges };
+}
+
+export function byteLevelTokenizerJson(words: string[] = []): object {
+  const { vocab, merges } = byteLevelBpe(words, ['<|endoftext|>']);
   return {
     version: '1.0',
     truncation: null,
