@@ -22,6 +22,27 @@ export interface NativePlan {
   what?: string;
   /** what the install downloads, for the no-network message */
   downloads?: string;
+  /**
+   * The package's install script must run (tfjs-node's downloads libtensorflow and its binding). npm 11.19 and
+   * later skip dependency install scripts unless package.json's `allowScripts` names the package, and then
+   * report success: the manifest allows it, and `installed` checks that the script did its work.
+   */
+  installScript?: boolean;
+  /** after npm succeeded: why the package in `pkgDir` is not usable, or undefined when it is */
+  installed?: (pkgDir: string) => string | undefined;
+}
+
+/** tfjs-node's binding, which its install script places in lib/napi-v<N>/ with libtensorflow beside it. */
+export function tfjsBinding(pkgDir: string): string | undefined {
+  const lib = path.join(pkgDir, 'lib');
+  const napi = fs.existsSync(lib) ? fs.readdirSync(lib).filter((d) => /^napi-v\d+$/.test(d)) : [];
+  for (const d of napi) if (fs.existsSync(path.join(lib, d, 'tfjs_binding.node'))) return path.join(lib, d, 'tfjs_binding.node');
+  return undefined;
+}
+
+function tfjsInstalled(pkgDir: string): string | undefined {
+  if (tfjsBinding(pkgDir)) return undefined;
+  return `npm installed ${path.basename(path.dirname(pkgDir))}/${path.basename(pkgDir)}, but its install script did not put the libtensorflow binding in place (${path.join(pkgDir, 'lib', 'napi-v*', 'tfjs_binding.node')} is missing).`;
 }
 
 export function nativePlan(flavor: NativeFlavor): NativePlan {
@@ -32,12 +53,16 @@ export function nativePlan(flavor: NativeFlavor): NativePlan {
       requirements:
         'The GPU build needs Linux x64 or Windows x64, an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1 installed, and network access ' +
         '(npm downloads the package, then libtensorflow from storage.googleapis.com, about 400 MB).',
+      installScript: true,
+      installed: tfjsInstalled,
     };
   }
   return {
     pkg: '@tensorflow/tfjs-node',
     spec: `@tensorflow/tfjs-node@${TFJS_VERSION}`,
     requirements: 'The CPU build needs Linux, macOS or Windows x64 and network access (npm downloads the package, then libtensorflow, about 100 MB).',
+    installScript: true,
+    installed: tfjsInstalled,
   };
 }
 
@@ -65,9 +90,13 @@ export class NativeInstallError extends Error {
 
 const NETWORK = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|network|getaddrinfo|socket hang up|request to .* failed/i;
 
+function byHand(plan: NativePlan, root: string): string {
+  return `Or install it by hand: \`npm install ${plan.spec}\` inside ${root}.`;
+}
+
 /** One sentence that says why the install failed and what to do. */
 export function explainInstallFailure(output: string, code: number | null, plan: NativePlan, root: string): string {
-  const manual = `Or install it by hand: \`npm install ${plan.spec}\` inside ${root}.`;
+  const manual = byHand(plan, root);
   if (NETWORK.test(output)) {
     return `No network: npm could not reach the package registry to download ${plan.pkg}. ${plan.what ?? 'The native backend'} needs internet access to install (${plan.downloads ?? 'npm, then libtensorflow'}). Training still works on the WebAssembly/CPU backend. ${manual}`;
   }
@@ -100,8 +129,7 @@ export function installNative(globalStorage: string, flavor: NativeFlavor, opts:
 export async function installPlan(globalStorage: string, plan: NativePlan, opts: InstallOptions = {}): Promise<string> {
   const root = nativeRoot(globalStorage);
   fs.mkdirSync(root, { recursive: true });
-  const manifest = path.join(root, 'package.json');
-  if (!fs.existsSync(manifest)) fs.writeFileSync(manifest, JSON.stringify({ name: 'lora-studio-native', private: true, description: 'The native TensorFlow and GPU (WebGPU) backends of LoRA Studio' }, null, 2) + '\n');
+  writeManifest(root, plan);
   const npm = opts.npm ?? (process.platform === 'win32' ? 'npm.cmd' : 'npm');
   const args = ['install', plan.spec, '--no-audit', '--no-fund', '--no-package-lock', '--loglevel', 'http', ...(opts.npmArgs ?? [])];
   let output = '';
@@ -121,8 +149,37 @@ export async function installPlan(globalStorage: string, plan: NativePlan, opts:
     });
     child.on('close', (c) => resolve(c));
   });
-  if (code !== 0 || !fs.existsSync(path.join(root, 'node_modules', plan.pkg, 'package.json'))) {
+  const pkgDir = path.join(root, 'node_modules', plan.pkg);
+  if (code !== 0 || !fs.existsSync(path.join(pkgDir, 'package.json'))) {
     throw new NativeInstallError(explainInstallFailure(output, code, plan, root));
   }
+  const unusable = plan.installed?.(pkgDir);
+  if (unusable) {
+    const skipped = /install-scripts|allowScripts/i.test(output) ? ' npm skipped its install script (see the log).' : '';
+    throw new NativeInstallError(`${unusable}${skipped} ${byHand(plan, root)}`);
+  }
   return plan.pkg;
+}
+
+/**
+ * <root>/package.json, created on the first install; its `allowScripts` names each package whose install script
+ * must run, so that npm 11.19+ runs it (older npm ignores the field). Written to a temporary file, then renamed.
+ */
+function writeManifest(root: string, plan: NativePlan): void {
+  const manifest = path.join(root, 'package.json');
+  let m: Record<string, unknown> = { name: 'lora-studio-native', private: true, description: 'The native TensorFlow and GPU (WebGPU) backends of LoRA Studio' };
+  if (fs.existsSync(manifest)) {
+    try {
+      const parsed: unknown = JSON.parse(fs.readFileSync(manifest, 'utf8'));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) m = parsed as Record<string, unknown>;
+    } catch (e) {
+      throw new NativeInstallError(`${manifest} is not valid JSON (${(e as Error).message}); fix or delete it and install again.`);
+    }
+  }
+  const allow = (m.allowScripts && typeof m.allowScripts === 'object' ? m.allowScripts : {}) as Record<string, unknown>;
+  if (plan.installScript && allow[plan.pkg] !== true) m.allowScripts = { ...allow, [plan.pkg]: true };
+  else if (fs.existsSync(manifest)) return;
+  const tmp = `${manifest}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');
+  fs.renameSync(tmp, manifest);
 }

@@ -84,13 +84,16 @@ const quickInputBox = () => page.locator('.quick-input-widget .quick-input-box i
 
 /** Runs a command from the palette (F1). The palette's list is built when it opens, so it retries. */
 async function palette(title: string): Promise<void> {
+  const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+  const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
   for (let attempt = 1; ; attempt++) {
+    // a quick input that is still closing (the previous command's) would take the F1 and then vanish under the
+    // fill, leaving it inert: wait until it is gone
+    await quickInput().waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => undefined);
     await page.keyboard.press('F1');
-    await quickInputBox().waitFor({ state: 'visible', timeout: 10_000 });
-    await quickInputBox().fill(`>${title}`);
-    const exact = new RegExp(`^${title.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
-    const row = page.locator('.quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: exact }) }).first();
     try {
+      await quickInputBox().waitFor({ state: 'visible', timeout: 10_000 });
+      await quickInputBox().fill(`>${title}`, { timeout: 5_000 });
       await row.waitFor({ timeout: 5_000 });
       await row.click();
       return;

@@ -187,6 +187,45 @@ describe('native backend install', () => {
     }
   });
 
+  /** A stand-in for npm: installs `pkg` as a package.json only, or also with its binding (as a run install script). */
+  function fakeNpm(dir: string, withBinding: boolean): string {
+    const npm = path.join(dir, 'fake-npm.sh');
+    fs.writeFileSync(npm, [
+      '#!/bin/sh',
+      'spec="$2"; pkg="${spec%@*}"',
+      'mkdir -p "node_modules/$pkg" && echo "{\\"name\\":\\"$pkg\\"}" > "node_modules/$pkg/package.json"',
+      withBinding ? 'mkdir -p "node_modules/$pkg/lib/napi-v8" && : > "node_modules/$pkg/lib/napi-v8/tfjs_binding.node"'
+        : 'echo "npm warn install-scripts 1 package has install scripts not yet covered by allowScripts:"',
+      'exit 0',
+    ].join('\n') + '\n', { mode: 0o755 });
+    return npm;
+  }
+
+  it('allows the install script in its package.json, and refuses a package whose script did not run', async () => {
+    const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-native-'));
+    try {
+      const manifest = path.join(storage, 'native', 'package.json');
+      await assert.rejects(installNative(storage, 'gpu', { npm: fakeNpm(storage, false) }), (e: unknown) => {
+        assert.ok(e instanceof NativeInstallError, String(e));
+        assert.match(e.message, /^npm installed @tensorflow\/tfjs-node-gpu, but its install script did not put the libtensorflow binding in place \(.*napi-v\*.*tfjs_binding\.node is missing\)\. npm skipped its install script/);
+        assert.match(e.message, /Or install it by hand: `npm install @tensorflow\/tfjs-node-gpu@4\.22\.0`/);
+        return true;
+      });
+      const m = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name: string; allowScripts: Record<string, boolean> };
+      assert.deepEqual(m.allowScripts, { '@tensorflow/tfjs-node-gpu': true });
+      // a second package joins the first; what else the manifest holds stays
+      fs.writeFileSync(manifest, JSON.stringify({ ...m, dependencies: { webgpu: '0.6.2' } }));
+      assert.equal(await installNative(storage, 'cpu', { npm: fakeNpm(storage, true) }), '@tensorflow/tfjs-node');
+      const m2 = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { allowScripts: Record<string, boolean>; dependencies: unknown };
+      assert.deepEqual(m2.allowScripts, { '@tensorflow/tfjs-node-gpu': true, '@tensorflow/tfjs-node': true });
+      assert.deepEqual(m2.dependencies, { webgpu: '0.6.2' });
+      fs.writeFileSync(manifest, '{ not json');
+      await assert.rejects(installNative(storage, 'cpu', { npm: fakeNpm(storage, true) }), /native[/\\]package\.json is not valid JSON .*fix or delete it/);
+    } finally {
+      fs.rmSync(storage, { recursive: true, force: true });
+    }
+  });
+
   it('explains other failures with the tail of npm output', () => {
     assert.match(explainInstallFailure('npm ERR! code E404\nnpm ERR! 404 Not Found', 1, nativePlan('cpu'), '/x'), /failed \(exit code 1\): .*404/);
   });
