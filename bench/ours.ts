@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   if (noDropout) spec.lora_dropout = 0;
   const model = GPT2LoraModel.create(spec);
   spec.weights.clear();
-  const threads = plannedWorkers(model, info.backend);
+  const threads = plannedWorkers(model, info.backend, B);
   const dp = await DataParallel.start(model, info.backend, threads);
   const optimizer = new AdamW(model.trainable, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, decay: decayParameterNames([...model.trainable.keys()]) });
   const batch = collate(benchExamples(B, T, model.config.vocab_size, 3), model.config.eos_token_id);

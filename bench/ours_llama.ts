@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const vocab = spec.config.vocab_size as number;
   const model = familyFor(spec.config).createModel(spec);
   spec.weights.clear();
-  const threads = plannedWorkers(model, info.backend);
+  const threads = plannedWorkers(model, info.backend, B);
   const dp = await DataParallel.start(model, info.backend, threads);
   const optimizer = new AdamW(model.trainable, { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0, decay: decayParameterNames([...model.trainable.keys()]) });
   const batch = collate(benchExamples(B, T, vocab, 3), model.pad_token_id);

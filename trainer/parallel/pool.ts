@@ -30,17 +30,20 @@ export function workerScript(): string | null {
 
 /**
  * How many threads to use: LORA_STUDIO_WORKERS when set; otherwise one per core on the wasm backend for models
- * big enough that a replica pays off (n_embd·n_layer ≥ 768·6), else 1.
+ * big enough that a replica pays off (n_embd·n_layer ≥ 768·6), else 1. Never more than the rows of a micro-batch
+ * (`rows`): a batch is split by rows (shard.ts), so a thread beyond them would get none while holding a whole
+ * replica of the model.
  */
-export function plannedWorkers(model: LoraModel, backend: string): number {
+export function plannedWorkers(model: LoraModel, backend: string, rows: number): number {
+  const cap = (n: number) => Math.max(1, Math.min(n, rows));
   const env = process.env[WORKERS_ENV];
   if (env !== undefined && env !== '') {
     const n = Number(env);
-    return Number.isInteger(n) && n >= 1 ? n : 1;
+    return cap(Number.isInteger(n) && n >= 1 ? n : 1);
   }
   if (backend !== 'wasm') return 1;
   if (model.bodySize < 768 * 6) return 1;
-  return Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 4));
+  return cap(Math.min(os.availableParallelism?.() ?? os.cpus().length, 4));
 }
 
 interface Pending {

@@ -320,10 +320,11 @@ function meanTrainLoss(history: Array<Record<string, number>>, unlogged: number)
 /** The data-parallel workers of a session, started on its first step (see trainer/parallel/pool.ts). */
 const parallel = new WeakMap<TrainingSession, Promise<DataParallel | null>>();
 
-function dataParallelOf(s: TrainingSession): Promise<DataParallel | null> {
+/** `rows`: the rows of the session's micro-batches (per_device_train_batch_size), which caps the threads. */
+function dataParallelOf(s: TrainingSession, rows: number): Promise<DataParallel | null> {
   let p = parallel.get(s);
   if (!p) {
-    const threads = plannedWorkers(s.model, s.backend.backend);
+    const threads = plannedWorkers(s.model, s.backend.backend, rows);
     p = threads > 1 ? DataParallel.start(s.model, s.backend.backend, threads) : Promise.resolve(null);
     parallel.set(s, p);
   }
@@ -348,7 +349,7 @@ async function accumulateGradients(
 ): Promise<{ loss: { value: number; grad_norm: number }; tokens: number }> {
   const vars = [...s.model.trainable.values()];
   const keyOf = new Map([...s.model.trainable].map(([k, v]) => [v.name, k]));
-  const dp = await dataParallelOf(s);
+  const dp = await dataParallelOf(s, Math.max(...micro.map((m) => m.length)));
   let sum: Map<string, tf.Tensor> | null = null;
   let lossSum = 0;
   let tokens = 0;

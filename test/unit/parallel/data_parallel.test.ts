@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { collate } from '../../../trainer/data/collate';
 import { GPT2LoraModel } from '../../../trainer/models/gpt2/model';
-import { DataParallel, localLossAndGrads } from '../../../trainer/parallel/pool';
+import { DataParallel, localLossAndGrads, plannedWorkers, WORKERS_ENV } from '../../../trainer/parallel/pool';
 import { lossDenominator, shardBatch } from '../../../trainer/parallel/shard';
 import { initBothBackends, PAD, randomRows, relErr, specOf, tinySetup, useBackend } from '../model/tiny';
 
@@ -36,6 +36,28 @@ describe('shardBatch', () => {
     assert.equal(shards[0].batch.num_tokens + shards[1].batch.num_tokens, batch.num_tokens);
     assert.equal(lossDenominator(shards[0].batch, 'causal-lm') + lossDenominator(shards[1].batch, 'causal-lm'), lossDenominator(batch, 'causal-lm'));
     assert.equal(shardBatch(batch, 9).length, 5);
+  });
+});
+
+describe('plannedWorkers', () => {
+  it('never plans more threads than a micro-batch has rows (a thread without rows would still hold a replica)', () => {
+    const big = { bodySize: 768 * 12 } as Parameters<typeof plannedWorkers>[0];
+    const saved = process.env[WORKERS_ENV];
+    try {
+      delete process.env[WORKERS_ENV];
+      const auto = plannedWorkers(big, 'wasm', 64);
+      assert.ok(auto >= 1 && auto <= 4, String(auto));
+      assert.equal(plannedWorkers(big, 'wasm', 1), 1);
+      assert.equal(plannedWorkers(big, 'webgpu', 64), 1);
+      assert.equal(plannedWorkers({ bodySize: 64 } as typeof big, 'wasm', 64), 1);
+      process.env[WORKERS_ENV] = '3';
+      assert.equal(plannedWorkers(big, 'wasm', 8), 3);
+      assert.equal(plannedWorkers(big, 'wasm', 2), 2);
+      assert.equal(plannedWorkers(big, 'wasm', 1), 1);
+    } finally {
+      if (saved === undefined) delete process.env[WORKERS_ENV];
+      else process.env[WORKERS_ENV] = saved;
+    }
   });
 });
 
