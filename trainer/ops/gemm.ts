@@ -17,7 +17,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs-core';
-import { GEMM_SCRATCH_BYTES, gemmWat } from './gemm_wat';
+import { GEMM_B_BF16, GEMM_B_F16, GEMM_B_F32, GEMM_SCRATCH_BYTES, gemmWat } from './gemm_wat';
+import { type HalfMatrix, isHalf, type Matrix } from './half';
 import { heapOffset, type WasmBackendLike } from './wasm_kernels';
 
 const KERNEL = 'LoraStudioGemm';
@@ -34,6 +35,8 @@ const RELAXED_PROBE = new Uint8Array([
 
 interface Attrs {
   transposeB: boolean;
+  /** B's storage: GEMM_B_F32, or a 16-bit HalfMatrix (GEMM_B_BF16, GEMM_B_F16) whose int32 `packed` is the input */
+  bFormat: number;
 }
 /** The fused elementwise kernels the module also exports (elementwise_wat.ts): byte addresses, float counts. */
 export interface ElementwiseKernels {
@@ -111,13 +114,17 @@ function instanceFor(backend: WasmBackendLike): Instance {
 function run(inputs: tf.NamedTensorInfoMap, attrs: Attrs, backend: WasmBackendLike): tf.TensorInfo {
   const { a, b, bias } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
   const [n, k] = a.shape;
-  const [m, kb] = attrs.transposeB ? b.shape : [b.shape[1], b.shape[0]];
-  if (kb !== k) throw new Error(`internal: gemm of [${a.shape}] by ${attrs.transposeB ? 'the transpose of ' : ''}[${b.shape}]`);
+  const fmt = attrs.bFormat ?? GEMM_B_F32;
+  // a 16-bit B arrives as its int32 words: two elements per word
+  const bShape = fmt === GEMM_B_F32 ? b.shape : [b.shape[0], b.shape[1] * 2];
+  const [m, kb] = attrs.transposeB ? bShape : [bShape[1], bShape[0]];
+  if (kb !== k) throw new Error(`internal: gemm of [${a.shape}] by ${attrs.transposeB ? 'the transpose of ' : ''}[${bShape}]`);
   const inst = instanceFor(backend);
   // allocate first: an allocation may grow the heap (the module sees the same memory object either way)
   const out = backend.makeOutput([n, m], 'float32');
   const at = (t: tf.TensorInfo) => heapOffset(backend, t);
-  inst.gemm(at(a), k * 4, at(b), b.shape[1] * 4, attrs.transposeB ? 1 : 0, at(out), m * 4, bias ? at(bias) : 0, n, k, m, inst.scratch);
+  const ldb = bShape[1] * (fmt === GEMM_B_F32 ? 4 : 2);
+  inst.gemm(at(a), k * 4, at(b), ldb, (attrs.transposeB ? 1 : 0) | (fmt << 1), at(out), m * 4, bias ? at(bias) : 0, n, k, m, inst.scratch);
   return out;
 }
 
@@ -192,14 +199,35 @@ export function gemmAvailable(): boolean {
 
 /**
  * a [n, k] · b [k, m] (or a · bᵀ for b [m, k] with `transposeB`) + bias [m]. No gradient: callers use it inside
- * ops with their own gradient. float32 only.
+ * ops with their own gradient. a, the bias and the result are float32; b is float32 or, on wasm only, a 16-bit
+ * HalfMatrix (half.ts), widened as it is packed.
  */
-export function gemm(a: tf.Tensor2D, b: tf.Tensor2D, opts: { transposeB?: boolean; bias?: tf.Tensor1D } = {}): tf.Tensor2D {
+export function gemm(a: tf.Tensor2D, b: Matrix, opts: { transposeB?: boolean; bias?: tf.Tensor1D } = {}): tf.Tensor2D {
   const transposeB = opts.transposeB === true;
+  const half = isHalf(b);
+  if (half && !gemmAvailable()) throw new Error('internal: a 16-bit matrix outside the wasm GEMM');
   if (!gemmAvailable() || a.shape[1] === 0 || a.shape[0] === 0) {
-    const product: tf.Tensor2D = tf.matMul(a, b, false, transposeB);
+    const product: tf.Tensor2D = half ? tf.zeros([a.shape[0], transposeB ? b.shape[0] : b.shape[1]]) : tf.matMul(a, b, false, transposeB);
     return opts.bias ? (tf.add(product, opts.bias) as tf.Tensor2D) : product;
   }
-  const inputs: tf.NamedTensorMap = opts.bias ? { a, b, bias: opts.bias } : { a, b };
-  return tf.engine().runKernel(KERNEL, inputs, { transposeB } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  const bt = half ? b.packed : b;
+  const inputs: tf.NamedTensorMap = opts.bias ? { a, b: bt, bias: opts.bias } : { a, b: bt };
+  return tf.engine().runKernel(KERNEL, inputs, { transposeB, bFormat: half ? formatCode(b) : GEMM_B_F32 } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+function formatCode(b: HalfMatrix): number {
+  return b.format === 'bf16' ? GEMM_B_BF16 : GEMM_B_F16;
+}
+
+/**
+ * x · W for a frozen Linear weight W: held as [in, out] in float32, or as HF's [out, in] in 16 bits (a
+ * HalfMatrix is never transposed on the host: the GEMM reads either layout).
+ */
+export function linearProduct(x: tf.Tensor2D, w: Matrix, bias?: tf.Tensor1D): tf.Tensor2D {
+  return gemm(x, w, { transposeB: isHalf(w), bias });
+}
+
+/** dy · Wᵀ for the same W (the input gradient of linearProduct). */
+export function linearProductT(dy: tf.Tensor2D, w: Matrix): tf.Tensor2D {
+  return gemm(dy, w, { transposeB: !isHalf(w) });
 }

@@ -35,8 +35,17 @@ interface Tile {
 const TILE: Record<'fma' | 'mul-add', Tile> = { fma: { mr: 3, nr: 12 }, 'mul-add': { mr: 4, nr: 8 } };
 /** Columns of B per packed block, a multiple of both tiles' NR: KC × NC floats (~500 KB) stay in L2. */
 export const GEMM_NC = 504;
-/** Bytes of scratch the GEMM needs (either build): the packed block plus a tile for narrow panels. */
-export const GEMM_SCRATCH_BYTES = GEMM_KC * GEMM_NC * 4 + Math.max(...Object.values(TILE).map((t) => t.mr * t.nr)) * 4;
+const TILE_BYTES = Math.max(...Object.values(TILE).map((t) => t.mr * t.nr)) * 4;
+/**
+ * Bytes of scratch the GEMM needs (either build): the packed block, a tile for narrow panels, and a block of a
+ * 16-bit B widened to float32 (what the packers then read).
+ */
+export const GEMM_SCRATCH_BYTES = GEMM_KC * GEMM_NC * 4 + TILE_BYTES + GEMM_KC * GEMM_NC * 4;
+
+/** The `bt` argument's bits 1–2: how B's elements are stored. */
+export const GEMM_B_F32 = 0;
+export const GEMM_B_BF16 = 1;
+export const GEMM_B_F16 = 2;
 
 const get = (v: string) => `(local.get $${v})`;
 const i32 = (n: number) => `(i32.const ${n})`;
@@ -228,19 +237,74 @@ function packColumns(nr: number): string {
     (br $panel))))`;
 }
 
+/**
+ * 16-bit floats (one per i32x4 lane, zero-extended) → float32 bits. bfloat16 is the top half of a float32.
+ * IEEE half: (h & 0x7fff) << 13 puts its exponent and mantissa in float32's fields with the bias 112 short, so
+ * a multiply by 2^112 scales it right, subnormals included (exactly: every half is a float32); an all-ones
+ * exponent (inf, NaN) instead gets float32's all-ones exponent; then the sign.
+ */
+function widenLanes(h: string, fmt: 'bf16' | 'f16'): string {
+  if (fmt === 'bf16') return `(i32x4.shl ${h} ${i32(16)})`;
+  const splat = (n: number) => `(i32x4.splat ${i32(n)})`;
+  const m = `(i32x4.shl (v128.and ${h} ${splat(0x7fff)}) ${i32(13)})`;
+  return `(v128.or
+      (v128.bitselect
+        (v128.or ${m} ${splat(0x7f800000)})
+        (f32x4.mul ${m} (f32x4.splat (f32.const 0x1p112)))
+        (i32x4.eq (v128.and ${h} ${splat(0x7c00)}) ${splat(0x7c00)}))
+      (i32x4.shl (v128.and ${h} ${splat(0x8000)}) ${i32(16)}))`;
+}
+
+/**
+ * rows × cols 16-bit floats at src (sld bytes per row) → float32 at dst (dld bytes per row), in the format `fmt`
+ * (GEMM_B_BF16 or GEMM_B_F16): eight at a time, then one by one.
+ */
+function widen(): string {
+  const both = (v: string) => `(if (result v128) (i32.eq ${get('fmt')} ${i32(1)}) (then ${widenLanes(v, 'bf16')}) (else ${widenLanes(v, 'f16')}))`;
+  return `
+(func $widen (param $src i32) (param $sld i32) (param $rows i32) (param $cols i32) (param $dst i32) (param $dld i32) (param $fmt i32)
+  (local $r i32) (local $j i32) (local $s i32) (local $d i32) (local $v v128)
+  (local.set $r ${i32(0)})
+  (block $done (loop $row
+    (br_if $done (i32.ge_u ${get('r')} ${get('rows')}))
+    (local.set $s ${add(get('src'), mul(get('r'), get('sld')))})
+    (local.set $d ${add(get('dst'), mul(get('r'), get('dld')))})
+    (local.set $j ${i32(0)})
+    (block $vdone (loop $vec
+      (br_if $vdone (i32.gt_u ${add(get('j'), i32(8))} ${get('cols')}))
+      (local.set $v (v128.load ${add(get('s'), shl(get('j'), 1))}))
+      (v128.store ${add(get('d'), shl(get('j'), 2))} ${both('(i32x4.extend_low_i16x8_u (local.get $v))')})
+      (v128.store offset=16 ${add(get('d'), shl(get('j'), 2))} ${both('(i32x4.extend_high_i16x8_u (local.get $v))')})
+      (local.set $j ${add(get('j'), i32(8))})
+      (br $vec)))
+    (block $tdone (loop $tail
+      (br_if $tdone (i32.ge_u ${get('j')} ${get('cols')}))
+      (f32.store ${add(get('d'), shl(get('j'), 2))}
+        (f32x4.extract_lane 0 ${both(`(i32x4.splat (i32.load16_u ${add(get('s'), shl(get('j'), 1))}))`)}))
+      (local.set $j ${add(get('j'), i32(1))})
+      (br $tail)))
+    (local.set $r ${add(get('r'), i32(1))})
+    (br $row))))`;
+}
+
 const min = (a: string, b: number) => `(select ${a} ${i32(b)} (i32.lt_u ${a} ${i32(b)}))`;
 
 /**
- * gemm(a, lda, b, ldb, bt, c, ldc, bias, n, k, m, scratch): byte addresses and byte strides; bt = 1 when B is
- * stored [m, k]; bias = 0 for none; k ≥ 1; scratch: GEMM_SCRATCH_BYTES of memory that nothing else uses meanwhile.
+ * gemm(a, lda, b, ldb, bt, c, ldc, bias, n, k, m, scratch): byte addresses and byte strides; bt's bit 0 is set
+ * when B is stored [m, k], its bits 1–2 say how B's elements are stored (GEMM_B_F32, GEMM_B_BF16, GEMM_B_F16: a
+ * 16-bit B is widened block by block before packing; A, C and the bias are float32); bias = 0 for none; k ≥ 1;
+ * scratch: GEMM_SCRATCH_BYTES of memory that nothing else uses meanwhile.
  */
 function driver({ mr, nr }: Tile): string {
   return `
 (func (export "gemm") (param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $bt i32) (param $c i32) (param $ldc i32) (param $bias i32)
     (param $n i32) (param $k i32) (param $m i32) (param $scratch i32)
   (local $jc i32) (local $nc i32) (local $pc i32) (local $kc i32) (local $ir i32) (local $jr i32) (local $mr i32) (local $w i32) (local $init i32)
-  (local $ap i32) (local $cp i32) (local $bp i32) (local $panel i32) (local $tile i32)
+  (local $ap i32) (local $cp i32) (local $bp i32) (local $panel i32) (local $tile i32) (local $fmt i32) (local $stage i32)
   (local.set $tile ${add(get('scratch'), i32(GEMM_KC * GEMM_NC * 4))})
+  (local.set $stage ${add(get('scratch'), i32(GEMM_KC * GEMM_NC * 4 + TILE_BYTES))})
+  (local.set $fmt (i32.shr_u ${get('bt')} ${i32(1)}))
+  (local.set $bt (i32.and ${get('bt')} ${i32(1)}))
   (local.set $jc ${i32(0)})
   (block $cdone (loop $cblock
     (br_if $cdone (i32.ge_u ${get('jc')} ${get('m')}))
@@ -249,9 +313,17 @@ function driver({ mr, nr }: Tile): string {
     (block $kdone (loop $kblock
       (br_if $kdone (i32.ge_u ${get('pc')} ${get('k')}))
       (local.set $kc ${min(`(i32.sub ${get('k')} ${get('pc')})`, GEMM_KC)})
-      (if ${get('bt')}
-        (then (call $packColumns ${add(get('b'), add(mul(get('jc'), get('ldb')), shl(get('pc'), 2)))} ${get('ldb')} ${get('kc')} ${get('nc')} ${get('scratch')}))
-        (else (call $packRows ${add(get('b'), add(mul(get('pc'), get('ldb')), shl(get('jc'), 2)))} ${get('ldb')} ${get('kc')} ${get('nc')} ${get('scratch')})))
+      (if ${get('fmt')}
+        (then (if ${get('bt')}
+          (then
+            (call $widen ${add(get('b'), add(mul(get('jc'), get('ldb')), shl(get('pc'), 1)))} ${get('ldb')} ${get('nc')} ${get('kc')} ${get('stage')} ${shl(get('kc'), 2)} ${get('fmt')})
+            (call $packColumns ${get('stage')} ${shl(get('kc'), 2)} ${get('kc')} ${get('nc')} ${get('scratch')}))
+          (else
+            (call $widen ${add(get('b'), add(mul(get('pc'), get('ldb')), shl(get('jc'), 1)))} ${get('ldb')} ${get('kc')} ${get('nc')} ${get('stage')} ${shl(get('nc'), 2)} ${get('fmt')})
+            (call $packRows ${get('stage')} ${shl(get('nc'), 2)} ${get('kc')} ${get('nc')} ${get('scratch')}))))
+        (else (if ${get('bt')}
+          (then (call $packColumns ${add(get('b'), add(mul(get('jc'), get('ldb')), shl(get('pc'), 2)))} ${get('ldb')} ${get('kc')} ${get('nc')} ${get('scratch')}))
+          (else (call $packRows ${add(get('b'), add(mul(get('pc'), get('ldb')), shl(get('jc'), 2)))} ${get('ldb')} ${get('kc')} ${get('nc')} ${get('scratch')})))))
       (local.set $init (i32.eqz ${get('pc')}))
       (local.set $ir ${i32(0)})
       (block $rdone (loop $rows
@@ -297,6 +369,7 @@ ${rowsDispatch(tile.mr)}
 ${narrowPanel(tile.nr)}
 ${packRows(tile.nr)}
 ${packColumns(tile.nr)}
+${widen()}
 ${driver(tile)}
 ${elementwiseWat()}
 )`;

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { assembleGemm, gemm, gemmAvailable, gemmVariant, GEMM_WASM, type GemmVariant, prepareGemm } from '../../../trainer/ops/gemm';
 import { GEMM_KC, GEMM_NC } from '../../../trainer/ops/gemm_wat';
+import { halfBits, type HalfFormat, halfMatrix, halfRows, widenInto } from '../../../trainer/ops/half';
+import { f16ToF32, f32ToF16 } from '../../../trainer/io/safetensors';
 import { Rng } from '../../../trainer/util/rng';
 import { useBackend } from './tiny';
 
@@ -127,4 +129,92 @@ describe('gemm on wasm vs a float64 product', () => {
       assert.deepEqual(new Uint8Array(fs.readFileSync(built)), await assembleGemm(which));
     });
   }
+});
+
+/** Random 16-bit patterns of finite values (normals, subnormals, zeros of both signs), in either format. */
+function randomHalfBits(n: number, format: HalfFormat, seed: number): Uint16Array {
+  const rng = new Rng(seed);
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  return Uint16Array.from({ length: n }, (_, i) => {
+    if (i % 97 === 5) return 0x8000; // −0
+    if (format === 'f16' && i % 89 === 3) return (rng.int(2) << 15) | (1 + rng.int(0x3ff)); // subnormal
+    if (format === 'f16') return f32ToF16(rng.normal());
+    f32[0] = rng.normal();
+    return u32[0] >>> 16;
+  });
+}
+
+function widenRef(bits: Uint16Array, format: HalfFormat): Float32Array {
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  return Float32Array.from(bits, (h) => {
+    if (format === 'f16') return f16ToF32(h);
+    u32[0] = h << 16;
+    return f32[0];
+  });
+}
+
+describe('gemm with a 16-bit B (bfloat16, IEEE half) on wasm', () => {
+  const HALF_SHAPES: Array<[number, number, number]> = [[1, 2, 2], [4, 8, 8], [3, 6, 10], [5, 10, 18], [6, GEMM_KC + 4, 14], [7, 2 * GEMM_KC, GEMM_NC + 12], [9, 12, 2 * GEMM_NC + 8]];
+  for (const format of ['bf16', 'f16'] as HalfFormat[]) {
+    for (const transposeB of [false, true]) {
+      it(`${format}, B stored ${transposeB ? '[m, k]' : '[k, m]'}: bit-equal to the float32 GEMM of the widened B, and within float32 of float64`, async () => {
+        await useBackend('wasm');
+        HALF_SHAPES.forEach(([n, k, m], i) => {
+          const seed = 500 + 10 * i + (transposeB ? 1 : 0);
+          const a = randomData(n * k, seed);
+          const shape: [number, number] = transposeB ? [m, k] : [k, m];
+          const bits = randomHalfBits(k * m, format, seed + 1);
+          const wide = widenRef(bits, format);
+          const bias = i % 2 ? randomData(m, seed + 2) : undefined;
+          const half = halfMatrix(bits, shape, format);
+          const [got, same] = tf.tidy(() => {
+            const at = tf.tensor2d(a, [n, k]);
+            const bt = bias && tf.tensor1d(bias);
+            return [gemm(at, half, { transposeB, bias: bt }).dataSync(), gemm(at, tf.tensor2d(wide, shape), { transposeB, bias: bt }).dataSync()];
+          });
+          half.packed.dispose();
+          assert.deepEqual(got, same, `[${n}, ${k}] × ${transposeB ? 'ᵀ' : ''}[${shape}]`);
+          const { c, scale } = reference(a, wide, n, k, m, transposeB, bias);
+          for (let j = 0; j < c.length; j++) {
+            if (!(Math.abs(got[j] - c[j]) <= 1e-6 * (k + 2) * scale[j] + 1e-30)) assert.fail(`[${n}, ${k}, ${m}] entry ${j}: ${got[j]} vs float64 ${c[j]}`);
+          }
+        });
+      });
+    }
+    it(`${format}: every one of the 65,536 patterns widens exactly (GEMM by 1, and the row lookup)`, async () => {
+      await useBackend('wasm');
+      const bits = Uint16Array.from({ length: 65536 }, (_, i) => i);
+      const want = widenRef(bits, format);
+      const half = halfMatrix(bits, [1, 65536], format);
+      const viaGemm = tf.tidy(() => gemm(tf.ones([1, 1]), half).dataSync());
+      const viaRows = tf.tidy(() => halfRows(half, tf.tensor1d([0], 'int32')).dataSync());
+      half.packed.dispose();
+      const host = new Float32Array(65536);
+      widenInto(bits, format, host);
+      for (let h = 0; h < 65536; h++) {
+        const w = want[h];
+        if (Number.isNaN(w)) {
+          assert.ok(Number.isNaN(viaGemm[h]) && Number.isNaN(viaRows[h]) && Number.isNaN(host[h]), `pattern 0x${h.toString(16)}: NaN expected`);
+          continue;
+        }
+        // 0 + 1·(−0) is +0 in the GEMM's accumulation: compare values there, bits in the lookups
+        assert.ok(viaGemm[h] === w, `GEMM, pattern 0x${h.toString(16)}: ${viaGemm[h]} vs ${w}`);
+        assert.ok(Object.is(viaRows[h], w) && Object.is(host[h], w), `lookup, pattern 0x${h.toString(16)}: ${viaRows[h]} / ${host[h]} vs ${w}`);
+      }
+    });
+  }
+
+  it('halfRows gathers and widens rows; halfBits gives the stored bits back', async () => {
+    await useBackend('wasm');
+    const bits = randomHalfBits(7 * 10, 'bf16', 77);
+    const half = halfMatrix(bits, [7, 10], 'bf16');
+    const rows = tf.tidy(() => halfRows(half, tf.tensor1d([6, 0, 6, 3], 'int32')).dataSync());
+    const wide = widenRef(bits, 'bf16');
+    assert.deepEqual([...rows], [6, 0, 6, 3].flatMap((r) => [...wide.subarray(r * 10, r * 10 + 10)]));
+    assert.deepEqual(halfBits(half), bits);
+    half.packed.dispose();
+    assert.throws(() => halfMatrix(new Uint16Array(21), [7, 3], 'bf16'), /16-bit matrix of \[7,3\]/);
+  });
 });

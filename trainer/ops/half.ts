@@ -1,0 +1,114 @@
+/**
+ * Frozen matrices kept in 16 bits on the wasm heap (bfloat16 or IEEE half, as the safetensors file stores them),
+ * so that a 1B-class model's weights take half the heap. tfjs has no 16-bit float dtype: the raw halves live in an
+ * int32 tensor of half the width (element 2j in the low 16 bits of int32 j, little-endian as the file has them),
+ * which only our kernels read: the GEMM (gemm.ts) widens a block at a time while it packs B, and `halfRows`
+ * widens the rows a lookup needs. Every value is computed in float32; widening is exact.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { heapOffset, type WasmBackendLike } from './wasm_kernels';
+
+export type HalfFormat = 'bf16' | 'f16';
+
+export interface HalfMatrix {
+  readonly kind: 'half';
+  /** [rows, cols], as stored (a Linear weight: HF's [out, in]) */
+  readonly shape: [number, number];
+  readonly format: HalfFormat;
+  /** int32 [rows, cols / 2]: the raw 16-bit values */
+  readonly packed: tf.Tensor2D;
+}
+
+/** A frozen matrix: float32 tensor, or 16-bit on the heap. */
+export type Matrix = tf.Tensor2D | HalfMatrix;
+
+export function isHalf(m: Matrix): m is HalfMatrix {
+  return (m as HalfMatrix).kind === 'half';
+}
+
+/** Whether a [rows, cols] matrix can be held in 16 bits: its rows must be whole int32s (cols even). */
+export function halfShapeOk(shape: readonly number[]): boolean {
+  return shape.length === 2 && shape[1] % 2 === 0 && shape[1] > 0 && shape[0] > 0;
+}
+
+/** Puts the raw 16-bit values `bits` ([rows, cols], row-major) on the backend as a HalfMatrix. */
+export function halfMatrix(bits: Uint16Array, shape: [number, number], format: HalfFormat): HalfMatrix {
+  if (!halfShapeOk(shape) || bits.length !== shape[0] * shape[1]) throw new Error(`internal: a 16-bit matrix of [${shape}] from ${bits.length} values`);
+  const words = bits.byteOffset % 4 === 0 ? new Int32Array(bits.buffer, bits.byteOffset, bits.length / 2) : new Int32Array(Uint16Array.from(bits).buffer);
+  return { kind: 'half', shape: [shape[0], shape[1]], format, packed: tf.tensor2d(words, [shape[0], shape[1] / 2], 'int32') };
+}
+
+/** The raw 16-bit values of `m` on the host (for a replica, or to write it out). */
+export function halfBits(m: HalfMatrix): Uint16Array {
+  const words = m.packed.dataSync() as Int32Array;
+  return new Uint16Array(words.buffer, words.byteOffset, m.shape[0] * m.shape[1]).slice();
+}
+
+/** float32 value of every 16-bit pattern of an IEEE half (256 KiB, made on first use). */
+let f16Table: Float32Array | null = null;
+function f16ToF32Table(): Float32Array {
+  if (f16Table) return f16Table;
+  const t = new Float32Array(65536);
+  const bits = new Uint32Array(t.buffer);
+  for (let h = 0; h < 65536; h++) {
+    const sign = (h & 0x8000) << 16;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0x1f) bits[h] = sign | 0x7f800000 | (m << 13);
+    else if (e !== 0) bits[h] = sign | ((e + 112) << 23) | (m << 13);
+    else t[h] = (sign ? -1 : 1) * m * 2 ** -24; // zero and subnormals
+  }
+  f16Table = t;
+  return t;
+}
+
+/** Widens 16-bit values to float32 (exact). */
+export function widenInto(bits: Uint16Array, format: HalfFormat, out: Float32Array): void {
+  if (format === 'bf16') {
+    const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  } else {
+    const table = f16ToF32Table();
+    for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  }
+}
+
+const ROWS_KERNEL = 'LoraStudioHalfRows';
+
+/** Registers the row lookup on wasm (idempotent). */
+function registerRows(): void {
+  if (tf.getKernel(ROWS_KERNEL, 'wasm')) return;
+  tf.registerKernel({
+    kernelName: ROWS_KERNEL,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const b = backend as unknown as WasmBackendLike;
+      const { table, ids } = inputs as { table: tf.TensorInfo; ids: tf.TensorInfo };
+      const { cols, format } = attrs as unknown as { cols: number; format: HalfFormat };
+      const n = ids.shape[0];
+      const out = b.makeOutput([n, cols], 'float32');
+      const heap = b.wasm.wasmMemory?.buffer ?? b.wasm.HEAPU8.buffer;
+      const src = new Uint16Array(heap, heapOffset(b, table), table.shape[0] * cols);
+      const idv = new Int32Array(heap, heapOffset(b, ids), n);
+      const dst = new Float32Array(heap, heapOffset(b, out), n * cols);
+      const rows = table.shape[0];
+      for (let r = 0; r < n; r++) {
+        const id = idv[r];
+        if (!(id >= 0 && id < rows)) throw new Error(`internal: row ${id} of a ${rows}-row table`);
+        widenInto(src.subarray(id * cols, (id + 1) * cols), format, dst.subarray(r * cols, (r + 1) * cols));
+      }
+      return out;
+    },
+  });
+}
+
+/** table[ids] as float32 [ids.length, cols]: a lookup off the tape (no gradient; the table is frozen). */
+export function halfRows(table: HalfMatrix, ids: tf.Tensor1D): tf.Tensor2D {
+  registerRows();
+  return tf.engine().runKernel(ROWS_KERNEL, { table: table.packed, ids }, { cols: table.shape[1], format: table.format } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/** The whole matrix as a float32 tensor [rows, cols] (the rare paths that need one, e.g. a trained bias beside it). */
+export function widenHalf(m: HalfMatrix): tf.Tensor2D {
+  return halfRows(m, tf.range(0, m.shape[0], 1, 'int32') as tf.Tensor1D);
+}
