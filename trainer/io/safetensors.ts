@@ -33,11 +33,39 @@ export interface SafetensorsFile {
   data: Buffer;
 }
 
-/** A host-side tensor: always F32 values, with the dtype it was stored as (kept for writing back). */
+/**
+ * A host-side tensor: F32 values, with the dtype it was stored as (kept for writing back). One read from a
+ * 16-bit file also carries the stored values as `bits`, and decodes `data` only when something reads it (then
+ * once): a model that keeps frozen weights in 16 bits (ops/half.ts) takes `bits` and never makes the F32 copy.
+ */
 export interface HostTensor {
   shape: number[];
   data: Float32Array;
   dtype: FloatDType;
+  /** the stored 16-bit values (F16, BF16), when the tensor came from them */
+  bits?: Uint16Array;
+}
+
+/**
+ * A HostTensor over stored 16-bit values, whose F32 `data` is decoded on first read. `data` is not enumerable,
+ * so a structured clone (postMessage to a worker) carries `bits` and not a decoded copy: the receiver calls
+ * halfHost again on what arrived.
+ */
+export function halfHost(shape: number[], bits: Uint16Array, dtype: 'F16' | 'BF16'): HostTensor {
+  let data: Float32Array | null = null;
+  const t = { shape, dtype, bits } as HostTensor;
+  Object.defineProperty(t, 'data', {
+    enumerable: false,
+    configurable: true,
+    get: () => {
+      if (!data) {
+        data = new Float32Array(bits.length);
+        decodeFloatsInto(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), dtype, data);
+      }
+      return data;
+    },
+  });
+  return t;
 }
 
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -121,19 +149,19 @@ export function tensorToF32(st: SafetensorsFile, name: string): HostTensor {
   if (!e) throw new LoraStudioError('tensor is missing', st.path, name);
   const bytes = st.data.subarray(e.begin, e.end);
   const n = numel(e.shape);
-  const out = new Float32Array(n);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (e.dtype) {
-    case 'F32':
+    case 'F32': {
+      const out = new Float32Array(n);
+      const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
       return { shape: e.shape, data: out, dtype: 'F32' };
+    }
     case 'F16':
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
-      return { shape: e.shape, data: out, dtype: 'F16' };
     case 'BF16': {
-      const u32 = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u32[i] = dv.getUint16(i * 2, true) << 16;
-      return { shape: e.shape, data: out, dtype: 'BF16' };
+      // a view of the file's bytes where aligned (the Buffer stays alive while the view does), else a copy
+      assertLittleEndian();
+      const bits = (bytes.byteOffset & 1) === 0 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint16Array(Uint8Array.from(bytes).buffer);
+      return halfHost(e.shape, bits, e.dtype);
     }
     default:
       throw new LoraStudioError(`dtype ${e.dtype} is not a float weight type (F32, F16, BF16)`, st.path, `${name}.dtype`);

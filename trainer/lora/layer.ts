@@ -6,7 +6,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HostTensor } from '../io/safetensors';
 import type { Rng } from '../util/rng';
-import { gemm } from '../ops/gemm';
+import { gemm, linearProduct, linearProductT } from '../ops/gemm';
+import { isHalf, type Matrix } from '../ops/half';
 import { type DropoutStream, matmul, matmulFast, matmulFrozenFast } from '../ops/layers';
 
 /** PEFT's init_lora_weights: true (A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, std 1/r), B zeros), false (both random). */
@@ -93,14 +94,24 @@ export function adaptedLinear(
  */
 export function adaptedLinearFast(
   x: tf.Tensor2D,
-  w: tf.Tensor2D,
+  w: Matrix,
   bias: tf.Tensor1D | undefined,
   lora: LoraFactors | undefined,
   drop: DropoutStream,
 ): tf.Tensor2D {
+  if (isHalf(w)) {
+    // a 16-bit weight is frozen with a frozen bias (models/plan.ts keeps any other in float32)
+    if ((bias && isTrainableVar(bias)) || (lora && !(isTrainableVar(lora.A) && isTrainableVar(lora.B)))) throw new Error('internal: a 16-bit weight beside a trained bias or frozen LoRA factors');
+    return lora ? loraProductFast(x, w, bias, lora, drop) : matmulFrozenFast(x, w, bias);
+  }
   const plain = !isTrainableVar(w) && !(bias && isTrainableVar(bias)) && (!lora || (isTrainableVar(lora.A) && isTrainableVar(lora.B)));
   if (!plain) return adaptedLinear(x, w, bias, lora, drop, undefined, true);
   if (!lora) return isTrainableVar(w) ? matmulFast(x, w) : matmulFrozenFast(x, w, bias);
+  return loraProductFast(x, w, bias, lora, drop);
+}
+
+/** x·W + b + s·(dropout(x)·A)·B for a frozen W and bias and trainable A, B: one op. */
+function loraProductFast(x: tf.Tensor2D, w: Matrix, bias: tf.Tensor1D | undefined, lora: LoraFactors, drop: DropoutStream): tf.Tensor2D {
   // the dropout mask is a constant of the op, not an input (an input's zero gradient would live until backprop ends)
   const m = drop.multiplier(x.shape, lora.dropout);
   const s = lora.scaling;
@@ -110,7 +121,7 @@ export function adaptedLinearFast(
     const xd = m ? (tf.mul(xIn, m) as tf.Tensor2D) : xIn;
     const xa = tf.matMul(xd, A);
     save(m ? [xd, xa, A, B, m] : [xd, xa, A, B]);
-    const y = tf.add(gemm(xIn, w, { bias }), tf.mul(tf.matMul(xa, B), s));
+    const y = tf.add(linearProduct(xIn, w, bias), tf.mul(tf.matMul(xa, B), s));
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
@@ -119,7 +130,7 @@ export function adaptedLinearFast(
         const gB = tf.mul(gemm(g, sB, { transposeB: true }), s) as tf.Tensor2D; // [N, r]
         let dxLora = gemm(gB, sA, { transposeB: true }); // [N, in]
         if (sm) dxLora = tf.mul(dxLora, sm);
-        const dx = tf.add(gemm(g, w, { transposeB: true }), dxLora);
+        const dx = tf.add(linearProductT(g, w), dxLora);
         // dA = (x⊙m)ᵀ·gB and dB = s·(xA)ᵀ·dy, made as (gBᵀ·(x⊙m))ᵀ and (xA)ᵀ·dy: only [N, r] tensors are transposed
         const dA = tf.transpose(gemm(tf.transpose(gB), sxd));
         const dB = tf.mul(gemm(tf.transpose(sxa), g), s);

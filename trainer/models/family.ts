@@ -159,9 +159,10 @@ export interface ModelFamily {
   assertRunnable(config: ModelConfig, file: string): void;
   /**
    * Throws a LoraStudioError (naming `file`) when the model's weights cannot fit `backend`'s memory (the wasm heap),
-   * from config.json alone: train/eval/generate call it before reading any weight. Absent: every size fits.
+   * from config.json and the weight files' headers (`stored`: the dtype of each canonical key, when they could be
+   * read): train/eval/generate call it before reading any weight. Absent: every size fits.
    */
-  assertFitsBackend?(config: ModelConfig, backend: string, file: string): void;
+  assertFitsBackend?(config: ModelConfig, backend: string, file: string, stored?: (key: string) => string | undefined): void;
   /** reads and checks a model folder */
   load(dir: string, opts?: LoadModelOptions): LoadedModel;
   /**

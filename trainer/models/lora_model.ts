@@ -18,6 +18,9 @@ import { type Batch, causalTargets } from '../data/collate';
 import { releaseAsBackpropPasses } from '../util/tape';
 import { installWasmKernels, readInto } from '../ops/wasm_kernels';
 import { installHeapKernels } from '../ops/heap_kernels';
+import { gemmAvailable } from '../ops/gemm';
+import { type HalfMatrix, halfBitsInto, halfMatrix, type Matrix } from '../ops/half';
+import { halfHost } from '../io/safetensors';
 import type { ForwardOptions, Kernels, ModelSpec } from './family';
 import { fmt, hint, type Plan, sameShape } from './plan';
 
@@ -35,6 +38,8 @@ export abstract class LoraModelBase {
   readonly kernels: Kernels;
   /** every parameter tensor (frozen or trainable) by key, internal layout; a family may add derived ones */
   protected readonly params = new Map<string, tf.Tensor>();
+  /** the frozen weights held in 16 bits (HF layout), by key; `params` holds their int32 storage */
+  private readonly halves = new Map<string, HalfMatrix>();
   protected readonly scaling: Map<string, number>;
   private readonly transposed: Set<string>;
   private readonly baseKeys: Set<string>;
@@ -62,8 +67,16 @@ export abstract class LoraModelBase {
     this.transposed = plan.transposed;
     this.baseKeys = plan.baseKeys;
     const id = ++modelCount;
+    // 16 bits where the GEMM reads them: the wasm fast path (ops/half.ts)
+    const keepHalf = this.kernels === 'fast' && gemmAvailable();
     try {
       for (const [key, host] of plan.values) {
+        if (keepHalf && plan.half.has(key) && host.bits) {
+          const m = halfMatrix(host.bits, host.shape as [number, number], host.dtype === 'BF16' ? 'bf16' : 'f16');
+          this.halves.set(key, m);
+          this.params.set(key, m.packed);
+          continue;
+        }
         const t = this.transposed.has(key) ? transposeHost(host) : host;
         const value = tf.tensor(t.data, t.shape, 'float32');
         if (plan.trainable.has(key)) {
@@ -119,10 +132,18 @@ export abstract class LoraModelBase {
     const frozen = [...this.params.keys()].filter((key) => this.baseKeys.has(key) && !this.trainable.has(key));
     const extraKeys = [...this.trainable.keys()].filter((key) => !isLoraKey(key));
     const loraKeys = this.targets.flatMap((t) => [`${t.name}.lora_A.weight`, `${t.name}.lora_B.weight`]);
-    // one buffer for every value: a worker gets it by transfer (no copy), and no per-tensor copies are left over
+    // one buffer for every value: a worker gets it by transfer (no copy), and no per-tensor copies are left over;
+    // a 16-bit weight goes as its stored values (its int32 storage holds two per element, 4-byte aligned)
     const buffer = new ArrayBuffer([...frozen, ...extraKeys, ...loraKeys].reduce((n, key) => n + this.p(key).size * 4, 0));
     let offset = 0;
     const take = (key: string): HostTensor => {
+      const half = this.halves.get(key);
+      if (half) {
+        const bits = new Uint16Array(buffer, offset, half.shape[0] * half.shape[1]);
+        offset += this.p(key).size * 4;
+        halfBitsInto(half, bits);
+        return halfHost([...half.shape], bits, half.format === 'bf16' ? 'BF16' : 'F16');
+      }
       const data = new Float32Array(buffer, offset, this.p(key).size);
       offset += data.byteLength;
       return this.hostValue(key, data);
@@ -148,6 +169,7 @@ export abstract class LoraModelBase {
     for (const t of this.params.values()) t.dispose();
     for (const v of this.trainable.values()) if (!v.isDisposed) v.dispose();
     this.params.clear();
+    this.halves.clear();
     this.trainable.clear();
   }
 
@@ -157,6 +179,16 @@ export abstract class LoraModelBase {
     const t = this.params.get(key);
     if (!t) throw new Error(`internal: no parameter ${key}`);
     return t;
+  }
+
+  /** A frozen matrix: its 16-bit form (HF layout) when held so, else the tensor (internal layout). */
+  protected m(key: string): Matrix {
+    return this.halves.get(key) ?? (this.p(key) as tf.Tensor2D);
+  }
+
+  /** How many base weights are held in 16 bits (tests and the start line). */
+  get halfWeights(): number {
+    return this.halves.size;
   }
 
   protected has(key: string): boolean {

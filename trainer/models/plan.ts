@@ -27,6 +27,11 @@ export interface PlanHooks {
   headInitStd: number;
   /** whether a key's value is held transposed ([in, out]) inside the model (Linear weights, LoRA factors) */
   transposed(key: string): boolean;
+  /**
+   * Base weights the family's fast path can read in 16 bits (ops/half.ts: as the GEMM's B, or by row lookup),
+   * kept so when stored so and frozen; absent: none.
+   */
+  halfOk?(key: string): boolean;
 }
 
 export interface Plan {
@@ -38,6 +43,11 @@ export interface Plan {
   transposed: Set<string>;
   /** the base weights (hooks.shapes' keys): what a replica is rebuilt from */
   baseKeys: Set<string>;
+  /**
+   * Frozen base weights stored in 16 bits (with `bits`) that the model may keep so, untransposed, where its
+   * backend allows (models/lora_model.ts): those halfOk names whose module's bias, if any, is frozen too.
+   */
+  half: Set<string>;
 }
 
 export const ADAPTER_FILE = 'adapter_model.safetensors';
@@ -136,7 +146,11 @@ export function planParameters(spec: ModelSpec, hooks: PlanHooks): Plan {
 
   const transposed = new Set([...values.keys()].filter((key) => hooks.transposed(key)));
   const baseKeys = new Set([...shapes.keys()].filter((key) => values.has(key)));
-  return { values, trainable, scaling, transposed, baseKeys };
+  const half = new Set([...baseKeys].filter((key) => {
+    const bias = key.replace(/\.weight$/, '.bias');
+    return hooks.halfOk?.(key) === true && values.get(key)!.bits !== undefined && !trainable.has(key) && !trainable.has(bias);
+  }));
+  return { values, trainable, scaling, transposed, baseKeys, half };
 }
 
 export function fmt(shape: readonly number[]): string {

@@ -40,8 +40,9 @@ export function halfMatrix(bits: Uint16Array, shape: [number, number], format: H
 
 /** The raw 16-bit values of `m` on the host (for a replica, or to write it out). */
 export function halfBits(m: HalfMatrix): Uint16Array {
-  const words = m.packed.dataSync() as Int32Array;
-  return new Uint16Array(words.buffer, words.byteOffset, m.shape[0] * m.shape[1]).slice();
+  const out = new Uint16Array(m.shape[0] * m.shape[1]);
+  halfBitsInto(m, out);
+  return out;
 }
 
 /** float32 value of every 16-bit pattern of an IEEE half (256 KiB, made on first use). */
@@ -111,4 +112,15 @@ export function halfRows(table: HalfMatrix, ids: tf.Tensor1D): tf.Tensor2D {
 /** The whole matrix as a float32 tensor [rows, cols] (the rare paths that need one, e.g. a trained bias beside it). */
 export function widenHalf(m: HalfMatrix): tf.Tensor2D {
   return halfRows(m, tf.range(0, m.shape[0], 1, 'int32') as tf.Tensor1D);
+}
+
+/** Rows `ids` of a frozen matrix as float32, off the tape (the table is frozen: no gradient flows into it). */
+export function matrixRows(m: Matrix, ids: tf.Tensor1D): tf.Tensor2D {
+  return isHalf(m) ? halfRows(m, ids) : (tf.gather(m, ids) as tf.Tensor2D);
+}
+
+/** The stored 16-bit values of `m` copied into `out` (rows × cols values). */
+export function halfBitsInto(m: HalfMatrix, out: Uint16Array): void {
+  const words = m.packed.dataSync() as Int32Array;
+  out.set(new Uint16Array(words.buffer, words.byteOffset, m.shape[0] * m.shape[1]));
 }

@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core alone registers no gradients; the umbrella package would import this for us.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Rng } from '../util/rng';
-import { gemm } from './gemm';
+import { gemm, linearProduct, linearProductT } from './gemm';
+import { type Matrix, matrixRows } from './half';
 import { geluNewFused, heapKernelsAvailable, layerNormFused } from './heap_kernels';
 import { deviceDropoutMask, deviceMasks } from './dropout_kernel';
 
@@ -232,12 +233,12 @@ export function crossEntropyRows(logits: tf.Tensor2D, targets: Int32Array): tf.T
 /**
  * The fast frozen matmul: x [N, in] · w [in, out] (+ a frozen bias, in the same pass), with dx = dy · wᵀ. On wasm
  * both go through our GEMM (gemm.ts), which reads w where it lies for either product; nothing is saved for
- * backprop.
+ * backprop. A 16-bit w (ops/half.ts) is held as HF's [out, in] instead.
  */
-export function matmulFrozenFast(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor1D): tf.Tensor2D {
+export function matmulFrozenFast(x: tf.Tensor2D, w: Matrix, bias?: tf.Tensor1D): tf.Tensor2D {
   const op = tf.customGrad((xIn: tf.Tensor | tf.GradSaveFunc) => ({
-    value: gemm(xIn as tf.Tensor2D, w, { bias }),
-    gradFunc: (dy: tf.Tensor) => gemm(dy as tf.Tensor2D, w, { transposeB: true }),
+    value: linearProduct(xIn as tf.Tensor2D, w, bias),
+    gradFunc: (dy: tf.Tensor) => linearProductT(dy as tf.Tensor2D, w),
   }));
   return op(x) as tf.Tensor2D;
 }
@@ -285,7 +286,7 @@ export const headRowsPerBlock = (vocab: number) => Math.max(1, Math.floor(2 ** 2
  * that [N, C]; the backward pass scales it by the upstream dy. So the head costs two [N, C]×[C, V]-sized
  * products per step instead of three, and never keeps a logits block.
  */
-export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32Array, withGrad: boolean, rows = headRowsPerBlock(wte.shape[0])): tf.Tensor1D {
+export function tiedHeadNllFast(h: tf.Tensor2D, wte: Matrix, targets: Int32Array, withGrad: boolean, rows = headRowsPerBlock(wte.shape[0])): tf.Tensor1D {
   const N = h.shape[0];
   const C = h.shape[1];
   const V = wte.shape[0];
@@ -307,7 +308,7 @@ export function tiedHeadNllFast(h: tf.Tensor2D, wte: tf.Tensor2D, targets: Int32
         const nllRows = tiny ? blockNll(logits, tg) : tf.mul(tf.neg(tf.log(picked)), tf.tensor1d(valid));
         if (!withGrad) return [nllRows];
         const safe = Int32Array.from(tg, (t) => (t >= 0 && t < V ? t : 0));
-        const dh = tf.mul(tf.sub(gemm(p, wte), tf.gather(wte, tf.tensor1d(safe, 'int32'))), tf.tensor2d(valid, [n, 1]));
+        const dh = tf.mul(tf.sub(gemm(p, wte), matrixRows(wte, tf.tensor1d(safe, 'int32'))), tf.tensor2d(valid, [n, 1]));
         return [nllRows, dh];
       });
       nlls.push(nll as tf.Tensor1D);

@@ -10,6 +10,7 @@ import type { LoraModel } from '../models/family';
 import { familyFor } from '../models/registry';
 import type { FromWorker, ToWorker } from './protocol';
 import { collectGarbage } from '../util/gc';
+import { halfHost } from '../io/safetensors';
 
 let model: LoraModel | null = null;
 
@@ -24,6 +25,10 @@ async function handle(m: ToWorker): Promise<void> {
   }
   if (m.kind === 'init') {
     await initBackend(m.backend as BackendName);
+    // a 16-bit weight arrives as its stored values (halfHost's decoded data is not cloned): wrap it again
+    for (const [key, t] of m.spec.weights) {
+      if (t.bits && !Object.prototype.hasOwnProperty.call(t, 'data')) m.spec.weights.set(key, halfHost(t.shape, t.bits, t.dtype as 'F16' | 'BF16'));
+    }
     model = familyFor(m.spec.config).createModel(m.spec);
     m.spec.weights.clear();
     m.spec.adapter = undefined;

@@ -10,7 +10,8 @@ import { type BackendInfo, type BackendName, initBackend } from '../backend';
 import { resolveModelDir } from '../io/hub_model';
 import { loadTokenizer, type TextTokenizer } from '../tokenizer/tokenizer';
 import { choosePadTokenId } from '../tokenizer/padding';
-import type { LoadedModel, LoraModel, ModelFamily } from '../models/family';
+import type { LoadedModel, LoraModel, ModelConfig, ModelFamily } from '../models/family';
+import { readWeightLayouts } from '../io/hf_folder';
 import { readRunnableModelConfig } from '../models/registry';
 import { resolveTargets } from '../lora/targets';
 import { countParams } from '../lora/peft_line';
@@ -46,13 +47,34 @@ export function padTokenId(l: LoadedModel, tokenizer: TextTokenizer, warnings: s
   return id;
 }
 
+/**
+ * Each weight's stored dtype by canonical key, from the weight files' headers only, for the heap check on wasm;
+ * undefined elsewhere, or when the headers cannot be read (then loading the weights names the problem).
+ */
+function storedDtypes(dir: string, family: ModelFamily, config: ModelConfig, backend: string): ((key: string) => string | undefined) | undefined {
+  if (backend !== 'wasm' || !family.assertFitsBackend) return undefined;
+  let layouts: ReturnType<typeof readWeightLayouts>;
+  try {
+    layouts = readWeightLayouts(dir);
+  } catch {
+    return undefined;
+  }
+  const dtypes = new Map<string, string>();
+  for (const [key, file] of layouts.where) {
+    const canonical = family.canonicalKey ? family.canonicalKey(key, config) : key;
+    const e = layouts.files.get(file)?.entries.get(key);
+    if (canonical && e) dtypes.set(canonical, e.dtype);
+  }
+  return (key) => dtypes.get(key);
+}
+
 export async function openTrainingSession(cfg: RunConfig, opts: { configFile?: string; backend?: string; onWarning: (m: string) => void; onInfo?: (m: string) => void }): Promise<TrainingSession> {
   const backend = await initBackend((opts.backend ?? cfg.training.backend ?? undefined) as BackendName | undefined);
   const configFile = opts.configFile;
   const modelDir = await resolveModelDir(cfg.model, 'model', { configFile, log: opts.onInfo });
   // A family that cannot train yet refuses before any other work.
   const { family, config: peek } = readRunnableModelConfig(modelDir);
-  family.assertFitsBackend?.(peek, backend.backend, path.join(modelDir, 'config.json'));
+  family.assertFitsBackend?.(peek, backend.backend, path.join(modelDir, 'config.json'), storedDtypes(modelDir, family, peek, backend.backend));
   const tokenizer = loadTokenizer(modelDir);
   const seed = cfg.training.seed;
 
@@ -136,7 +158,7 @@ export async function openModel(opts: { modelDir: string; adapterDir?: string; t
   const task = opts.task ?? adapterTask;
   const scoreRows = adapter?.extra.get('score.weight')?.shape[0];
   const { family, config: peek } = readRunnableModelConfig(modelDir);
-  family.assertFitsBackend?.(peek, backend.backend, path.join(modelDir, 'config.json'));
+  family.assertFitsBackend?.(peek, backend.backend, path.join(modelDir, 'config.json'), storedDtypes(modelDir, family, peek, backend.backend));
   const loaded = family.load(modelDir, { task, num_labels: scoreRows, seed: opts.seed ?? 42 });
   const tokenizer = loadTokenizer(modelDir);
   let targets: LoraTarget[] = [];

@@ -9,13 +9,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { collate, type Batch } from '../../../trainer/data/collate';
-import type { HostTensor } from '../../../trainer/io/safetensors';
+import { encodeFloatsInto, halfHost, type HostTensor } from '../../../trainer/io/safetensors';
 import type { LoraModel, ModelSpec } from '../../../trainer/models/family';
 import { type LlamaConfig, parseConfig } from '../../../trainer/models/llama/config';
 import { namedModules } from '../../../trainer/models/llama/modules';
 import { llamaWeightShapes } from '../../../trainer/models/llama/weights';
 import { LlamaLoraModel } from '../../../trainer/models/llama/model';
-import { checkFitsHeap } from '../../../trainer/models/llama/memory';
+import { checkFitsHeap, heapWeights } from '../../../trainer/models/llama/memory';
 import { LLAMA_FAMILY } from '../../../trainer/models/llama/family';
 import { QWEN25_05B, SMOLLM2_135M } from '../../util/llama_configs';
 import { LoraStudioError } from '../../../trainer/errors';
@@ -221,6 +221,84 @@ for (const backend of ['cpu', 'wasm'] as const) {
   });
 }
 
+/**
+ * The weights of `spec` as a 16-bit file would give them (halfHost: stored bits, F32 decoded on read), and the
+ * same values as plain F32 tensors: rounded to the format first, so that both models hold equal values.
+ */
+function asStored(weights: Map<string, HostTensor>, dtype: 'BF16' | 'F16'): { half: Map<string, HostTensor>; f32: Map<string, HostTensor> } {
+  const half = new Map<string, HostTensor>();
+  const f32 = new Map<string, HostTensor>();
+  for (const [key, t] of weights) {
+    const bytes = new Uint8Array(t.data.length * 2);
+    encodeFloatsInto(t.data, dtype, bytes);
+    const h = halfHost(t.shape, new Uint16Array(bytes.buffer), dtype);
+    half.set(key, h);
+    f32.set(key, { shape: t.shape, data: Float32Array.from(h.data), dtype: 'F32' });
+  }
+  return { half, f32 };
+}
+
+describe('16-bit frozen weights (wasm)', () => {
+  for (const dtype of ['BF16', 'F16'] as const) {
+    for (const tied of [true, false]) {
+      it(`${dtype}, ${tied ? 'tied' : 'untied'} head: the matrices stay in 16 bits; loss, gradients and logits bit-equal to float32 weights of the same values`, async () => {
+        await useBackend('wasm');
+        assert.ok(gemmAvailable());
+        const c = tinyConfig({ model_type: 'qwen2', tie_word_embeddings: tied });
+        const base = specOf(c, { suffixes: tied ? ['q_proj', 'v_proj', 'down_proj'] : ['q_proj', 'lm_head'] });
+        const { half, f32 } = asStored(base.weights, dtype);
+        // the model must take the stored bits of every matrix and never decode it to float32 on the host
+        for (const [key, t] of half) {
+          if (/_proj\.weight$|embed_tokens|lm_head/.test(key)) Object.defineProperty(t, 'data', { get: () => assert.fail(`${key} was decoded to float32`) });
+        }
+        const m16 = LlamaLoraModel.create({ ...base, weights: half });
+        const m32 = LlamaLoraModel.create({ ...base, weights: f32 });
+        // 7 Linear weights × 2 layers, embed_tokens, and the untied lm_head
+        assert.equal(m16.halfWeights, 14 + 1 + (tied ? 0 : 1));
+        assert.equal(m32.halfWeights, 0);
+        const batch = batchOf([7, 4, 6], 5, c.vocab_size);
+        const [a, b] = [await lossAndGrads(m16, batch), await lossAndGrads(m32, batch)];
+        assert.equal(a.loss, b.loss);
+        for (const [key, g] of b.grads) assert.deepEqual(a.grads.get(key), g, key);
+        assert.deepEqual(await values(m16.logits(batch)), await values(m32.logits(batch)));
+        // decoding (KV cache, the embedding lookup of one token at a time) too
+        const [d16, d32] = [m16.decoder(), m32.decoder()];
+        assert.deepEqual(await d16.feed([3, 9, 4]), await d32.feed([3, 9, 4]));
+        assert.deepEqual(await d16.feed([5]), await d32.feed([5]));
+        d16.dispose();
+        d32.dispose();
+        // a replica (data-parallel worker) gets the stored bits and holds them in 16 bits too
+        const { spec: rs } = m16.replicaSpec();
+        assert.equal(rs.weights.get('model.embed_tokens.weight')!.bits!.length, c.vocab_size * c.hidden_size);
+        const replica = LlamaLoraModel.create(rs);
+        assert.equal(replica.halfWeights, m16.halfWeights);
+        assert.deepEqual(await values(replica.logits(batch)), await values(m32.logits(batch)));
+        for (const x of [m16, m32, replica]) x.dispose();
+      });
+    }
+  }
+
+  it('a trained bias, a module trained in full, or the cpu backend keep float32', async () => {
+    const c = tinyConfig({ model_type: 'qwen2', tie_word_embeddings: false });
+    const base = specOf(c, { suffixes: ['q_proj'] });
+    const { half } = asStored(base.weights, 'BF16');
+    await useBackend('wasm');
+    const biasAll = LlamaLoraModel.create({ ...base, weights: half, bias: 'all' });
+    // q/k/v carry biases in qwen2: with bias "all" their weights stay float32 (6), the other 8 matrices do not
+    assert.equal(biasAll.halfWeights, 8 + 2);
+    const saved = LlamaLoraModel.create({ ...base, weights: half, modules_to_save: ['lm_head'] });
+    assert.equal(saved.halfWeights, 14 + 1);
+    const batch = batchOf([5, 3], 2, c.vocab_size);
+    for (const m of [biasAll, saved]) assert.ok(Number.isFinite((await lossAndGrads(m, batch)).loss));
+    biasAll.dispose();
+    saved.dispose();
+    await useBackend('cpu');
+    const onCpu = LlamaLoraModel.create({ ...base, weights: half });
+    assert.equal(onCpu.halfWeights, 0);
+    onCpu.dispose();
+  });
+});
+
 describe('LlamaLoraModel refusals', () => {
   it('a bad target, an embedding trained in full, a long sequence, an unknown token: LoraStudioErrors naming the field', async () => {
     await useBackend('cpu');
@@ -251,7 +329,16 @@ describe('LlamaLoraModel refusals', () => {
     assert.throws(() => LLAMA_FAMILY.assertFitsBackend!(llama1b, 'wasm', '/m/config.json'), refuses);
     assert.doesNotThrow(() => LLAMA_FAMILY.assertFitsBackend!(llama1b, 'webgpu', '/m/config.json'));
     assert.doesNotThrow(() => LLAMA_FAMILY.assertFitsBackend!(parseConfig(QWEN25_05B, 'config.json'), 'wasm', '/m/config.json'), 'Qwen2.5-0.5B fits');
-    assert.throws(() => checkFitsHeap(tinyConfig(), 1_235_814_400, 'config.json', 'wasm'), (e: unknown) => e instanceof LoraStudioError && e.file === 'config.json');
+    assert.throws(() => checkFitsHeap(tinyConfig(), { count: 1_235_814_400, bytes: 4 * 1_235_814_400 }, 'config.json', 'wasm'), (e: unknown) => e instanceof LoraStudioError && e.file === 'config.json' && /use the BF16 release/.test(e.message));
+    // as published (BF16), every matrix is held in 16 bits: 2.30 GiB, which fits; norms stay float32
+    const bf16 = () => 'BF16';
+    assert.doesNotThrow(() => LLAMA_FAMILY.assertFitsBackend!(llama1b, 'wasm', '/m/config.json', bf16));
+    const held = heapWeights(llamaWeightShapes(llama1b, 'causal-lm'), bf16);
+    assert.equal(held.count, 1_235_814_400);
+    assert.equal(held.bytes, 2 * 1_235_814_400 + 2 * 2048 * (2 * 16 + 1), 'matrices at 2 bytes, the 33 norm vectors at 4');
+    // a model twice that size (Llama-3.2-3B-like) does not fit even in 16 bits, and the message says how it was counted
+    const big = parseConfig({ ...SMOLLM2_135M, hidden_size: 3072, intermediate_size: 8192, num_hidden_layers: 28, num_attention_heads: 24, num_key_value_heads: 8, head_dim: 128, vocab_size: 128256 }, 'config.json');
+    assert.throws(() => LLAMA_FAMILY.assertFitsBackend!(big, 'wasm', '/m/config.json', bf16), (e: unknown) => e instanceof LoraStudioError && /GiB as held \(16 bits where the file stores them so\)/.test(e.message));
   });
 
   it('the family builds it', async () => {

@@ -4,6 +4,14 @@
  * single-thread loss and gradients of a batch, with dropout on, up to float rounding; shards split rows exactly.
  */
 import { after, before, describe, it } from 'node:test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LLAMA_FAMILY } from '../../../trainer/models/llama/family';
+import type { LlamaConfig } from '../../../trainer/models/llama/config';
+import type { LlamaLoraModel } from '../../../trainer/models/llama/model';
+import { namedModules } from '../../../trainer/models/llama/modules';
+import { writeLlamaFolder as writeTinyLlama } from '../../util/llama_folder';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { collate } from '../../../trainer/data/collate';
@@ -118,4 +126,34 @@ describe('data-parallel workers equal one thread (wasm)', () => {
       model.dispose();
     });
   }
+
+  it('a Llama with BF16 weights: the worker gets the stored bits, holds them in 16 bits, and equals one thread', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-dp-llama-'));
+    try {
+      writeTinyLlama(dir, { model_type: 'qwen2', dtype: 'BF16', seed: 3 });
+      const loaded = LLAMA_FAMILY.load(dir, { task: 'causal-lm' });
+      const c = loaded.config as LlamaConfig;
+      const targets = namedModules(c, 'causal-lm', 2).filter((m) => /\.(q|v)_proj$/.test(m.name))
+        .map((m) => ({ name: m.name, type: 'Linear' as const, in_features: m.in_features!, out_features: m.out_features!, r: 4, lora_alpha: 8, scaling: 2 }));
+      const model = LLAMA_FAMILY.createModel({
+        config: c, task: 'causal-lm', num_labels: 2, weights: loaded.weights, targets, modules_to_save: [], bias: 'none',
+        lora_dropout: 0.1, init_lora_weights: false, seed: 5, pad_token_id: 0,
+      }) as LlamaLoraModel;
+      assert.ok(model.halfWeights > 0, 'the BF16 matrices are held in 16 bits');
+      const batch = collate(randomRows([7, 5, 3, 6], 9, c.vocab_size - 1).map((ids) => ({ input_ids: ids.map((t) => t + 1) })), 0);
+      const one = localLossAndGrads(model, batch, { seed: 31 });
+      const single = { loss: one.loss, grads: hostGrads(one.grads) };
+      const pool = await DataParallel.start(model, 'wasm', 2);
+      assert.ok(pool);
+      dp = pool;
+      const r = await pool.lossAndGrads(batch, 31);
+      assert.ok(Math.abs(r.loss - single.loss) < 1e-5, `${r.loss} vs ${single.loss}`);
+      assertClose(hostGrads(r.grads), single.grads, 1e-5);
+      await pool.close();
+      dp = null;
+      model.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -10,7 +10,7 @@ import { llamaCanonicalKey, llamaConfigForTask, loadLlamaFolder, taskFromConfig,
 import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig, tiedEmbeddings } from './config';
 import { namedModules } from './modules';
 import { LlamaLoraModel } from './model';
-import { checkFitsHeap } from './memory';
+import { checkFitsHeap, heapWeights } from './memory';
 import { isConv1D, llamaWeightShapes } from './weights';
 import type { Task } from '../../task';
 
@@ -48,8 +48,8 @@ export const LLAMA_FAMILY: ModelFamily = {
   }),
   // every config parseConfig accepts can be loaded and run (RoPE types and sizes are checked there)
   assertRunnable: () => undefined,
-  // every weight of the causal-lm model (a seq-cls head is a few rows more), as float32 in the wasm heap
-  assertFitsBackend: (c, backend, file) => checkFitsHeap(llama(c), [...llamaWeightShapes(llama(c), 'causal-lm').values()].reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0), file, backend),
+  // every weight of the causal-lm model (a seq-cls head is a few rows more), in 16 bits where stored so
+  assertFitsBackend: (c, backend, file, stored) => checkFitsHeap(llama(c), heapWeights(llamaWeightShapes(llama(c), 'causal-lm'), stored), file, backend),
   load: (dir, opts) => loadLlamaFolder(dir, opts),
   canonicalKey: (key, c) => llamaCanonicalKey(key, llama(c)),
   write: (outDir, src, weights) => writeLlamaFolder(outDir, src, weights),

@@ -113,7 +113,7 @@ export function loadLlamaFolder(dir: string, opts: LoadModelOptions = {}): Loade
     }
     throw new LoraStudioError(`missing tensor ${key}, which a ${name} model with this config needs`, mainFile, key);
   }
-  if (tiedHead && !sameValues(tiedHead.data, weights.get(EMBED)!.data)) {
+  if (tiedHead && !sameStored(tiedHead, weights.get(EMBED)!)) {
     warnings.push(`${LM_HEAD} differs from ${EMBED}; config.json ties them (tie_word_embeddings), so ${EMBED} is used for both`);
   }
   if (unused.length) warnings.push(`Some weights of the model checkpoint at ${dir} were not used when loading it for ${task}: ${JSON.stringify(unused).replace(/"/g, "'")}`);
@@ -171,3 +171,10 @@ export function llamaConfigForTask(src: LlamaConfig, task: Task, numLabels: numb
   return config;
 }
 
+/** Whether two tensors hold the same values; two 16-bit ones are compared as stored (no float32 copy of either). */
+function sameStored(a: HostTensor, b: HostTensor): boolean {
+  if (a.bits && b.bits && a.dtype === b.dtype) {
+    return a.bits.length === b.bits.length && Buffer.compare(Buffer.from(a.bits.buffer, a.bits.byteOffset, a.bits.byteLength), Buffer.from(b.bits.buffer, b.bits.byteOffset, b.bits.byteLength)) === 0;
+  }
+  return sameValues(a.data, b.data);
+}

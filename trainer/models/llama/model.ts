@@ -19,10 +19,11 @@ import type { Decoder, ForwardOptions, LoraModel, ModelSpec } from '../family';
 import { adaptedLinear, adaptedLinearFast, type LoraFactors } from '../../lora/layer';
 import { crossEntropyRows, type DropoutStream, frozenRows, pickRows, tiedHeadNll, tiedHeadNllFast } from '../../ops/layers';
 import { gemm } from '../../ops/gemm';
+import { halfRows, isHalf, type Matrix } from '../../ops/half';
 import { LoraModelBase } from '../lora_model';
 import { type PlanHooks, planParameters } from '../plan';
 import { headDim, kvHeads, type LlamaConfig, resolveRope, slidingWindow, tiedEmbeddings } from './config';
-import { llamaWeightShapes } from './weights';
+import { llamaHalfOk, llamaWeightShapes } from './weights';
 import { applyRope, invFreq, ropeTables, rotateHalfMatrix } from './rope';
 import { groupedAttention, groupedAttentionFast, llamaAttentionBias } from './attention';
 import { rmsNorm, rmsNormFast, swiglu, swigluFast } from './layers';
@@ -33,8 +34,8 @@ const LINEAR = /^model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|do
 
 interface Dense {
   name: string;
-  /** [in, out]; [out, in] with rowsAreOut */
-  w: tf.Tensor2D;
+  /** [in, out]; [out, in] with rowsAreOut, or when held in 16 bits (ops/half.ts: frozen, on wasm's fast path) */
+  w: Matrix;
   b?: tf.Tensor1D;
   lora?: LoraFactors;
   /** a frozen head without LoRA held as [vocab, hidden] (embed_tokens itself when tied) */
@@ -84,7 +85,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     this.config = c;
     this.invFreq = invFreq(resolveRope(c), headDim(c));
     const dense = (name: string, bias: boolean): Dense => {
-      const d: Dense = { name, w: this.p(`${name}.weight`) as tf.Tensor2D, b: bias && this.has(`${name}.bias`) ? (this.p(`${name}.bias`) as tf.Tensor1D) : undefined };
+      const d: Dense = { name, w: this.m(`${name}.weight`), b: bias && this.has(`${name}.bias`) ? (this.p(`${name}.bias`) as tf.Tensor1D) : undefined };
       if (this.has(`${name}.lora_A.weight`)) {
         d.lora = { A: this.p(`${name}.lora_A.weight`) as tf.Tensor2D, B: this.p(`${name}.lora_B.weight`) as tf.Tensor2D, scaling: this.scaling.get(name)!, dropout: spec.lora_dropout };
       }
@@ -106,9 +107,9 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     } else if (headIsLinear(spec)) {
       this.head = dense('lm_head', false);
     } else {
-      const w = this.p(this.has('lm_head.weight') ? 'lm_head.weight' : EMBED) as tf.Tensor2D;
+      const w = this.m(this.has('lm_head.weight') ? 'lm_head.weight' : EMBED);
       this.head = { name: 'lm_head', w, rowsAreOut: true };
-      if (this.kernels === 'reference') {
+      if (this.kernels === 'reference' && !isHalf(w)) {
         try {
           this.params.set('lm_head.weight.T', tf.tidy(() => tf.transpose(w)));
         } catch (e) {
@@ -174,7 +175,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
         const last = tf.tidy(() => {
           const drop = this.dropout({ training: false }, { batch_size: 1 });
           const pass = this.pass(1, ids.length, fed, null, drop, cache);
-          let h = frozenRows(this.p(EMBED) as tf.Tensor2D, tf.tensor1d(Int32Array.from(ids), 'int32'));
+          let h = this.embed(Int32Array.from(ids));
           for (const [i, blk] of this.blocks.entries()) h = this.block(i, blk, h, pass);
           const hLast = tf.slice(h, [ids.length - 1, 0], [1, this.config.hidden_size]);
           return tf.reshape(this.applyHead(this.norm(hLast, this.p('model.norm.weight') as tf.Tensor1D), drop), [-1]);
@@ -222,13 +223,20 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     if (T > this.maxPositions) throw new LoraStudioError(`sequence of ${T} tokens is longer than max_position_embeddings (${this.maxPositions})`, 'config.json', 'max_position_embeddings');
     this.checkIds(batch.input_ids);
     const pass = this.pass(B, T, 0, batch.attention_mask, drop);
-    let h = frozenRows(this.p(EMBED) as tf.Tensor2D, tf.tensor1d(batch.input_ids, 'int32'));
+    let h = this.embed(batch.input_ids);
     for (const [i, blk] of this.blocks.entries()) {
       // one scope per block: its temporaries go as soon as it is done (what backprop needs was saved by its ops)
       const x = h;
       h = tf.tidy(() => this.block(i, blk, x, pass));
     }
     return this.norm(h, this.p('model.norm.weight') as tf.Tensor1D);
+  }
+
+  /** embed_tokens rows for `ids`, off the tape (a frozen lookup). */
+  private embed(ids: Int32Array): tf.Tensor2D {
+    const table = this.m(EMBED);
+    const t = tf.tensor1d(ids, 'int32');
+    return isHalf(table) ? halfRows(table, t) : frozenRows(table, t);
   }
 
   private block(i: number, blk: Block, x: tf.Tensor2D, pass: Pass): tf.Tensor2D {
@@ -271,7 +279,9 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
   }
 
   private linear(d: Dense, x: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
-    return this.kernels === 'fast' ? adaptedLinearFast(x, d.w, d.b, d.lora, drop) : adaptedLinear(x, d.w, d.b, d.lora, drop);
+    if (this.kernels === 'fast') return adaptedLinearFast(x, d.w, d.b, d.lora, drop);
+    if (isHalf(d.w)) throw new Error('internal: a 16-bit weight on the reference path');
+    return adaptedLinear(x, d.w, d.b, d.lora, drop);
   }
 
   private applyHead(h: tf.Tensor2D, drop: DropoutStream): tf.Tensor2D {
@@ -295,7 +305,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
     const head = this.head;
     if (head.rowsAreOut) {
       // the frozen head without LoRA: logits made block by block, never held whole
-      const rows = head.wT ? tiedHeadNll(h, head.wT, head.w, targets) : tiedHeadNllFast(h, head.w, targets, withGrad);
+      const rows = head.wT && !isHalf(head.w) ? tiedHeadNll(h, head.wT, head.w, targets) : tiedHeadNllFast(h, head.w, targets, withGrad);
       return { rows, count };
     }
     return { rows: crossEntropyRows(this.applyHead(h, drop), targets), count };
@@ -316,8 +326,9 @@ function llamaPlanHooks(c: LlamaConfig, spec: ModelSpec): PlanHooks {
   const kv = kvHeads(c) * headDim(c);
   const I = c.intermediate_size;
   const linearHead = headIsLinear(spec);
+  const shapes = llamaWeightShapes(c, spec.task, spec.num_labels);
   return {
-    shapes: llamaWeightShapes(c, spec.task, spec.num_labels),
+    shapes,
     moduleDims: (name) => {
       if (name === 'lm_head') return [H, c.vocab_size];
       if (name === 'score') return [H, spec.num_labels];
@@ -333,5 +344,7 @@ function llamaPlanHooks(c: LlamaConfig, spec: ModelSpec): PlanHooks {
     frozenEmbedding: { module: 'model.embed_tokens', name: 'model.embed_tokens' },
     headInitStd: typeof c.initializer_range === 'number' ? c.initializer_range : 0.02,
     transposed: (key) => /\.lora_[AB]\.weight$/.test(key) || /_proj\.weight$/.test(key) || key === 'score.weight' || (key === 'lm_head.weight' && linearHead),
+    // the GEMM reads every Linear weight and the head in 16 bits; embed_tokens by row lookup (and as the tied head)
+    halfOk: (key) => llamaHalfOk(key, shapes.get(key)),
   };
 }

@@ -40,3 +40,11 @@ export function llamaWeightShapes(c: LlamaConfig, task: Task, numLabels = 2): Ma
 export function isConv1D(_module: string): boolean {
   return false;
 }
+
+/**
+ * Whether the model may hold this base weight in 16 bits when the file stores it so (models/plan.ts halfOk; the
+ * heap check counts it at 2 bytes): every Linear weight, embed_tokens and lm_head, with an even row width.
+ */
+export function llamaHalfOk(key: string, shape: readonly number[] | undefined): boolean {
+  return (/_proj\.weight$/.test(key) || key === 'model.embed_tokens.weight' || key === 'lm_head.weight') && shape !== undefined && shape.length === 2 && shape[1] % 2 === 0;
+}
