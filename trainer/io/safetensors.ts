@@ -4,6 +4,7 @@
  * The reader trusts nothing in the header: every offset, size and dtype is checked against the file.
  * Float weights are decoded to Float32 (we compute in F32); F16/BF16 are encoded back with round-to-nearest-even.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 import { LoraStudioError, preview } from '../errors';
 import { isPlainObject, parseJsonText } from './json';
@@ -71,13 +72,39 @@ export function halfHost(shape: number[], bits: Uint16Array, dtype: 'F16' | 'BF1
 const numel = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 export function readSafetensors(file: string): SafetensorsFile {
-  let buf: Buffer;
+  return parseSafetensors(readWholeFile(file), file);
+}
+
+/**
+ * The whole file in one Buffer, read in chunks: fs.readFileSync refuses files over 2 GiB, and a model as published
+ * is often one bigger file (Llama-3.2-1B's model.safetensors is 2.47 GB). A file past the largest Buffer this
+ * Node can make (4 GiB on Node 20) is a named error.
+ */
+export function readWholeFile(file: string): Buffer {
+  let fd: number;
   try {
-    buf = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch (e) {
     throw new LoraStudioError(`cannot read: ${(e as Error).message}`, file);
   }
-  return parseSafetensors(buf, file);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > bufferConstants.MAX_LENGTH) {
+      throw new LoraStudioError(`is ${(size / 2 ** 30).toFixed(2)} GiB, more than one buffer can hold here (${(bufferConstants.MAX_LENGTH / 2 ** 30).toFixed(2)} GiB); save the model in smaller shards (save_pretrained(..., max_shard_size="2GB"))`, file);
+    }
+    const buf = Buffer.allocUnsafe(size);
+    for (let off = 0; off < size;) {
+      const n = fs.readSync(fd, buf, off, Math.min(size - off, 2 ** 30), off);
+      if (n === 0) throw new LoraStudioError(`ended after ${off} of its ${size} bytes while being read (was it changed meanwhile?)`, file);
+      off += n;
+    }
+    return buf;
+  } catch (e) {
+    if (e instanceof LoraStudioError) throw e;
+    throw new LoraStudioError(`cannot read: ${(e as Error).message}`, file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Reads only the header (for shapes and dtypes) without loading the tensors. */

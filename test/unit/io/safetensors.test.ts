@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoraStudioError } from '../../../trainer/errors';
 import {
-  type HostTensor, f16ToF32, f32ToBf16, f32ToF16, readSafetensors, readSafetensorsHeader, tensorToF32, writeSafetensors,
+  type HostTensor, f16ToF32, f32ToBf16, f32ToF16, halfHost, readSafetensors, readSafetensorsHeader, tensorToF32, writeSafetensors,
 } from '../../../trainer/io/safetensors';
 
 let tmp: string;
@@ -253,5 +253,44 @@ describe('F16/BF16 tensors through a file', () => {
         else assert.ok(Object.is(t.data[i], want), `${dtype} ${vals[i]}: ${t.data[i]} vs ${want}`);
       }
     }
+  });
+});
+
+describe('a weight file over 2 GiB (fs.readFileSync refuses those; Llama-3.2-1B is one 2.47 GB file)', () => {
+  it('is read whole, and its BF16 tensor comes as stored bits with F32 decoded only on read', { timeout: 120_000 }, () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-big-st-'));
+    const file = path.join(dir, 'model.safetensors');
+    try {
+      // one BF16 tensor of 2^30 + 2^26 values (2.125 GiB), its data a hole in a sparse file: only the header is written
+      const n = 2 ** 30 + 2 ** 26;
+      let header = JSON.stringify({ 'model.embed_tokens.weight': { dtype: 'BF16', shape: [n / 1024, 1024], data_offsets: [0, 2 * n] } });
+      header += ' '.repeat((8 - ((8 + header.length) % 8)) % 8);
+      const fd = fs.openSync(file, 'w');
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      fs.writeSync(fd, len);
+      fs.writeSync(fd, header);
+      fs.ftruncateSync(fd, 8 + header.length + 2 * n);
+      fs.closeSync(fd);
+      assert.throws(() => fs.readFileSync(file), /greater than 2 GiB/);
+      const st = readSafetensors(file);
+      const t = tensorToF32(st, 'model.embed_tokens.weight');
+      assert.deepEqual(t.shape, [n / 1024, 1024]);
+      assert.equal(t.dtype, 'BF16');
+      assert.equal(t.bits!.length, n);
+      assert.equal(t.bits![n - 1], 0);
+      assert.equal(Object.keys(t).includes('data'), false, 'data is not an enumerable (cloned) field');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('halfHost decodes its F32 values once, on first read, exactly', () => {
+    const bits = Uint16Array.from([0x3f80, 0xc000, 0x0001, 0x7f80, 0x8000]);
+    const t = halfHost([5], bits, 'BF16');
+    assert.equal(t.data, t.data, 'decoded once');
+    assert.deepEqual([...t.data], [1, -2, 2 ** -133, Infinity, -0]);
+    const h = halfHost([3], Uint16Array.from([0x3c00, 0x0001, 0xfbff]), 'F16');
+    assert.deepEqual([...h.data], [1, 2 ** -24, -65504]);
   });
 });
