@@ -6,6 +6,7 @@
  * widens the rows a lookup needs. Every value is computed in float32; widening is exact.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { decodeFloatsInto } from '../io/safetensors';
 import { heapOffset, type WasmBackendLike } from './wasm_kernels';
 
 export type HalfFormat = 'bf16' | 'f16';
@@ -45,33 +46,9 @@ export function halfBits(m: HalfMatrix): Uint16Array {
   return out;
 }
 
-/** float32 value of every 16-bit pattern of an IEEE half (256 KiB, made on first use). */
-let f16Table: Float32Array | null = null;
-function f16ToF32Table(): Float32Array {
-  if (f16Table) return f16Table;
-  const t = new Float32Array(65536);
-  const bits = new Uint32Array(t.buffer);
-  for (let h = 0; h < 65536; h++) {
-    const sign = (h & 0x8000) << 16;
-    const e = (h >> 10) & 0x1f;
-    const m = h & 0x3ff;
-    if (e === 0x1f) bits[h] = sign | 0x7f800000 | (m << 13);
-    else if (e !== 0) bits[h] = sign | ((e + 112) << 23) | (m << 13);
-    else t[h] = (sign ? -1 : 1) * m * 2 ** -24; // zero and subnormals
-  }
-  f16Table = t;
-  return t;
-}
-
-/** Widens 16-bit values to float32 (exact). */
+/** Widens 16-bit values to float32 (exact), as the loader decodes them (io/safetensors.ts). */
 export function widenInto(bits: Uint16Array, format: HalfFormat, out: Float32Array): void {
-  if (format === 'bf16') {
-    const u = new Uint32Array(out.buffer, out.byteOffset, out.length);
-    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
-  } else {
-    const table = f16ToF32Table();
-    for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
-  }
+  decodeFloatsInto(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), format === 'bf16' ? 'BF16' : 'F16', out);
 }
 
 const ROWS_KERNEL = 'LoraStudioHalfRows';
