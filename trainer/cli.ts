@@ -5,10 +5,26 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { LoraStudioError, wasReported } from './errors';
-import { BACKEND_NAMES } from './backend';
-import { runInspect, runEval, runMerge, runGenerate, runClassify, runTrain, runDemo, CLI, type Output } from './commands/run';
-import { runAnalyze } from './commands/analyze';
+import type { BackendName } from './backend';
+import { CLI, type Output } from './commands/output';
 import { version } from '../package.json';
+
+/*
+ * Each command's code is imported when that command runs (esbuild turns `await import()` of a bundled module into
+ * a lazily initialised one): `--version`, `--help` and usage errors load none of it, and `merge` (header reads and
+ * host-side arithmetic) never runs the code of training, evaluation or the TensorFlow.js backends.
+ */
+const commands = () => import('./commands/run');
+const mergeCommand = () => import('./commands/run_merge');
+const analyzeCommand = () => import('./commands/analyze');
+
+/**
+ * trainer/backend.ts's BACKEND_NAMES, written out here because importing backend.ts loads TensorFlow.js and its
+ * backends. The compiler holds the two to the same names (a test holds them to the same order).
+ */
+const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const satisfies readonly BackendName[];
+const everyBackendNamed: Exclude<BackendName, (typeof BACKEND_NAMES)[number]> extends never ? true : never = true;
+void everyBackendNamed;
 
 
 function output(json: boolean): Output {
@@ -127,7 +143,7 @@ export function buildProgram(): Command {
     .option('--lora-alpha <n>', 'LoRA alpha', num)
     .option('--modules-to-save <a,b>', 'modules trained in full and saved with the adapter')
     .option('--json', 'one JSON object on stdout')
-    .action((modelDir, o) => guard(o.json, () => runInspect(modelDir, o, output(!!o.json))));
+    .action((modelDir, o) => guard(o.json, async () => (await commands()).runInspect(modelDir, o, output(!!o.json))));
 
   program.command('eval')
     .description('evaluate a model (optionally with an adapter) on JSONL data: loss/perplexity or accuracy/weighted F1')
@@ -139,7 +155,7 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'examples per batch', posInt, 8)
     .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')
-    .action((modelDir, o) => guard(o.json, () => runEval(modelDir, o, output(!!o.json))));
+    .action((modelDir, o) => guard(o.json, async () => (await commands()).runEval(modelDir, o, output(!!o.json))));
 
   program.command('merge')
     .description('merge an adapter into the base weights and write a new Hugging Face folder')
@@ -147,7 +163,7 @@ export function buildProgram(): Command {
     .requiredOption('--adapter <dir>', 'PEFT adapter folder')
     .requiredOption('--out <dir>', 'new folder to create (never the base folder)')
     .option('--json', 'one JSON object on stdout')
-    .action((modelDir, o) => guard(o.json, () => runMerge(modelDir, o, output(!!o.json))));
+    .action((modelDir, o) => guard(o.json, async () => (await mergeCommand()).runMerge(modelDir, o, output(!!o.json))));
 
   program.command('analyze')
     .description("what an adapter learned (the LoRA paper's section 7): each module's singular values of ΔW, energy and stable rank; with --base, how much ΔW amplifies W's directions; with --compare, the subspace similarity of two adapters")
@@ -155,7 +171,7 @@ export function buildProgram(): Command {
     .option('--base <model-dir>', 'the base model, for the amplification factor')
     .option('--compare <adapter-dir>', 'a second adapter of the same model (any rank), for φ')
     .option('--json', 'one JSON object on stdout')
-    .action((adapterDir, o) => guard(o.json, () => runAnalyze(adapterDir, o, output(!!o.json))));
+    .action((adapterDir, o) => guard(o.json, async () => (await analyzeCommand()).runAnalyze(adapterDir, o, output(!!o.json))));
 
   program.command('generate')
     .description('generate text from a prompt (causal-lm)')
@@ -169,7 +185,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'sampling seed', seedInt, 42)
     .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')
-    .action((modelDir, o) => guard(o.json, () => runGenerate(modelDir, o, output(!!o.json))));
+    .action((modelDir, o) => guard(o.json, async () => (await commands()).runGenerate(modelDir, o, output(!!o.json))));
 
   program.command('classify')
     .description('classify a text with a sequence-classification model or adapter (seq-cls)')
@@ -178,7 +194,7 @@ export function buildProgram(): Command {
     .requiredOption('--text <text>', 'the text to classify')
     .addOption(backendOption())
     .option('--json', 'one JSON object on stdout')
-    .action((modelDir, o) => guard(o.json, () => runClassify(modelDir, o, output(!!o.json))));
+    .action((modelDir, o) => guard(o.json, async () => (await commands()).runClassify(modelDir, o, output(!!o.json))));
 
   program.command('train')
     .description('train a LoRA adapter from a run config (lora-run.json)')
@@ -186,7 +202,7 @@ export function buildProgram(): Command {
     .option('--resume [checkpoint]', 'resume from a checkpoint folder, or the latest one in output_dir')
     .addOption(backendOption())
     .option('--json', 'JSON Lines events on stdout')
-    .action((o) => guard(o.json, () => runTrain(o, output(!!o.json))));
+    .action((o) => guard(o.json, async () => (await commands()).runTrain(o, output(!!o.json))));
 
   program.command('demo')
     .description('the built-in default: train a sentiment classifier on a locally built GPT-2-architecture model, then merge it')
@@ -195,7 +211,7 @@ export function buildProgram(): Command {
     .option('--epochs <n>', 'epochs', posInt)
     .addOption(backendOption())
     .option('--json', 'JSON Lines events on stdout')
-    .action((o) => guard(o.json, () => runDemo(o, output(!!o.json))));
+    .action((o) => guard(o.json, async () => (await commands()).runDemo(o, output(!!o.json))));
 
   usageErrors(program);
   for (const c of program.commands) usageErrors(c);

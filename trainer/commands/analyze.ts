@@ -16,7 +16,7 @@ import { taskFromPeft } from '../task';
 import { rankTable } from '../lora/patterns';
 import type { AnalyzeResult, AnalyzedModule } from '../protocol';
 import { Rng } from '../util/rng';
-import { CLI, type Output } from './run';
+import { CLI, type Output } from './output';
 
 export interface AnalyzeOptions {
   adapterDir: string;

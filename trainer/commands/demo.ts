@@ -24,7 +24,7 @@ import { LoraStudioError } from '../errors';
 import { readModelConfig } from '../models/registry';
 import { readWeightLayouts } from '../io/hf_folder';
 import { relativeRef } from '../lora/base_model_ref';
-import type { Output } from './run';
+import type { Output } from './output';
 
 const SENTINEL = '.lora-studio-demo';
 export const DEMO_TARGETS = 'transformer\\.h\\..*\\.attn\\.c_.*';

@@ -9,31 +9,23 @@ import { LoraStudioError } from '../errors';
 import { inspect, formatInspect } from './inspect';
 import { loadRunConfig, parseRunConfig } from '../config/run_config';
 import type { RunConfig } from '../config/schema';
-import { mergeToFolder } from './merge';
 import { adapterLabelMaps } from '../lora/adapter_io';
 import { openModel, type OpenedModel } from '../train/session';
 import { resolveModelDir } from '../io/hub_model';
 import { evaluate, generate } from '../eval';
 import { prepareData } from '../data/prepare';
 import { train } from '../train/trainer';
-import type { ClassifyResult, EvalResult, GenerateResult, InspectResult, MergeResult, ResultBackend, TrainEvent } from '../protocol';
+import type { ClassifyResult, EvalResult, GenerateResult, InspectResult, ResultBackend, TrainEvent } from '../protocol';
 import { adapterField, backendLine } from '../backend_line';
 import { progressPrinter } from './progress';
 import { runDemoJob } from './demo';
 import type { Task } from '../task';
 import { collate } from '../data/collate';
+import { CLI, type Output } from './output';
 
-export interface Output {
-  json: boolean;
-  /** human output (stdout), suppressed with --json */
-  info(line: string): void;
-  /** warnings (stderr) */
-  warn(line: string): void;
-  /** the one JSON object (or JSON Lines event) on stdout with --json */
-  result(obj: unknown): void;
-}
-
-export const CLI = '<command line>';
+export { CLI, type Output };
+// merge lives in run_merge.ts (no TensorFlow.js); re-exported for callers of this module.
+export { runMerge } from './run_merge';
 
 /** `--target-modules`: all-linear, a JSON list, a regex (if it has regex syntax), or comma-separated names. */
 export function parseTargetSpec(spec: string): string | string[] {
@@ -168,14 +160,6 @@ async function evalWith(modelDir: string, o: Parameters<typeof runEval>[1], out:
   } finally {
     m.model.dispose();
   }
-}
-
-export async function runMerge(modelDir: string, o: { adapter: string; out: string }, out: Output): Promise<void> {
-  const r = mergeToFolder(modelDir, o.adapter, o.out);
-  r.warnings.forEach((w) => out.warn(w));
-  out.info('backend: none (merge is host-side F32 arithmetic)');
-  out.info(`merged ${r.merged_modules} LoRA modules into ${r.outDir}`);
-  out.result({ backend: null, gpu: false, out_dir: path.resolve(r.outDir), merged_modules: r.merged_modules, warnings: r.warnings } satisfies MergeResult);
 }
 
 export async function runGenerate(modelDir: string, o: { adapter?: string; prompt: string; maxNewTokens: number; temperature: number; topK: number; topP: number; seed: number; backend?: string }, out: Output): Promise<void> {
