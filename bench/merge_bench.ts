@@ -6,7 +6,12 @@
  * attn.c_proj, mlp.c_fc in each of 12 blocks), q_proj/v_proj/down_proj in each of 30 blocks for the Llama (90).
  * Goal: merge ≤ 3× cp, peak RSS ≤ the largest tensor + 300 MB. `cli_start_s` is the same CLI's `--version`, the
  * fixed cost of starting Node and loading the bundle, which the merge time includes.
- * BENCH_MERGE_REPEATS (default 3) alternating runs; medians.
+ * `cp_sync_s` is `cp` followed by `sync` of the copies (fsync of each file): what the merge must do too, so that a
+ * crash cannot leave an empty file behind the rename. Plain `cp` stops when the bytes are in the page cache, which
+ * is not the speed of the disk.
+ * BENCH_MERGE_REPEATS (default 3) alternating runs; medians. BENCH_MERGE_BASELINE_CLI: another bundled CLI (say
+ * dist/trainer/cli.js built from an earlier commit) run in turn with this one, for before/after on the same load.
+ * The load average at the start and the end is recorded: on a shared machine the timings move with it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as esbuild from 'esbuild';
@@ -35,16 +40,29 @@ export interface MergeCase {
   merge_s: number;
   cp_s: number;
   ratio: number;
+  /** cp, then sync of the copied files */
+  cp_sync_s: number;
+  ratio_cp_sync: number;
   peak_rss_mb: number;
   largest_tensor_mb: number;
   weights_mb: number;
   modules: number;
   merge_runs: number[];
   cp_runs: number[];
+  cp_sync_runs: number[];
+  /** with BENCH_MERGE_BASELINE_CLI */
+  baseline_merge_s?: number;
+  baseline_merge_runs?: number[];
 }
 
 export interface MergeBench {
   cli_start_s: number;
+  /** with BENCH_MERGE_BASELINE_CLI: that CLI's --version */
+  baseline_cli_start_s?: number;
+  baseline_cli?: string;
+  /** os.loadavg() (1, 5, 15 min) when the merge cases started and ended */
+  load_start: number[];
+  load_end: number[];
   cases: Record<string, MergeCase>;
 }
 
@@ -98,43 +116,79 @@ function timeS(fn: () => void): number {
   return (performance.now() - t0) / 1000;
 }
 
+/** One merge through `launcher` running the bundle `cli`: seconds, and the peak RSS in MiB. */
+function timeMerge(work: string, cli: string, launcher: string, modelDir: string, adapterDir: string): { s: number; rss_mb: number } {
+  const rssFile = path.join(work, 'rss');
+  const out = path.join(work, 'merged');
+  let r: ReturnType<typeof spawnSync> | undefined;
+  const s = timeS(() => {
+    r = spawnSync(process.execPath, [launcher, 'merge', modelDir, '--adapter', adapterDir, '--out', out, '--json'], {
+      env: { ...process.env, LORA_BENCH_CLI: cli, LORA_BENCH_RSS: rssFile }, encoding: 'utf8',
+    });
+  });
+  if (r!.status !== 0) throw new Error(`merge (${cli}) failed (${r!.status}): ${String(r!.stderr).slice(-2000)}`);
+  const rss_mb = Number(fs.readFileSync(rssFile, 'utf8')) / 2 ** 20;
+  fs.rmSync(out, { recursive: true });
+  return { s, rss_mb };
+}
+
+const BASELINE_CLI = process.env.BENCH_MERGE_BASELINE_CLI ? path.resolve(process.env.BENCH_MERGE_BASELINE_CLI) : undefined;
+
 function runCase(work: string, { cli, launcher }: { cli: string; launcher: string }, modelDir: string, adapterDir: string, modules: number): MergeCase {
   const weightFiles = fs.readdirSync(modelDir).filter((f) => f.endsWith('.safetensors')).map((f) => path.join(modelDir, f));
   let largest = 0;
   for (const f of weightFiles) for (const e of readSafetensorsLayout(f).entries.values()) largest = Math.max(largest, e.end - e.begin);
-  const rssFile = path.join(work, 'rss');
   const cps: number[] = [];
+  const cpSyncs: number[] = [];
   const merges: number[] = [];
+  const baselines: number[] = [];
   const rss: number[] = [];
+  const copies = path.join(work, 'copy');
+  const copied = weightFiles.map((f) => path.join(copies, path.basename(f)));
   for (let i = 0; i < REPEATS; i++) {
-    const copies = path.join(work, 'copy');
     fs.mkdirSync(copies);
     cps.push(timeS(() => execFileSync('cp', [...weightFiles, copies])));
     fs.rmSync(copies, { recursive: true });
-    const out = path.join(work, 'merged');
-    let r: ReturnType<typeof spawnSync> | undefined;
-    merges.push(timeS(() => {
-      r = spawnSync(process.execPath, [launcher, 'merge', modelDir, '--adapter', adapterDir, '--out', out, '--json'], {
-        env: { ...process.env, LORA_BENCH_CLI: cli, LORA_BENCH_RSS: rssFile }, encoding: 'utf8',
-      });
+    fs.mkdirSync(copies);
+    // coreutils `sync FILE…` fsyncs each file (as the merge fsyncs each file it writes)
+    cpSyncs.push(timeS(() => {
+      execFileSync('cp', [...weightFiles, copies]);
+      execFileSync('sync', copied);
     }));
-    if (r!.status !== 0) throw new Error(`merge failed (${r!.status}): ${String(r!.stderr).slice(-2000)}`);
-    rss.push(Number(fs.readFileSync(rssFile, 'utf8')) / 2 ** 20);
-    fs.rmSync(out, { recursive: true });
+    fs.rmSync(copies, { recursive: true });
+    // with a baseline, the two CLIs take turns going first
+    const order = BASELINE_CLI && i % 2 === 1 ? ['baseline', 'ours'] : ['ours', 'baseline'];
+    for (const who of order) {
+      if (who === 'ours') {
+        const m = timeMerge(work, cli, launcher, modelDir, adapterDir);
+        merges.push(m.s);
+        rss.push(m.rss_mb);
+      } else if (BASELINE_CLI) {
+        baselines.push(timeMerge(work, BASELINE_CLI, launcher, modelDir, adapterDir).s);
+      }
+    }
   }
   const weightsBytes = weightFiles.reduce((s, f) => s + fs.statSync(f).size, 0);
   return {
-    merge_s: median(merges), cp_s: median(cps), ratio: median(merges) / median(cps), peak_rss_mb: median(rss),
-    largest_tensor_mb: largest / 2 ** 20, weights_mb: weightsBytes / 2 ** 20, modules, merge_runs: merges, cp_runs: cps,
+    merge_s: median(merges), cp_s: median(cps), ratio: median(merges) / median(cps),
+    cp_sync_s: median(cpSyncs), ratio_cp_sync: median(merges) / median(cpSyncs), peak_rss_mb: median(rss),
+    largest_tensor_mb: largest / 2 ** 20, weights_mb: weightsBytes / 2 ** 20, modules, merge_runs: merges, cp_runs: cps, cp_sync_runs: cpSyncs,
+    ...(BASELINE_CLI ? { baseline_merge_s: median(baselines), baseline_merge_runs: baselines } : {}),
   };
 }
 
 export async function mergeBench(): Promise<MergeBench> {
   const cli = await bundleCli();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-bench-merge-'));
+  const load_start = os.loadavg();
   try {
+    const version = (bundle: string) => timeS(() => execFileSync(process.execPath, [cli.launcher, '--version'], { env: { ...process.env, LORA_BENCH_CLI: bundle, LORA_BENCH_RSS: path.join(work, 'rss') } }));
     const startRuns: number[] = [];
-    for (let i = 0; i < 3; i++) startRuns.push(timeS(() => execFileSync(process.execPath, [cli.launcher, '--version'], { env: { ...process.env, LORA_BENCH_CLI: cli.cli, LORA_BENCH_RSS: path.join(work, 'rss') } })));
+    const baselineStartRuns: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      startRuns.push(version(cli.cli));
+      if (BASELINE_CLI) baselineStartRuns.push(version(BASELINE_CLI));
+    }
     const cases: Record<string, MergeCase> = {};
     const c = smallConfig();
     const gptModules = Array.from({ length: c.n_layer }, (_, i) => ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc'].map((m) => `transformer.h.${i}.${m}`)).flat();
@@ -152,7 +206,10 @@ export async function mergeBench(): Promise<MergeBench> {
     const llamaAdapter = path.join(work, 'adapter-llama');
     writeAdapter(llamaAdapter, llamaWeightShapes(config, 'causal-lm', 2), llamaModules, false, 'causal-lm');
     cases['SmolLM2-135M BF16, 2 shards'] = runCase(work, cli, llamaDir, llamaAdapter, llamaModules.length);
-    return { cli_start_s: median(startRuns), cases };
+    return {
+      cli_start_s: median(startRuns), ...(BASELINE_CLI ? { baseline_cli_start_s: median(baselineStartRuns), baseline_cli: BASELINE_CLI } : {}),
+      load_start, load_end: os.loadavg(), cases,
+    };
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -164,12 +221,15 @@ export function mergeRows(m: MergeBench): string[][] {
   return Object.entries(m.cases).map(([name, c]) => [
     `merge ${name} + r=8 ×${c.modules}`, `${f(c.merge_s, 2)} s`, `cp ${f(c.cp_s, 2)} s`, `${f(c.ratio, 1)}× cp`,
     `${f(c.peak_rss_mb, 0)} (largest tensor ${f(c.largest_tensor_mb, 0)})`, `CLI start ${f(m.cli_start_s, 2)} s`,
+    `cp+sync ${f(c.cp_sync_s, 2)} s: ${f(c.ratio_cp_sync, 1)}×`,
+    ...(c.baseline_merge_s !== undefined ? [`baseline ${f(c.baseline_merge_s, 2)} s (start ${f(m.baseline_cli_start_s!, 2)} s)`] : []),
   ]);
 }
 
 if (require.main === module) {
   mergeBench().then((m) => {
     for (const r of mergeRows(m)) console.log(r.join(' | '));
+    console.log(`load average ${m.load_start.map((x) => x.toFixed(2)).join(' ')} at the start, ${m.load_end.map((x) => x.toFixed(2)).join(' ')} at the end`);
     console.log(JSON.stringify(m));
   }).catch((e: unknown) => {
     console.error(e);
