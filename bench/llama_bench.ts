@@ -2,7 +2,8 @@
  * `npm run bench`'s llama cases (issue 13's Bench and Memory checks):
  * - `llama`: SmolLM2-135M's shapes, random weights, LoRA r=8 on q_proj and v_proj, causal-lm at the GPT-2 bench's
  *   4 × 128: ours on wasm (bench/ours_llama.ts, bundled) against a plain-torch Llama (bench/torch_llama.py), the two
- *   alternating BENCH_REPEATS times, medians of tokens/s and peak RSS.
+ *   alternating BENCH_REPEATS times, medians of tokens/s and peak RSS. Our weights are stored as SmolLM2-135M is
+ *   published, in BF16 (BENCH_LLAMA_DTYPE=F32 for float32), and stay so in memory; PyTorch holds float32.
  * - `llama-memory`: a Qwen2.5-0.5B-shaped folder (random weights, BF16 on disk, the test builder's tiny qwen2
  *   tokenizer) trained for a few steps at 1 × 256 on wasm through the real CLI (`lora-studio train` with a run
  *   config), bundled from source; its peak RSS is the CLI process's own (VmHWM, reported at exit).
@@ -77,6 +78,8 @@ export function llamaSpeed() {
     ours_runs: ours.map((r) => r.tokens_per_s), torch_runs: torch.map((r) => r.tokens_per_s),
     ours_rss_runs: ours.map((r) => r.peak_rss_mb), torch_rss_runs: torch.map((r) => r.peak_rss_mb),
     threads: ours.at(-1)?.threads, torch_sdpa: torch.at(-1)?.sdpa, torch_version: torch.at(-1)?.torch,
+    // how our side's weights are stored (bench/llama_setup.ts): BF16 ones stay in 16 bits; PyTorch holds float32
+    ours_weights: ours.at(-1)?.weights_dtype,
   };
 }
 

@@ -6,7 +6,7 @@
 import { familyFor, parseModelConfig } from '../trainer/models/registry';
 import type { ModelConfig, ModelSpec } from '../trainer/models/family';
 import type { LoraTarget } from '../trainer/protocol';
-import type { HostTensor, FloatDType } from '../trainer/io/safetensors';
+import { encodeFloatsInto, type FloatDType, halfHost, type HostTensor } from '../trainer/io/safetensors';
 import { Rng } from '../trainer/util/rng';
 import { SMOLLM2_135M } from '../test/util/llama_configs';
 import { ALPHA, R } from './setup';
@@ -39,27 +39,47 @@ export function llamaTargets(c: ModelConfig): LoraTarget[] {
 
 /**
  * Every weight of `c` (the family's weightShapes) with normal(0, std) values, norms 1 ± std, in one buffer with a
- * view per tensor, as a safetensors file is read. `dtype` is what the tensors say they were stored as.
+ * view per tensor, as a safetensors file is read. `dtype` is how they are stored: F32 values as they are; BF16 or
+ * F16 rounded to it and held as the stored bits (the loader's halfHost tensors), as a 16-bit file would give them.
  */
 export function randomLlamaWeights(c: ModelConfig, seed = 1, std = 0.02, dtype: FloatDType = 'F32'): Map<string, HostTensor> {
   const shapes = familyFor(c).weightShapes(c, 'causal-lm', 2);
   const rng = new Rng(seed);
-  const buffer = new Float32Array([...shapes.values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0));
+  const total = [...shapes.values()].reduce((n, shape) => n + shape.reduce((a, b) => a * b, 1), 0);
+  const buffer = dtype === 'F32' ? new Float32Array(total) : null;
+  const bits = dtype === 'F32' ? null : new Uint16Array(total);
   const out = new Map<string, HostTensor>();
   let offset = 0;
   for (const [key, shape] of shapes) {
-    const data = buffer.subarray(offset, offset + shape.reduce((a, b) => a * b, 1));
-    offset += data.length;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = buffer ? buffer.subarray(offset, offset + n) : new Float32Array(n);
     const base = /norm\.weight$/.test(key) ? 1 : 0;
-    for (let i = 0; i < data.length; i++) data[i] = base + std * rng.normal();
-    out.set(key, { shape, data, dtype });
+    for (let i = 0; i < n; i++) data[i] = base + std * rng.normal();
+    if (bits) {
+      const view = bits.subarray(offset, offset + n);
+      encodeFloatsInto(data, dtype, new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+      out.set(key, halfHost(shape, view, dtype as 'BF16' | 'F16'));
+    } else {
+      out.set(key, { shape, data, dtype });
+    }
+    offset += n;
   }
   return out;
 }
 
+/**
+ * How the llama case stores its weights: BF16 by default, as SmolLM2-135M is published (and Llama 3.2, Qwen2.5);
+ * BENCH_LLAMA_DTYPE=F32 for float32 weights.
+ */
+export function benchLlamaDtype(): FloatDType {
+  const d = process.env.BENCH_LLAMA_DTYPE ?? 'BF16';
+  if (d !== 'F32' && d !== 'BF16' && d !== 'F16') throw new Error(`BENCH_LLAMA_DTYPE must be F32, BF16 or F16, got ${d}`);
+  return d;
+}
+
 export function llamaBenchSpec(c: ModelConfig = llamaConfig(), seed = 1): ModelSpec {
   return {
-    config: c, task: 'causal-lm', num_labels: 2, weights: randomLlamaWeights(c, seed), targets: llamaTargets(c),
+    config: c, task: 'causal-lm', num_labels: 2, weights: randomLlamaWeights(c, seed, 0.02, benchLlamaDtype()), targets: llamaTargets(c),
     modules_to_save: [], bias: 'none', lora_dropout: 0.05, init_lora_weights: true, seed,
     pad_token_id: (c.pad_token_id ?? (Array.isArray(c.eos_token_id) ? c.eos_token_id[0] : c.eos_token_id)) ?? 0,
   };

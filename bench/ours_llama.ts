@@ -14,7 +14,7 @@ import { AdamW, decayParameterNames } from '../trainer/train/optimizer';
 import { clipByGlobalNorm } from '../trainer/train/clip';
 import { DataParallel, localLossAndGrads, plannedWorkers } from '../trainer/parallel/pool';
 import { benchExamples } from './setup';
-import { llamaBenchSpec } from './llama_setup';
+import { benchLlamaDtype, llamaBenchSpec } from './llama_setup';
 
 async function main(): Promise<void> {
   const [task, B, T, steps] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5])];
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const med = sorted[Math.floor(sorted.length / 2)];
   console.log(JSON.stringify({
     tokens_per_s: (B * T) / med, step_s: times, peak_rss_mb: peakRssMb(), threads: dp?.threads ?? 1,
-    backend: info.backend, trainable: model.trainableParamCount(), loss,
+    backend: info.backend, trainable: model.trainableParamCount(), loss, weights_dtype: benchLlamaDtype(),
   }));
   model.dispose();
 }
