@@ -15,8 +15,8 @@ import { LoraStudioError } from './errors';
 import { prepareGemm } from './ops/gemm';
 import { type AdapterReport, loadWebGpu } from './backend_webgpu';
 
-export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
+import { BACKEND_NAMES, type BackendName } from './backend_names';
+export { BACKEND_NAMES, type BackendName };
 
 export interface BackendInfo {
   /** what tf.getBackend() reports after initialization */

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { LoraStudioError, wasReported } from './errors';
-import type { BackendName } from './backend';
+import { BACKEND_NAMES } from './backend_names';
 import { CLI, type Output } from './commands/output';
 import { version } from '../package.json';
 
@@ -18,13 +18,6 @@ const commands = () => import('./commands/run');
 const mergeCommand = () => import('./commands/run_merge');
 const analyzeCommand = () => import('./commands/analyze');
 
-/**
- * trainer/backend.ts's BACKEND_NAMES, written out here because importing backend.ts loads TensorFlow.js and its
- * backends. The compiler holds the two to the same names (a test holds them to the same order).
- */
-const BACKEND_NAMES = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const satisfies readonly BackendName[];
-const everyBackendNamed: Exclude<BackendName, (typeof BACKEND_NAMES)[number]> extends never ? true : never = true;
-void everyBackendNamed;
 
 
 function output(json: boolean): Output {
