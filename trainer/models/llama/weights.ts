@@ -5,6 +5,7 @@
  */
 import { biases, headDim, kvHeads, type LlamaConfig, tiedEmbeddings } from './config';
 import type { Task } from '../../task';
+import { halfShapeOk } from '../../ops/half';
 
 export function llamaWeightShapes(c: LlamaConfig, task: Task, numLabels = 2): Map<string, number[]> {
   const H = c.hidden_size;
@@ -46,5 +47,5 @@ export function isConv1D(_module: string): boolean {
  * heap check counts it at 2 bytes): every Linear weight, embed_tokens and lm_head, with an even row width.
  */
 export function llamaHalfOk(key: string, shape: readonly number[] | undefined): boolean {
-  return (/_proj\.weight$/.test(key) || key === 'model.embed_tokens.weight' || key === 'lm_head.weight') && shape !== undefined && shape.length === 2 && shape[1] % 2 === 0;
+  return (/_proj\.weight$/.test(key) || key === 'model.embed_tokens.weight' || key === 'lm_head.weight') && shape !== undefined && halfShapeOk(shape);
 }
