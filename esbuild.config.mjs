@@ -12,7 +12,7 @@ const common = { bundle: true, sourcemap: true, logLevel: 'warning', target: 'no
 const entries = [
   // The trainer is self-contained (the VSIX ships no node_modules): only the optional native TensorFlow
   // packages stay outside, loaded by a guarded require when the user installed them, and wabt, which only a run
-  // from source needs (the bundle loads the prebuilt gemm.wasm below), and webgpu (Dawn's Node bindings: a native
+  // from source needs (the bundle loads the prebuilt binaries below), and webgpu (Dawn's Node bindings: a native
   // dawn.node per platform), imported at run time by trainer/backend_webgpu.ts when it is installed.
   { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
     entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts', 'trainer/parallel_worker': 'trainer/parallel/worker.ts' }, outdir: 'dist' },
@@ -32,8 +32,8 @@ const entries = [
 const wasmDist = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'));
 mkdirSync('dist/trainer', { recursive: true });
 for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) copyFileSync(path.join(wasmDist, f), path.join('dist/trainer', f));
-// Our GEMM's two builds (trainer/ops/gemm_wat.ts), assembled once here, go there too.
-execFileSync(process.execPath, ['--import', 'tsx', 'trainer/ops/gemm_build.ts', 'dist/trainer'], { stdio: 'inherit' });
+// Our WebAssembly (the GEMM's two builds, merge's rank-update kernel: trainer/ops/wasm_build.ts), assembled once here, goes there too.
+execFileSync(process.execPath, ['--import', 'tsx', 'trainer/ops/wasm_build.ts', 'dist/trainer'], { stdio: 'inherit' });
 
 if (watch) {
   for (const o of entries) await (await esbuild.context(o)).watch();

@@ -50,8 +50,8 @@ export async function bundleLlama(): Promise<void> {
   });
   const wasmDist = path.dirname(createRequire(__filename).resolve('@tensorflow/tfjs-backend-wasm'));
   for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) fs.copyFileSync(path.join(wasmDist, f), path.join(OUT, f));
-  const gemm = spawnSync(process.execPath, ['--import', 'tsx', 'trainer/ops/gemm_build.ts', OUT], { cwd: REPO, encoding: 'utf8' });
-  if (gemm.status !== 0) throw new Error(`gemm_build failed: ${gemm.stderr}`);
+  const gemm = spawnSync(process.execPath, ['--import', 'tsx', 'trainer/ops/wasm_build.ts', OUT], { cwd: REPO, encoding: 'utf8' });
+  if (gemm.status !== 0) throw new Error(`wasm_build failed: ${gemm.stderr}`);
 }
 
 function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): RunResult {

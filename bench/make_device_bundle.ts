@@ -47,10 +47,10 @@ function gzipFile(from: string, to: string): void {
   fs.writeFileSync(to, zlib.gzipSync(fs.readFileSync(from), { level: 9 }));
 }
 
-/** The GEMM's build script, wherever the trainer keeps it (it moved from models/gpt2/ to ops/). */
+/** The GEMM's build script, wherever the trainer keeps it (models/gpt2/gemm_build.ts, then ops/gemm_build.ts, now ops/wasm_build.ts). */
 function gemmBuildScript(): string {
-  const found = ['trainer/ops/gemm_build.ts', 'trainer/models/gpt2/gemm_build.ts'].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
-  if (!found) throw new Error('gemm_build.ts not found under trainer/');
+  const found = ['trainer/ops/wasm_build.ts', 'trainer/ops/gemm_build.ts', 'trainer/models/gpt2/gemm_build.ts'].map((p) => path.join(REPO, p)).find((p) => fs.existsSync(p));
+  if (!found) throw new Error('wasm_build.ts (or gemm_build.ts) not found under trainer/');
   return found;
 }
 

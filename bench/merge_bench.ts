@@ -27,6 +27,7 @@ import { LORA_DEFAULTS } from '../trainer/lora/config';
 import { readSafetensorsLayout, type HostTensor } from '../trainer/io/safetensors';
 import type { Task } from '../trainer/task';
 import { Rng } from '../trainer/util/rng';
+import { assembleRankUpdate, RANK_UPDATE_WASM } from '../trainer/ops/rank_update';
 import { writeLlamaFolder } from '../test/util/llama_folder';
 import { SMOLLM2_135M } from '../test/util/llama_configs';
 import { smallConfig } from './setup';
@@ -81,13 +82,17 @@ process.on('exit', () => {
 require(process.env.LORA_BENCH_CLI).main(process.argv);
 `;
 
-/** trainer/cli.ts bundled into dist/bench/cli.js (the code as it is now, whatever dist/trainer holds), and its launcher. */
+/**
+ * trainer/cli.ts bundled into dist/bench/cli.js (the code as it is now, whatever dist/trainer holds) with the
+ * rank-update kernel's binary beside it (as the build puts it beside dist/trainer/cli.js), and its launcher.
+ */
 async function bundleCli(): Promise<{ cli: string; launcher: string }> {
   const out = path.join(REPO, 'dist', 'bench');
   await esbuild.build({
     absWorkingDir: REPO, entryPoints: { cli: 'trainer/cli.ts' }, outdir: out, bundle: true, platform: 'node', format: 'cjs',
     target: 'node20', logLevel: 'warning', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
   });
+  fs.writeFileSync(path.join(out, RANK_UPDATE_WASM), await assembleRankUpdate());
   fs.writeFileSync(path.join(out, 'merge_launcher.cjs'), LAUNCHER);
   return { cli: path.join(out, 'cli.js'), launcher: path.join(out, 'merge_launcher.cjs') };
 }

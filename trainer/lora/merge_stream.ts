@@ -2,16 +2,19 @@
  * Merging a LoRA adapter into weight files tensor by tensor, at the speed of the disk: each output file gets the
  * source's header (same keys, dtypes, shapes, order, metadata), the untouched tensors' bytes are copied by the
  * kernel (fs.copyFileSync: copy_file_range, a reflink where the file system has them), and only the tensors the
- * adapter changes are read, decoded to F32, given W + scaling · transpose(B·A, fan_in_fan_out) (or replaced by a
- * modules_to_save / bias tensor), encoded back to their stored dtype and written at their own byte range. Memory
- * is one such tensor at a time. The values are those mergeAdapter (lora/merge.ts) computes, bit for bit: the same
- * float64 dot products in the same order, the same F32 rounding, the same F16/BF16 encoding.
+ * adapter changes are read, given W + scaling · transpose(B·A, fan_in_fan_out) (or replaced by a modules_to_save /
+ * bias tensor) and written at their own byte range in their stored dtype. The products go through the rank-update
+ * kernel (ops/rank_update.ts: WebAssembly SIMD, on F32 and BF16 bytes as stored, F16 decoded to F32 for it), or,
+ * where its binary is not at hand (from source, before prepareRankUpdate), through addLoraDelta in JavaScript.
+ * Memory is one such tensor at a time. The values are those mergeAdapter (lora/merge.ts) computes, bit for bit:
+ * the same float64 dot products in the same order, the same F32 rounding, the same F16/BF16 encoding.
  * Which files, which keys and what the model allows is the caller's (commands/merge.ts, with the model's family).
  */
 import * as fs from 'node:fs';
 import { LoraStudioError } from '../errors';
 import { type FloatDType, type HostTensor, type SafetensorsLayout, decodeFloatsInto, encodeFloatsInto, floatItemSize } from '../io/safetensors';
 import { fsFailure } from '../io/atomic';
+import { rankUpdater } from '../ops/rank_update';
 import { nonFiniteMessage } from './merge';
 import { rankTable } from './patterns';
 import type { AdapterWeights } from './types';
@@ -111,45 +114,13 @@ export function addLoraDelta(w: Float32Array, p: LoraPatch): void {
   else deltaRows(w, b, at, outF, inF, r, p.scaling);
 }
 
-/** w[u·V + v] += s · Σ_k x[u, k]·y[v, k] for x [U, r], y [V, r], k in order from +0. */
-function deltaRows(w: Float32Array, x: Float64Array, y: Float64Array, U: number, V: number, r: number, s: number): void {
-  if (r === 8) {
-    deltaRows8(w, x, y, U, V, s);
-    return;
-  }
-  deltaRowsAny(w, x, y, 0, U, V, r, s);
-}
-
 /**
- * r = 8 (PEFT's default rank): two rows at a time, their 16 factors and one y row's 8 held
- * in registers, each y row read once for both, the two sums (float64, from +0, k in order) written straight to w.
- * ~1.8× deltaRowsAny's speed; the same additions in the same order, so the same bits.
+ * w[u·V + v] += s · Σ_k x[u, k]·y[v, k] for x [U, r], y [V, r], k in order from +0: per row, eight k at a time
+ * with the row's eight factors in registers.
  */
-function deltaRows8(w: Float32Array, x: Float64Array, y: Float64Array, U: number, V: number, s: number): void {
-  let u = 0;
-  for (; u + 2 <= U; u += 2) {
-    const xa = u * 8;
-    const a0 = x[xa], a1 = x[xa + 1], a2 = x[xa + 2], a3 = x[xa + 3], a4 = x[xa + 4], a5 = x[xa + 5], a6 = x[xa + 6], a7 = x[xa + 7];
-    const b0 = x[xa + 8], b1 = x[xa + 9], b2 = x[xa + 10], b3 = x[xa + 11], b4 = x[xa + 12], b5 = x[xa + 13], b6 = x[xa + 14], b7 = x[xa + 15];
-    const row = u * V;
-    const row2 = row + V;
-    for (let v = 0, yv = 0; v < V; v++, yv += 8) {
-      const y0 = y[yv], y1 = y[yv + 1], y2 = y[yv + 2], y3 = y[yv + 3], y4 = y[yv + 4], y5 = y[yv + 5], y6 = y[yv + 6], y7 = y[yv + 7];
-      let d = 0;
-      let e = 0;
-      d += y0 * a0; e += y0 * b0; d += y1 * a1; e += y1 * b1; d += y2 * a2; e += y2 * b2; d += y3 * a3; e += y3 * b3;
-      d += y4 * a4; e += y4 * b4; d += y5 * a5; e += y5 * b5; d += y6 * a6; e += y6 * b6; d += y7 * a7; e += y7 * b7;
-      w[row + v] = w[row + v] + s * d;
-      w[row2 + v] = w[row2 + v] + s * e;
-    }
-  }
-  if (u < U) deltaRowsAny(w, x, y, u, U, V, 8, s);
-}
-
-/** Any r, rows u from `from` to U: per row, eight k at a time with the row's eight factors in registers. */
-function deltaRowsAny(w: Float32Array, x: Float64Array, y: Float64Array, from: number, U: number, V: number, r: number, s: number): void {
+function deltaRows(w: Float32Array, x: Float64Array, y: Float64Array, U: number, V: number, r: number, s: number): void {
   const dots = new Float64Array(V);
-  for (let u = from; u < U; u++) {
+  for (let u = 0; u < U; u++) {
     const xu = u * r;
     dots.fill(0);
     let k = 0;
@@ -199,6 +170,65 @@ class Scratch {
     if (this.u8.length < n) this.u8 = new Uint8Array(n);
     return this.u8.subarray(0, n);
   }
+}
+
+/** Reads a tensor's stored bytes into `into` (exactly its length). */
+export type ReadStored = (into: Uint8Array) => void;
+
+/** A modules_to_save / bias tensor's new values, encoded in the stored dtype. */
+function replaced(p: ReplacePatch, dtype: FloatDType, scratch: Scratch): Uint8Array {
+  const bytes = scratch.bytes(p.values.length * floatItemSize(dtype));
+  const bad = encodeFloatsInto(p.values, dtype, bytes);
+  if (bad >= 0) throw new LoraStudioError(nonFiniteMessage(p.values[bad], bad, dtype), undefined, p.name);
+  return bytes;
+}
+
+/**
+ * The merged bytes of a LoRA-adapted tensor of `shape` stored as `dtype` (its bytes come from `read`; the result is
+ * memory that lives until the next call):
+ * through the rank-update kernel (ops/rank_update.ts) when it is at hand; F16 is decoded to float32 for it and
+ * encoded back here. A value that is not finite once stored is named by the JavaScript path, which then throws.
+ */
+export function mergedTensorBytes(p: LoraPatch, dtype: FloatDType, shape: number[], read: ReadStored, scratch: Scratch): Uint8Array {
+  const kernel = rankUpdater();
+  if (!kernel) return mergeLoraJs(p, dtype, shape, read, scratch);
+  const [r, inF] = p.A.shape;
+  const a = p.A.data;
+  const b = p.B.data;
+  // W [in, out] += s · Aᵀ·Bᵀ (Conv1D), W [out, in] += s · B·A (Linear)
+  if (p.fanInFanOut) kernel.load(dtype === 'BF16' ? 'bf16' : 'f32', inF, shape[1], r, (u, k) => a[k * inF + u], (k, v) => b[v * r + k]);
+  else kernel.load(dtype === 'BF16' ? 'bf16' : 'f32', shape[0], inF, r, (u, k) => b[u * r + k], (k, v) => a[k * inF + v]);
+  const w = kernel.weightBytes();
+  if (dtype !== 'F16') {
+    read(w);
+    if (!kernel.run(p.scaling)) {
+      mergeLoraJs(p, dtype, shape, read, scratch); // throws, naming the value
+      throw new Error(`internal: ${p.name}: the rank-update kernel found a value that is not finite, the JavaScript merge none`);
+    }
+    return w;
+  }
+  const bytes = scratch.bytes(w.byteLength / 2);
+  read(bytes);
+  const values = new Float32Array(w.buffer, w.byteOffset, w.byteLength / 4);
+  decodeFloatsInto(bytes, 'F16', values);
+  kernel.run(p.scaling);
+  const bad = encodeFloatsInto(values, 'F16', bytes);
+  if (bad >= 0) throw new LoraStudioError(nonFiniteMessage(values[bad], bad, 'F16'), undefined, p.name);
+  return bytes;
+}
+
+/** mergedTensorBytes in JavaScript: decoded to F32, addLoraDelta, encoded back. */
+function mergeLoraJs(p: LoraPatch, dtype: FloatDType, shape: number[], read: ReadStored, scratch: Scratch): Uint8Array {
+  const n = shape.reduce((x, y) => x * y, 1);
+  const values = scratch.floats(n);
+  // F32: read straight into the values' own bytes; F16/BF16: into a byte buffer, decoded, re-encoded in place
+  const bytes = dtype === 'F32' ? new Uint8Array(values.buffer, values.byteOffset, n * 4) : scratch.bytes(n * floatItemSize(dtype));
+  read(bytes);
+  decodeFloatsInto(bytes, dtype, values);
+  addLoraDelta(values, p);
+  const bad = encodeFloatsInto(values, dtype, bytes);
+  if (bad >= 0) throw new LoraStudioError(nonFiniteMessage(values[bad], bad, dtype), undefined, p.name);
+  return bytes;
 }
 
 /**
@@ -274,20 +304,8 @@ export function writeMergedFile(plan: FilePlan, scratch = new Scratch()): void {
     }
     const ordered = [...plan.patches].map(([key, p]) => ({ key, p, e: layout.entries.get(key)! })).sort((x, y) => x.e.begin - y.e.begin);
     for (const { p, e } of ordered) {
-      const dtype = e.dtype as FloatDType;
-      const n = e.shape.reduce((x, y) => x * y, 1);
-      const values = scratch.floats(n);
-      // F32: read straight into the values' own bytes; F16/BF16: into a byte buffer, decoded, re-encoded in place
-      const bytes = dtype === 'F32' ? new Uint8Array(values.buffer, values.byteOffset, n * 4) : scratch.bytes(n * floatItemSize(dtype));
-      if (p.kind === 'lora') {
-        readFully(src, bytes, layout.dataStart + e.begin, plan.src);
-        decodeFloatsInto(bytes, dtype, values);
-        addLoraDelta(values, p);
-      } else {
-        values.set(p.values);
-      }
-      const bad = encodeFloatsInto(values, dtype, bytes);
-      if (bad >= 0) throw new LoraStudioError(nonFiniteMessage(values[bad], bad, dtype), undefined, p.name);
+      const read = (into: Uint8Array) => readFully(src!, into, layout.dataStart + e.begin, plan.src);
+      const bytes = p.kind === 'lora' ? mergedTensorBytes(p, e.dtype as FloatDType, e.shape, read, scratch) : replaced(p, e.dtype as FloatDType, scratch);
       writeFully(dst, bytes, dataStart + e.begin);
     }
     fs.fsyncSync(dst);

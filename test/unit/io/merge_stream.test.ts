@@ -3,7 +3,8 @@
  * of the output, its bytes are exactly what mergeAdapter over the family's loaded weights gives once encoded in the
  * stored dtype (F32, F16, BF16; GPT-2 Conv1D and Llama Linear; single file and shards); the headers (keys, order,
  * dtypes, shapes, metadata) are the source's; a seq-cls head the base lacks is added; an error in the last shard
- * leaves nothing at outDir; a read-only source merges.
+ * leaves nothing at outDir; a read-only source merges. The products go through the rank-update kernel
+ * (WebAssembly, as in the bundled CLI; merge.test.ts runs mergeToFolder on the JavaScript path).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,12 +22,16 @@ import { familyForDir } from '../../../trainer/models/registry';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 import { gpt2WeightShapes } from '../../../trainer/models/gpt2/weights';
 import type { Task } from '../../../trainer/task';
+import { prepareRankUpdate, rankUpdater } from '../../../trainer/ops/rank_update';
 import { Rng } from '../../../trainer/util/rng';
 import { writeLlamaFolder } from '../../util/llama_folder';
 import { randomAdapter, randomTensor, snapshotDir, throwsLS } from './helpers';
 
 let tmp: string;
-before(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-stream-')); });
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lora-stream-'));
+  await prepareRankUpdate();
+});
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let n = 0;
 const fresh = (name: string) => path.join(tmp, `${name}-${n++}`);
@@ -66,6 +71,7 @@ function assertSameAsInMemory(base: string, adapterDir: string, out: string, tas
 const headers = (dir: string) => weightFiles(dir).map((f) => readSafetensorsLayout(path.join(dir, f)).headerBytes.toString('utf8'));
 
 describe('streaming merge = in-memory merge, bit for bit', () => {
+  it('runs the rank-update kernel', () => assert.ok(rankUpdater(), 'prepareRankUpdate made the kernel'));
   for (const dtype of ['F32', 'F16', 'BF16'] as const) {
     it(`GPT-2 ${dtype}, bare keys with attn.bias buffers, LoRA on Conv1D modules and a trained bias: same header, merged bytes`, () => {
       const base = fresh(`gpt2-${dtype}`);
