@@ -14,7 +14,10 @@ const entries = [
   // packages stay outside, loaded by a guarded require when the user installed them, and wabt, which only a run
   // from source needs (the bundle loads the prebuilt binaries below), and webgpu (Dawn's Node bindings: a native
   // dawn.node per platform), imported at run time by trainer/backend_webgpu.ts when it is installed.
-  { ...common, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
+  // Its whitespace and comments go (identifiers stay): the CLI, the child and each data-parallel worker start by
+  // reading and compiling their bundle, and a smaller, ASCII-only file is faster to read and to parse (`lora-studio
+  // --version` 0.26 → 0.21 s here); the source maps still point into trainer/.
+  { ...common, minifyWhitespace: true, platform: 'node', format: 'cjs', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
     entryPoints: { 'trainer/cli': 'trainer/cli.ts', 'trainer/main': 'trainer/main.ts', 'trainer/parallel_worker': 'trainer/parallel/worker.ts' }, outdir: 'dist' },
   { ...common, platform: 'node', format: 'cjs', external: ['vscode'],
     entryPoints: { 'extension/main': 'extension/main.ts' }, outdir: 'dist' },

@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { decodeFloatsInto } from '../io/safetensors';
+import { halfShapeOk } from './half_shape';
 import { heapOffset, type WasmBackendLike } from './wasm_kernels';
 
 export type HalfFormat = 'bf16' | 'f16';
@@ -25,11 +26,6 @@ export type Matrix = tf.Tensor2D | HalfMatrix;
 
 export function isHalf(m: Matrix): m is HalfMatrix {
   return (m as HalfMatrix).kind === 'half';
-}
-
-/** Whether a [rows, cols] matrix can be held in 16 bits: its rows must be whole int32s (cols even). */
-export function halfShapeOk(shape: readonly number[]): boolean {
-  return shape.length === 2 && shape[1] % 2 === 0 && shape[1] > 0 && shape[0] > 0;
 }
 
 /** Puts the raw 16-bit values `bits` ([rows, cols], row-major) on the backend as a HalfMatrix. */

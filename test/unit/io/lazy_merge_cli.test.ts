@@ -1,9 +1,10 @@
 /**
  * trainer/cli.ts loads each command's code when that command runs: the CLI bundled as the build bundles it
  * (esbuild, CJS), run in a child process, then asked what got initialised. `--version`, `--help` and a usage error
- * initialise no TensorFlow.js at all; `merge` (and its errors) registers no TensorFlow.js backend (the model
- * families it reads the weight list from still import tfjs-core) while giving the same result as the in-process
- * merge. Also: the backend names cli.ts writes out are backend.ts's, in the same order.
+ * initialise no TensorFlow.js at all, and neither does `merge` (and its errors: the model families require their
+ * model code only to make a model), which runs the rank-update kernel's binary beside the bundle as the build puts
+ * it, and writes the same bytes as the in-process merge. Also: the backend names cli.ts writes out are
+ * backend.ts's, in the same order.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,8 @@ import { saveAdapter } from '../../../trainer/lora/adapter_io';
 import { writeRandomGPT2 } from '../../../trainer/models/gpt2/random_init';
 import { gpt2WeightShapes } from '../../../trainer/models/gpt2/weights';
 import { buildProgram } from '../../../trainer/cli';
+import { assembleRankUpdate, RANK_UPDATE_WASM } from '../../../trainer/ops/rank_update';
+import { mergeToFolder } from '../../../trainer/commands/merge';
 import { randomAdapter } from './helpers';
 
 const REPO = path.resolve(__dirname, '..', '..', '..');
@@ -47,6 +50,7 @@ before(async () => {
     target: 'node20', logLevel: 'warning', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
   });
   cli = path.join(tmp, 'cli.js');
+  fs.writeFileSync(path.join(tmp, RANK_UPDATE_WASM), await assembleRankUpdate());
   probe = path.join(tmp, 'probe.cjs');
   fs.writeFileSync(probe, PROBE);
 });
@@ -61,7 +65,7 @@ describe('the CLI loads a command\'s code only when it runs', () => {
     }
   });
 
-  it('merge registers no TensorFlow.js backend, and writes the folder with the same --json result', () => {
+  it('merge initialises no TensorFlow.js, and writes the same folder and --json result as the in-process merge', () => {
     const base = path.join(tmp, 'base');
     const cfg = writeRandomGPT2(base, { seed: 4 });
     const adapter = randomAdapter(gpt2WeightShapes(cfg, 'causal-lm'), ['transformer.h.0.attn.c_attn', 'transformer.h.1.mlp.c_fc'], 'causal-lm', { r: 4 }, 9);
@@ -71,13 +75,16 @@ describe('the CLI loads a command\'s code only when it runs', () => {
     const r = run('merge', base, '--adapter', adapterDir, '--out', out, '--json');
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { backend: null, gpu: false, out_dir: out, merged_modules: 2, warnings: [] });
-    assert.deepEqual(r.state.backends, []);
-    assert.ok(fs.existsSync(path.join(out, 'model.safetensors')));
+    assert.deepEqual(r.state, { engine: false, backends: [] });
+    const inProcess = path.join(tmp, 'merged-in-process');
+    mergeToFolder(base, adapterDir, inProcess);
+    for (const f of fs.readdirSync(inProcess)) assert.ok(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(inProcess, f))), f);
     // An error inside the lazily loaded command still ends in fail(): exit 1, the one line, the --json event.
     const again = run('merge', base, '--adapter', adapterDir, '--out', out, '--json');
     assert.equal(again.status, 1);
     assert.match(again.stderr, /^lora-studio: error: /);
     assert.equal(JSON.parse(again.stdout).event, 'error');
+    assert.deepEqual(again.state, { engine: false, backends: [] });
   });
 
   it('the --backend choices are backend.ts\'s BACKEND_NAMES, in order', () => {

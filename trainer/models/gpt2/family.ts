@@ -5,7 +5,6 @@
 import type { LoadedModel, ModelConfig, ModelFamily, ModelSpec } from '../family';
 import { configNumLabels, type GPT2Config, innerDim, parseConfig } from './config';
 import { configForTask, loadModelFolder, taskFromConfig, type LoadedModel as GPT2Loaded, writeModelFolder } from './folder';
-import { GPT2LoraModel } from './model';
 import { namedModules } from './modules';
 import { gpt2WeightShapes, IGNORED_BUFFER, isConv1D, PREFIX } from './weights';
 
@@ -39,5 +38,8 @@ export const GPT2_FAMILY: ModelFamily = {
   canonicalKey: (key) => (IGNORED_BUFFER.test(key) || key === 'lm_head.weight' ? null : key === 'score.weight' || key.startsWith(PREFIX) ? key : PREFIX + key),
   write: (outDir, src: LoadedModel, weights) => writeModelFolder(outDir, src as GPT2Loaded, weights),
   configForTask: (c, task, numLabels, warnings) => configForTask(gpt2(c), task, numLabels, warnings),
-  createModel: (spec: ModelSpec) => GPT2LoraModel.create(spec),
+  // required here, not imported: the model code and TensorFlow.js load when a model is made, not for jobs that only
+  // read and write files (merge, inspect)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a deferred load, typed by the import type
+  createModel: (spec: ModelSpec) => (require('./model') as typeof import('./model')).GPT2LoraModel.create(spec),
 };

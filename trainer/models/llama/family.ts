@@ -9,7 +9,6 @@ import type { ModelConfig, ModelFamily } from '../family';
 import { llamaCanonicalKey, llamaConfigForTask, loadLlamaFolder, taskFromConfig, writeLlamaFolder } from './folder';
 import { CLASS_PREFIX, configNumLabels, firstEos, headDim, kvHeads, LLAMA_MODEL_TYPES, type LlamaConfig, parseConfig, tiedEmbeddings } from './config';
 import { namedModules } from './modules';
-import { LlamaLoraModel } from './model';
 import { checkFitsHeap, heapWeights } from './memory';
 import { isConv1D, llamaWeightShapes } from './weights';
 import type { Task } from '../../task';
@@ -54,5 +53,7 @@ export const LLAMA_FAMILY: ModelFamily = {
   canonicalKey: (key, c) => llamaCanonicalKey(key, llama(c)),
   write: (outDir, src, weights) => writeLlamaFolder(outDir, src, weights),
   configForTask: (c, task, numLabels, warnings) => llamaConfigForTask(llama(c), task, numLabels, warnings),
-  createModel: (spec) => LlamaLoraModel.create(spec),
+  // required here, not imported: the model code and TensorFlow.js load when a model is made (as GPT-2's)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a deferred load, typed by the import type
+  createModel: (spec) => (require('./model') as typeof import('./model')).LlamaLoraModel.create(spec),
 };

@@ -5,7 +5,6 @@
  * counted so, pass WEIGHT_BUDGET is refused up front with a LoraStudioError, not left to abort the wasm runtime
  * mid-load. Other backends keep their memory elsewhere and are not checked here.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { LoraStudioError } from '../../errors';
 import type { HostTensor } from '../../io/safetensors';
 import type { LlamaConfig } from './config';
@@ -24,7 +23,7 @@ export interface HeapWeights {
 }
 
 /** Refuses weights whose heap bytes pass WEIGHT_BUDGET when `backend` is wasm. */
-export function checkFitsHeap(c: LlamaConfig, w: HeapWeights, file: string, backend = tf.getBackend()): void {
+export function checkFitsHeap(c: LlamaConfig, w: HeapWeights, file: string, backend: string): void {
   if (backend !== 'wasm') return;
   if (w.bytes <= WEIGHT_BUDGET) return;
   const f32 = w.bytes === 4 * w.count;
@@ -53,8 +52,8 @@ export function heapWeights(shapes: Map<string, number[]>, stored?: (key: string
   return { count, bytes };
 }
 
-/** checkFitsHeap for the weights a model spec holds (a tensor read from 16 bits carries `bits`). */
-export function checkSpecFitsHeap(c: LlamaConfig, weights: Map<string, HostTensor>): void {
+/** checkFitsHeap for the weights a model spec holds (a tensor read from 16 bits carries `bits`), on `backend`. */
+export function checkSpecFitsHeap(c: LlamaConfig, weights: Map<string, HostTensor>, backend: string): void {
   const shapes = new Map([...weights].map(([k, t]) => [k, t.shape]));
-  checkFitsHeap(c, heapWeights(shapes, (k) => (weights.get(k)!.bits ? weights.get(k)!.dtype : 'F32')), 'config.json');
+  checkFitsHeap(c, heapWeights(shapes, (k) => (weights.get(k)!.bits ? weights.get(k)!.dtype : 'F32')), 'config.json', backend);
 }

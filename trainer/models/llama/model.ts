@@ -123,7 +123,7 @@ export class LlamaLoraModel extends LoraModelBase implements LoraModel {
 
   /** Refuses (LoraStudioError) a model whose float32 weights do not fit the wasm heap, before any allocation. */
   static create(spec: ModelSpec): LlamaLoraModel {
-    checkSpecFitsHeap(spec.config as LlamaConfig, spec.weights);
+    checkSpecFitsHeap(spec.config as LlamaConfig, spec.weights, tf.getBackend());
     return new LlamaLoraModel(spec);
   }
 

@@ -5,7 +5,7 @@
  */
 import { biases, headDim, kvHeads, type LlamaConfig, tiedEmbeddings } from './config';
 import type { Task } from '../../task';
-import { halfShapeOk } from '../../ops/half';
+import { halfShapeOk } from '../../ops/half_shape';
 
 export function llamaWeightShapes(c: LlamaConfig, task: Task, numLabels = 2): Map<string, number[]> {
   const H = c.hidden_size;
