@@ -11,6 +11,8 @@
  * is not the speed of the disk.
  * BENCH_MERGE_REPEATS (default 3) alternating runs; medians. BENCH_MERGE_BASELINE_CLI: another bundled CLI (say
  * dist/trainer/cli.js built from an earlier commit) run in turn with this one, for before/after on the same load.
+ * `node_cp_s` is the floor of any Node CLI: starting Node and fs.copyFileSync of the same files (no fsync, no
+ * arithmetic), which on this machine is already ~3× plain `cp`.
  * The load average at the start and the end is recorded: on a shared machine the timings move with it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -44,6 +46,8 @@ export interface MergeCase {
   /** cp, then sync of the copied files */
   cp_sync_s: number;
   ratio_cp_sync: number;
+  /** `node -e` fs.copyFileSync of the same files: Node's start-up plus the in-kernel copy */
+  node_cp_s: number;
   peak_rss_mb: number;
   largest_tensor_mb: number;
   weights_mb: number;
@@ -51,6 +55,7 @@ export interface MergeCase {
   merge_runs: number[];
   cp_runs: number[];
   cp_sync_runs: number[];
+  node_cp_runs: number[];
   /** with BENCH_MERGE_BASELINE_CLI */
   baseline_merge_s?: number;
   baseline_merge_runs?: number[];
@@ -89,7 +94,7 @@ require(process.env.LORA_BENCH_CLI).main(process.argv);
 async function bundleCli(): Promise<{ cli: string; launcher: string }> {
   const out = path.join(REPO, 'dist', 'bench');
   await esbuild.build({
-    absWorkingDir: REPO, entryPoints: { cli: 'trainer/cli.ts' }, outdir: out, bundle: true, platform: 'node', format: 'cjs',
+    absWorkingDir: REPO, entryPoints: { cli: 'trainer/cli.ts' }, outdir: out, bundle: true, minifyWhitespace: true, platform: 'node', format: 'cjs',
     target: 'node20', logLevel: 'warning', external: ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'wabt', 'webgpu'],
   });
   fs.writeFileSync(path.join(out, RANK_UPDATE_WASM), await assembleRankUpdate());
@@ -114,6 +119,9 @@ function writeAdapter(dir: string, shapes: Map<string, number[]>, modules: strin
   const targets = [...new Set(modules.map((m) => m.split('.').slice(-2).join('.')))];
   saveAdapter(dir, { config: adapterConfigJson({ ...LORA_DEFAULTS, r: R, lora_alpha: 16, target_modules: targets, fan_in_fan_out: conv1d }, task, 'bench-base'), lora, extra: new Map() });
 }
+
+/** `node -e NODE_CP <dir> <files…>`: copies each file into dir with fs.copyFileSync. */
+const NODE_CP = "const fs = require('node:fs'), path = require('node:path'); const [dir, ...files] = process.argv.slice(1); for (const f of files) fs.copyFileSync(f, path.join(dir, path.basename(f)));";
 
 function timeS(fn: () => void): number {
   const t0 = performance.now();
@@ -145,11 +153,14 @@ function runCase(work: string, { cli, launcher }: { cli: string; launcher: strin
   for (const f of weightFiles) for (const e of readSafetensorsLayout(f).entries.values()) largest = Math.max(largest, e.end - e.begin);
   const cps: number[] = [];
   const cpSyncs: number[] = [];
+  const nodeCps: number[] = [];
   const merges: number[] = [];
   const baselines: number[] = [];
   const rss: number[] = [];
   const copies = path.join(work, 'copy');
   const copied = weightFiles.map((f) => path.join(copies, path.basename(f)));
+  // the folder was just written: its pages go to disk now, not during the first timings
+  execFileSync('sync', weightFiles);
   for (let i = 0; i < REPEATS; i++) {
     fs.mkdirSync(copies);
     cps.push(timeS(() => execFileSync('cp', [...weightFiles, copies])));
@@ -160,6 +171,9 @@ function runCase(work: string, { cli, launcher }: { cli: string; launcher: strin
       execFileSync('cp', [...weightFiles, copies]);
       execFileSync('sync', copied);
     }));
+    fs.rmSync(copies, { recursive: true });
+    fs.mkdirSync(copies);
+    nodeCps.push(timeS(() => execFileSync(process.execPath, ['-e', NODE_CP, copies, ...weightFiles])));
     fs.rmSync(copies, { recursive: true });
     // with a baseline, the two CLIs take turns going first
     const order = BASELINE_CLI && i % 2 === 1 ? ['baseline', 'ours'] : ['ours', 'baseline'];
@@ -176,8 +190,8 @@ function runCase(work: string, { cli, launcher }: { cli: string; launcher: strin
   const weightsBytes = weightFiles.reduce((s, f) => s + fs.statSync(f).size, 0);
   return {
     merge_s: median(merges), cp_s: median(cps), ratio: median(merges) / median(cps),
-    cp_sync_s: median(cpSyncs), ratio_cp_sync: median(merges) / median(cpSyncs), peak_rss_mb: median(rss),
-    largest_tensor_mb: largest / 2 ** 20, weights_mb: weightsBytes / 2 ** 20, modules, merge_runs: merges, cp_runs: cps, cp_sync_runs: cpSyncs,
+    cp_sync_s: median(cpSyncs), ratio_cp_sync: median(merges) / median(cpSyncs), node_cp_s: median(nodeCps), peak_rss_mb: median(rss),
+    largest_tensor_mb: largest / 2 ** 20, weights_mb: weightsBytes / 2 ** 20, modules, merge_runs: merges, cp_runs: cps, cp_sync_runs: cpSyncs, node_cp_runs: nodeCps,
     ...(BASELINE_CLI ? { baseline_merge_s: median(baselines), baseline_merge_runs: baselines } : {}),
   };
 }
@@ -226,7 +240,7 @@ export function mergeRows(m: MergeBench): string[][] {
   return Object.entries(m.cases).map(([name, c]) => [
     `merge ${name} + r=8 ×${c.modules}`, `${f(c.merge_s, 2)} s`, `cp ${f(c.cp_s, 2)} s`, `${f(c.ratio, 1)}× cp`,
     `${f(c.peak_rss_mb, 0)} (largest tensor ${f(c.largest_tensor_mb, 0)})`, `CLI start ${f(m.cli_start_s, 2)} s`,
-    `cp+sync ${f(c.cp_sync_s, 2)} s: ${f(c.ratio_cp_sync, 1)}×`,
+    `cp+sync ${f(c.cp_sync_s, 2)} s: ${f(c.ratio_cp_sync, 1)}×`, `node copy ${f(c.node_cp_s, 2)} s (${f(c.node_cp_s / c.cp_s, 1)}× cp)`,
     ...(c.baseline_merge_s !== undefined ? [`baseline ${f(c.baseline_merge_s, 2)} s (start ${f(m.baseline_cli_start_s!, 2)} s)`] : []),
   ]);
 }
