@@ -109,7 +109,8 @@ function kindError(kind: FieldKind, value: unknown): string | null {
     case 'string-or-null':
       return value === null || (typeof value === 'string' && value.trim()) ? null : 'a file path, or empty';
     case 'integer':
-      return Number.isSafeInteger(value) && (value as number) >= kind.min ? null : `must be an integer >= ${kind.min}`;
+      if (Number.isSafeInteger(value) && (value as number) >= kind.min && (kind.max === undefined || (value as number) <= kind.max)) return null;
+      return kind.max === undefined ? `must be an integer >= ${kind.min}` : `must be an integer from ${kind.min} to ${kind.max}`;
     case 'number': {
       const aboveMin = (v: number) => kind.min === undefined || (kind.minExclusive ? v > kind.min : v >= kind.min);
       const belowMax = (v: number) => kind.max === undefined || (kind.maxExclusive ? v < kind.max : v <= kind.max);

@@ -96,7 +96,7 @@ export type FieldKind =
   | { type: 'string' }
   | { type: 'string-or-null' }
   | { type: 'number'; min?: number; minExclusive?: boolean; max?: number; maxExclusive?: boolean }
-  | { type: 'integer'; min: number }
+  | { type: 'integer'; min: number; max?: number }
   | { type: 'enum'; options: readonly string[] };
 
 /** One run-config path the dashboard may edit (dotted, e.g. `lora.r`), with what it accepts. */
@@ -186,7 +186,7 @@ export function isFieldKind(v: unknown): v is FieldKind {
     case 'number':
       return isOptNum(v.min) && isOptNum(v.max) && isOptBool(v.minExclusive) && isOptBool(v.maxExclusive);
     case 'integer':
-      return isNum(v.min) && Number.isFinite(v.min);
+      return isNum(v.min) && Number.isFinite(v.min) && isOptNum(v.max);
     case 'enum':
       return Array.isArray(v.options) && v.options.length > 0 && v.options.every(isStr);
     default:

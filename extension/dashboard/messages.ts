@@ -15,18 +15,19 @@ export const TASKS = ['causal-lm', 'seq-cls'] as const;
 
 /**
  * The only run-config paths the dashboard may edit, in form order, with what each accepts; mirrors
- * trainer/config/schema.ts for these fields. Anything else (output_dir, target_modules, …) is not editable there.
+ * trainer/config/schema.ts for these fields, bounds included (MAX_RANK, MAX_EPOCHS, MAX_BATCH), and a unit test
+ * holds it to that schema. Anything else (output_dir, target_modules, …) is not editable there.
  */
 export const DASHBOARD_FIELDS: readonly EditableField[] = [
   { path: 'model', kind: { type: 'string' } },
   { path: 'task', kind: { type: 'enum', options: TASKS } },
   { path: 'data.train', kind: { type: 'string' } },
   { path: 'data.eval', kind: { type: 'string-or-null' } },
-  { path: 'lora.r', kind: { type: 'integer', min: 1 } },
+  { path: 'lora.r', kind: { type: 'integer', min: 1, max: 65_536 } },
   { path: 'lora.lora_alpha', kind: { type: 'number', min: 0, minExclusive: true } },
   { path: 'lora.lora_dropout', kind: { type: 'number', min: 0, max: 1, maxExclusive: true } },
-  { path: 'training.num_train_epochs', kind: { type: 'number', min: 0, minExclusive: true } },
-  { path: 'training.per_device_train_batch_size', kind: { type: 'integer', min: 1 } },
+  { path: 'training.num_train_epochs', kind: { type: 'number', min: 0, minExclusive: true, max: 1_000_000 } },
+  { path: 'training.per_device_train_batch_size', kind: { type: 'integer', min: 1, max: 65_536 } },
   { path: 'training.learning_rate', kind: { type: 'number', min: 0 } },
   { path: 'training.lr_scheduler_type', kind: { type: 'enum', options: LR_SCHEDULER_TYPES } },
   { path: 'training.eval_strategy', kind: { type: 'enum', options: INTERVAL_STRATEGIES } },
@@ -43,7 +44,7 @@ export function fitsKind(kind: FieldKind, value: unknown): boolean {
     case 'string-or-null':
       return value === null || (typeof value === 'string' && value.trim().length > 0);
     case 'integer':
-      return Number.isSafeInteger(value) && (value as number) >= kind.min;
+      return Number.isSafeInteger(value) && (value as number) >= kind.min && (kind.max === undefined || (value as number) <= kind.max);
     case 'number': {
       if (typeof value !== 'number' || !Number.isFinite(value)) return false;
       if (kind.min !== undefined && (kind.minExclusive ? value <= kind.min : value < kind.min)) return false;

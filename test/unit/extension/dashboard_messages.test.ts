@@ -10,6 +10,8 @@ import { mapTrainEvent } from '../../../extension/dashboard/events';
 import { parseMetrics } from '../../../extension/runFiles';
 import { isDashboardEvent, isHostMessage } from '../../../webview/protocol';
 import { parseFieldInput } from '../../../webview/fields';
+import { RunConfigSchema } from '../../../trainer/config/schema';
+import { runConfigJsonSchema } from '../../../trainer/config/json_schema';
 
 describe('webview → host commands (checked by the host)', () => {
   it('accepts the plain commands', () => {
@@ -64,6 +66,27 @@ describe('the editable fields (owned by the host)', () => {
     assert.equal(isValidFieldValue('training.num_train_epochs', 0), false);
     assert.equal(fitsKind({ type: 'number', max: 2 }, 2), true);
     assert.equal(fitsKind({ type: 'number', max: 2, maxExclusive: true }, 2), false);
+  });
+
+  it('accepts no value the trainer\'s run-config schema refuses for that field, and offers its enum options', () => {
+    const probes: unknown[] = ['', ' ', 'gpt2', 'data/t.jsonl', 'cosine', 'exp', 'no', 'steps', 'epoch', 'causal-lm', 'seq-cls', 'linear',
+      'constant', 'constant_with_warmup', null, true, -1, 0, 1e-4, 0.5, 1, 1.5, 8, 65_536, 65_537, 1e6, 1e6 + 1, 1e9, 1e300, Infinity, NaN];
+    for (const { path, kind } of DASHBOARD_FIELDS) {
+      const [a, b] = path.split('.');
+      const trainerAccepts = (v: unknown) => {
+        const cfg: Record<string, unknown> = { model: 'gpt2', data: { train: 't.jsonl' }, lora: {}, training: {} };
+        if (b) (cfg[a] as Record<string, unknown>)[b] = v;
+        else cfg[a] = v;
+        const r = RunConfigSchema.safeParse(cfg);
+        return r.success || !r.error.issues.some((i) => i.path.join('.') === path);
+      };
+      for (const v of probes) if (isValidFieldValue(path, v)) assert.ok(trainerAccepts(v), `${path}: the dashboard accepts ${String(v)}, the trainer refuses it`);
+      if (kind.type === 'enum') {
+        let node = runConfigJsonSchema() as { properties: Record<string, unknown> };
+        for (const k of path.split('.')) node = node.properties[k] as typeof node;
+        assert.deepEqual(kind.options, (node as unknown as { enum: string[] }).enum, path);
+      }
+    }
   });
 
   it('goes to the webview in the config message, which the webview accepts', () => {
