@@ -196,8 +196,9 @@ export function mergedTensorBytes(p: LoraPatch, dtype: FloatDType, shape: number
   const a = p.A.data;
   const b = p.B.data;
   // W [in, out] += s · Aᵀ·Bᵀ (Conv1D), W [out, in] += s · B·A (Linear)
-  if (p.fanInFanOut) kernel.load(dtype === 'BF16' ? 'bf16' : 'f32', inF, shape[1], r, (u, k) => a[k * inF + u], (k, v) => b[v * r + k]);
-  else kernel.load(dtype === 'BF16' ? 'bf16' : 'f32', shape[0], inF, r, (u, k) => b[u * r + k], (k, v) => a[k * inF + v]);
+  const held = dtype === 'F16' ? 'F32' : dtype;
+  if (p.fanInFanOut) kernel.load(held, inF, shape[1], r, (u, k) => a[k * inF + u], (k, v) => b[v * r + k]);
+  else kernel.load(held, shape[0], inF, r, (u, k) => b[u * r + k], (k, v) => a[k * inF + v]);
   const w = kernel.weightBytes();
   if (dtype !== 'F16') {
     read(w);

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type RankUpdateFormat, rankUpdateWat } from './rank_update_wat';
+import { rankUpdateWat } from './rank_update_wat';
 
 /** The binary's file name beside the bundled trainer. */
 export const RANK_UPDATE_WASM = 'rank_update.wasm';
@@ -68,36 +68,36 @@ export class RankUpdater {
   private V = 0;
   private r = 0;
   private w = 0;
-  private format: RankUpdateFormat = 'f32';
+  private dtype: 'F32' | 'BF16' = 'F32';
 
   constructor(private readonly ex: Exports) {}
 
   /**
    * Sets up W [U, V] += s · x·y for x [U, r] (x(u, k) gives its values) and y [r, V] (y(k, v)), float64 in the
-   * module's memory, and room for W's U·V elements in `format` after them.
+   * module's memory, and room for W's U·V elements stored as `dtype` after them.
    */
-  load(format: RankUpdateFormat, U: number, V: number, r: number, x: (u: number, k: number) => number, y: (k: number, v: number) => number): void {
+  load(dtype: 'F32' | 'BF16', U: number, V: number, r: number, x: (u: number, k: number) => number, y: (k: number, v: number) => number): void {
     const yAt = U * r * 8;
     const w = yAt + r * V * 8;
-    const need = w + U * V * (format === 'f32' ? 4 : 2);
+    const need = w + U * V * (dtype === 'F32' ? 4 : 2);
     const have = this.ex.memory.buffer.byteLength;
     if (need > have) this.ex.memory.grow(Math.ceil((need - have) / PAGE));
     const xs = new Float64Array(this.ex.memory.buffer, 0, U * r);
     for (let u = 0; u < U; u++) for (let k = 0; k < r; k++) xs[u * r + k] = x(u, k);
     const ys = new Float64Array(this.ex.memory.buffer, yAt, r * V);
     for (let k = 0; k < r; k++) for (let v = 0; v < V; v++) ys[k * V + v] = y(k, v);
-    Object.assign(this, { U, V, r, w, format });
+    Object.assign(this, { U, V, r, w, dtype });
   }
 
   /** W's bytes in the module's memory (a new view after every load). */
   weightBytes(): Uint8Array {
-    return new Uint8Array(this.ex.memory.buffer, this.w, this.U * this.V * (this.format === 'f32' ? 4 : 2));
+    return new Uint8Array(this.ex.memory.buffer, this.w, this.U * this.V * (this.dtype === 'F32' ? 4 : 2));
   }
 
   /** W += s · x·y in place; false when some value is not finite once stored (W is then partly updated). */
   run(s: number): boolean {
     const { U, V, r } = this;
-    const update = this.format === 'f32' ? this.ex.update_f32 : this.ex.update_bf16;
+    const update = this.dtype === 'F32' ? this.ex.update_f32 : this.ex.update_bf16;
     const rows = Math.max(2, Math.floor(ELEMENTS_PER_CALL / Math.max(V, 1)) & ~1);
     let bad = 0;
     for (let u = 0; u < U; u += rows) bad |= update(this.w, 0, U * r * 8, u, Math.min(U, u + rows), V, r, s);

@@ -12,7 +12,7 @@
  * the module's own memory, which the caller grows.
  */
 
-export type RankUpdateFormat = 'f32' | 'bf16';
+type RankUpdateFormat = 'f32' | 'bf16';
 
 const ES: Record<RankUpdateFormat, number> = { f32: 4, bf16: 2 };
 /** columns per step (four f64x2 sums per row) */
