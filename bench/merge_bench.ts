@@ -3,7 +3,9 @@
  * process (trainer/cli.ts bundled as the build bundles it, started by a launcher that also reports the child's peak
  * RSS), beside `cp` of the same weights file, on random GPT-2-small folders in F32 and BF16 and a
  * SmolLM2-135M-shaped Llama folder in BF16, each with a random r=8 adapter: 36 modules for GPT-2 (attn.c_attn,
- * attn.c_proj, mlp.c_fc in each of 12 blocks), q_proj/v_proj/down_proj in each of 30 blocks for the Llama (90).
+ * attn.c_proj, mlp.c_fc in each of 12 blocks), q_proj/v_proj/down_proj in each of 30 blocks for the Llama (90);
+ * and a user-sized one, a Qwen2.5-0.5B-shaped BF16 folder (988 MB) with r=8 on all seven linear layers of its 24
+ * blocks (168 modules, 357 M adapted weights).
  * Goal: merge ≤ 3× cp, peak RSS ≤ the largest tensor + 300 MB. `cli_start_s` is the same CLI's `--version`, the
  * fixed cost of starting Node and loading the bundle, which the merge time includes.
  * `cp_sync_s` is `cp` followed by `sync` of the copies (fsync of each file): what the merge must do too, so that a
@@ -31,7 +33,7 @@ import type { Task } from '../trainer/task';
 import { Rng } from '../trainer/util/rng';
 import { assembleRankUpdate, RANK_UPDATE_WASM } from '../trainer/ops/rank_update';
 import { writeLlamaFolder } from '../test/util/llama_folder';
-import { SMOLLM2_135M } from '../test/util/llama_configs';
+import { QWEN25_05B, SMOLLM2_135M } from '../test/util/llama_configs';
 import { smallConfig } from './setup';
 
 const REPO = path.resolve(__dirname, '..');
@@ -225,6 +227,16 @@ export async function mergeBench(): Promise<MergeBench> {
     const llamaAdapter = path.join(work, 'adapter-llama');
     writeAdapter(llamaAdapter, llamaWeightShapes(config, 'causal-lm', 2), llamaModules, false, 'causal-lm');
     cases['SmolLM2-135M BF16, 2 shards'] = runCase(work, cli, llamaDir, llamaAdapter, llamaModules.length);
+    fs.rmSync(llamaDir, { recursive: true });
+    // a user-sized BF16 merge: Qwen2.5-0.5B's shapes (988 MB), LoRA on every linear layer (PEFT's all-linear)
+    const qwenDir = path.join(work, 'qwen');
+    const { model_type: _type, architectures: _arch, torch_dtype: _dtype, transformers_version: _tv, ...qwenDims } = QWEN25_05B;
+    const qwen = writeLlamaFolder(qwenDir, { config: qwenDims as Partial<LlamaConfig>, model_type: 'qwen2', dtype: 'BF16', tied: true, std: 0.02, tokenizer: false }).config;
+    const linear = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.up_proj', 'mlp.down_proj'];
+    const qwenModules = Array.from({ length: QWEN25_05B.num_hidden_layers }, (_, i) => linear.map((m) => `model.layers.${i}.${m}`)).flat();
+    const qwenAdapter = path.join(work, 'adapter-qwen');
+    writeAdapter(qwenAdapter, llamaWeightShapes(qwen, 'causal-lm', 2), qwenModules, false, 'causal-lm');
+    cases['Qwen2.5-0.5B BF16, all-linear'] = runCase(work, cli, qwenDir, qwenAdapter, qwenModules.length);
     return {
       cli_start_s: median(startRuns), ...(BASELINE_CLI ? { baseline_cli_start_s: median(baselineStartRuns), baseline_cli: BASELINE_CLI } : {}),
       load_start, load_end: os.loadavg(), cases,
