@@ -4,7 +4,7 @@
  * kernel (fs.copyFileSync: copy_file_range, a reflink where the file system has them), and only the tensors the
  * adapter changes are read, given W + scaling · transpose(B·A, fan_in_fan_out) (or replaced by a modules_to_save /
  * bias tensor) and written at their own byte range in their stored dtype. The products go through the rank-update
- * kernel (ops/rank_update.ts: WebAssembly SIMD, on F32 and BF16 bytes as stored, F16 decoded to F32 for it), or,
+ * kernel (ops/rank_update.ts: WebAssembly SIMD, on the F32, BF16 or F16 bytes as stored), or,
  * where its binary is not at hand (from source, before prepareRankUpdate), through addLoraDelta in JavaScript.
  * Memory is one such tensor at a time. The values are those mergeAdapter (lora/merge.ts) computes, bit for bit:
  * the same float64 dot products in the same order, the same F32 rounding, the same F16/BF16 encoding.
@@ -185,9 +185,8 @@ function replaced(p: ReplacePatch, dtype: FloatDType, scratch: Scratch): Uint8Ar
 
 /**
  * The merged bytes of a LoRA-adapted tensor of `shape` stored as `dtype` (its bytes come from `read`; the result is
- * memory that lives until the next call):
- * through the rank-update kernel (ops/rank_update.ts) when it is at hand; F16 is decoded to float32 for it and
- * encoded back here. A value that is not finite once stored is named by the JavaScript path, which then throws.
+ * memory that lives until the next call): through the rank-update kernel (ops/rank_update.ts) when it is at hand.
+ * A value that is not finite once stored is named by the JavaScript path, which then throws.
  */
 export function mergedTensorBytes(p: LoraPatch, dtype: FloatDType, shape: number[], read: ReadStored, scratch: Scratch): Uint8Array {
   const kernel = rankUpdater();
@@ -196,26 +195,15 @@ export function mergedTensorBytes(p: LoraPatch, dtype: FloatDType, shape: number
   const a = p.A.data;
   const b = p.B.data;
   // W [in, out] += s · Aᵀ·Bᵀ (Conv1D), W [out, in] += s · B·A (Linear)
-  const held = dtype === 'F16' ? 'F32' : dtype;
-  if (p.fanInFanOut) kernel.load(held, inF, shape[1], r, (u, k) => a[k * inF + u], (k, v) => b[v * r + k]);
-  else kernel.load(held, shape[0], inF, r, (u, k) => b[u * r + k], (k, v) => a[k * inF + v]);
+  if (p.fanInFanOut) kernel.load(dtype, inF, shape[1], r, (u, k) => a[k * inF + u], (k, v) => b[v * r + k]);
+  else kernel.load(dtype, shape[0], inF, r, (u, k) => b[u * r + k], (k, v) => a[k * inF + v]);
   const w = kernel.weightBytes();
-  if (dtype !== 'F16') {
-    read(w);
-    if (!kernel.run(p.scaling)) {
-      mergeLoraJs(p, dtype, shape, read, scratch); // throws, naming the value
-      throw new Error(`internal: ${p.name}: the rank-update kernel found a value that is not finite, the JavaScript merge none`);
-    }
-    return w;
+  read(w);
+  if (!kernel.run(p.scaling)) {
+    mergeLoraJs(p, dtype, shape, read, scratch); // throws, naming the value
+    throw new Error(`internal: ${p.name}: the rank-update kernel found a value that is not finite, the JavaScript merge none`);
   }
-  const bytes = scratch.bytes(w.byteLength / 2);
-  read(bytes);
-  const values = new Float32Array(w.buffer, w.byteOffset, w.byteLength / 4);
-  decodeFloatsInto(bytes, 'F16', values);
-  kernel.run(p.scaling);
-  const bad = encodeFloatsInto(values, 'F16', bytes);
-  if (bad >= 0) throw new LoraStudioError(nonFiniteMessage(values[bad], bad, 'F16'), undefined, p.name);
-  return bytes;
+  return w;
 }
 
 /** mergedTensorBytes in JavaScript: decoded to F32, addLoraDelta, encoded back. */

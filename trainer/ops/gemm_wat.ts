@@ -243,7 +243,7 @@ function packColumns(nr: number): string {
  * a multiply by 2^112 scales it right, subnormals included (exactly: every half is a float32); an all-ones
  * exponent (inf, NaN) instead gets float32's all-ones exponent; then the sign.
  */
-function widenLanes(h: string, fmt: 'bf16' | 'f16'): string {
+export function widenLanes(h: string, fmt: 'bf16' | 'f16'): string {
   if (fmt === 'bf16') return `(i32x4.shl ${h} ${i32(16)})`;
   const splat = (n: number) => `(i32x4.splat ${i32(n)})`;
   const m = `(i32x4.shl (v128.and ${h} ${splat(0x7fff)}) ${i32(13)})`;

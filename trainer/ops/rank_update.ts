@@ -1,5 +1,5 @@
 /**
- * The rank-r update W += s · x·y of rank_update_wat.ts, on a weight as it is stored (float32 or bfloat16 bytes),
+ * The rank-r update W += s · x·y of rank_update_wat.ts, on a weight as it is stored (F32, BF16 or F16 bytes),
  * for `merge`: host-side, no TensorFlow.js. The module has its own memory, which grows to the largest weight it
  * is given; the caller reads a weight's bytes straight into `weightBytes` and writes them back from there.
  *
@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { FloatDType } from '../io/safetensors';
 import { rankUpdateWat } from './rank_update_wat';
 
 /** The binary's file name beside the bundled trainer. */
@@ -20,6 +21,7 @@ interface Exports {
   memory: WebAssembly.Memory;
   update_f32: Update;
   update_bf16: Update;
+  update_f16: Update;
 }
 type Wabt = () => Promise<{ parseWat(name: string, text: string, features: { simd: boolean }): { toBinary(o: object): { buffer: Uint8Array<ArrayBuffer> }; destroy(): void } }>;
 /** A run-time require: wabt is a dev dependency, never bundled. */
@@ -68,7 +70,7 @@ export class RankUpdater {
   private V = 0;
   private r = 0;
   private w = 0;
-  private dtype: 'F32' | 'BF16' = 'F32';
+  private dtype: FloatDType = 'F32';
 
   constructor(private readonly ex: Exports) {}
 
@@ -76,7 +78,7 @@ export class RankUpdater {
    * Sets up W [U, V] += s · x·y for x [U, r] (x(u, k) gives its values) and y [r, V] (y(k, v)), float64 in the
    * module's memory, and room for W's U·V elements stored as `dtype` after them.
    */
-  load(dtype: 'F32' | 'BF16', U: number, V: number, r: number, x: (u: number, k: number) => number, y: (k: number, v: number) => number): void {
+  load(dtype: FloatDType, U: number, V: number, r: number, x: (u: number, k: number) => number, y: (k: number, v: number) => number): void {
     const yAt = U * r * 8;
     const w = yAt + r * V * 8;
     const need = w + U * V * (dtype === 'F32' ? 4 : 2);
@@ -97,7 +99,7 @@ export class RankUpdater {
   /** W += s · x·y in place; false when some value is not finite once stored (W is then partly updated). */
   run(s: number): boolean {
     const { U, V, r } = this;
-    const update = this.dtype === 'F32' ? this.ex.update_f32 : this.ex.update_bf16;
+    const update = { F32: this.ex.update_f32, BF16: this.ex.update_bf16, F16: this.ex.update_f16 }[this.dtype];
     const rows = Math.max(2, Math.floor(ELEMENTS_PER_CALL / Math.max(V, 1)) & ~1);
     let bad = 0;
     for (let u = 0; u < U; u += rows) bad |= update(this.w, 0, U * r * 8, u, Math.min(U, u + rows), V, r, s);

@@ -54,6 +54,13 @@ function setUp(r: number, inF: number, outF: number, conv1d: boolean, seed: numb
   return { W, stored, patch, merge: () => mergeAdapter(new Map([[key, W]]), adapter, () => conv1d).get(key)! };
 }
 
+/** The one value a 1-element tensor's bytes hold. */
+function decodeTensorValue(bytes: Uint8Array, dtype: FloatDType): number {
+  const out = new Float32Array(1);
+  decodeFloatsInto(bytes, dtype, out);
+  return out[0];
+}
+
 function check(r: number, inF: number, outF: number, conv1d: boolean, seed: number): void {
   const { W, patch, merge } = setUp(r, inF, outF, conv1d, seed);
   const want = merge().data;
@@ -132,6 +139,41 @@ describe('the rank-update kernel (WebAssembly) = mergeAdapter, bit for bit', () 
         assert.ok(Buffer.from(got).equals(want), 'halfway values rounded otherwise than mergeAdapter');
       });
     }
+    it(`${dtype}: results across the format's range (subnormals, halfway cases, the largest finite) round as the encoder rounds`, () => {
+      // r = 7, lora_alpha = 7 (scaling 1), W = +0, A's first row all 1, B's first column the targets: every merged
+      // value is its row's target exactly in float32, in the eight-column code and in the one left over
+      const f32 = new Float32Array(1);
+      const u32 = new Uint32Array(f32.buffer);
+      const [lo, hi, mbits] = dtype === 'F16' ? [-27, 15, 13] : dtype === 'BF16' ? [-134, 127, 16] : [-149, 127, 0];
+      const low = (1 << mbits) - 1;
+      const half = mbits ? 1 << (mbits - 1) : 0;
+      const patterns = [0, 1, half - 1, half, half + 1, 2 * half, 3 * half, low, 0x400000, 0x7fffff & ~low, 0x7fffff];
+      const targets: number[] = [];
+      for (let e = lo; e <= hi; e++) {
+        for (const m of patterns) {
+          u32[0] = (Math.max(e + 127, 0) << 23) | (m & 0x7fffff);
+          for (const sign of [1, -1]) targets.push(sign * f32[0]);
+        }
+      }
+      const stored = (t: number) => encodeTensor({ shape: [1], data: Float32Array.of(t), dtype });
+      const finite = targets.filter((t) => Number.isFinite(decodeTensorValue(stored(t), dtype)));
+      const { W, stored: bytes, patch, merge } = setUp(7, 9, finite.length, false, 5, dtype);
+      W.data.fill(0);
+      bytes.set(encodeTensor(W));
+      patch.A.data.fill(0);
+      patch.B.data.fill(0);
+      for (let i = 0; i < 9; i++) patch.A.data[i] = 1;
+      finite.forEach((t, o) => { patch.B.data[o * 7] = t; });
+      const want = encodeTensor(merge());
+      const got = mergedTensorBytes(patch, dtype, merge().shape, (into) => into.set(bytes), new MergeScratch());
+      const size = dtype === 'F32' ? 4 : 2;
+      for (let i = 0; i < want.length; i += size) {
+        if (!Buffer.from(got.subarray(i, i + size)).equals(want.subarray(i, i + size))) {
+          assert.fail(`${finite[Math.floor(i / size / 9)]}: stored as ${Buffer.from(got.subarray(i, i + size)).toString('hex')}, the encoder gives ${want.subarray(i, i + size).toString('hex')}`);
+        }
+      }
+      assert.ok(finite.length > 500, `${finite.length} values`);
+    });
     it(`${dtype}: a value that is not finite once stored gets mergeAdapter's message`, () => {
       // F32 overflows past 3.4e38, BF16 rounds up to infinity just below it, F16 overflows above 65504
       const big = dtype === 'F16' ? 1e4 : 1e36;
