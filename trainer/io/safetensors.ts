@@ -195,6 +195,16 @@ export function tensorToF32(st: SafetensorsFile, name: string): HostTensor {
   }
 }
 
+let f16Values: Float32Array | undefined;
+/** f16ToF32 of every half (256 KB, made on first use): decoding F16 is then a lookup, ~20× the speed. */
+function f16Table(): Float32Array {
+  if (!f16Values) {
+    f16Values = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Values[h] = f16ToF32(h);
+  }
+  return f16Values;
+}
+
 export function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -210,7 +220,11 @@ const u32 = new Uint32Array(f32.buffer);
 /** F32 → F16 bits, round to nearest even, with subnormals, overflow to Inf and NaN kept. */
 export function f32ToF16(v: number): number {
   f32[0] = v;
-  const x = u32[0];
+  return f32BitsToF16(u32[0]);
+}
+
+/** f32ToF16 of the float32 whose bits are `x`. */
+function f32BitsToF16(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
@@ -335,7 +349,8 @@ export function decodeFloatsInto(bytes: Uint8Array, dtype: FloatDType, out: Floa
     const u32 = new Uint32Array(out.buffer, out.byteOffset, n);
     for (let i = 0; i < n; i++) u32[i] = u16[i] << 16;
   } else {
-    for (let i = 0; i < n; i++) out[i] = f16ToF32(u16[i]);
+    const table = f16Table();
+    for (let i = 0; i < n; i++) out[i] = table[u16[i]];
   }
 }
 
@@ -368,8 +383,9 @@ export function encodeFloatsInto(data: Float32Array, dtype: FloatDType, out: Uin
       if ((h & 0x7f80) === 0x7f80 && bad < 0) bad = i;
     }
   } else {
+    const bits = new Uint32Array(data.buffer, data.byteOffset, n);
     for (let i = 0; i < n; i++) {
-      const h = f32ToF16(data[i]);
+      const h = f32BitsToF16(bits[i]);
       u16[i] = h;
       if ((h & 0x7c00) === 0x7c00 && bad < 0) bad = i;
     }

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LoraStudioError } from '../../../trainer/errors';
 import {
-  type HostTensor, f16ToF32, f32ToBf16, f32ToF16, halfHost, readSafetensors, readSafetensorsHeader, tensorToF32, writeSafetensors,
+  type HostTensor, decodeFloatsInto, encodeFloatsInto, f16ToF32, f32ToBf16, f32ToF16, halfHost, readSafetensors, readSafetensorsHeader, tensorToF32, writeSafetensors,
 } from '../../../trainer/io/safetensors';
 
 let tmp: string;
@@ -190,6 +190,20 @@ describe('F16 codec', () => {
   it('keeps NaN', () => {
     assert.ok(Number.isNaN(f16ToF32(f32ToF16(NaN))));
     assert.ok(Number.isNaN(f16ToF32(0xfe01)));
+  });
+  it('decodeFloatsInto and encodeFloatsInto (arrays: a lookup table, the bits loop) agree with f16ToF32 and f32ToF16', () => {
+    const all = new Uint16Array(0x10000).map((_, h) => h);
+    const decoded = new Float32Array(0x10000);
+    decodeFloatsInto(new Uint8Array(all.buffer), 'F16', decoded);
+    for (let h = 0; h < 0x10000; h++) {
+      const want = f16ToF32(h);
+      assert.ok(Number.isNaN(want) ? Number.isNaN(decoded[h]) : Object.is(decoded[h], want), `0x${h.toString(16)}`);
+    }
+    const values = Float32Array.from(testValues(lad));
+    const encoded = new Uint8Array(values.length * 2);
+    encodeFloatsInto(values, 'F16', encoded);
+    const halves = new Uint16Array(encoded.buffer);
+    values.forEach((v, i) => assert.equal(halves[i], f32ToF16(v), `value ${v}`));
   });
 });
 
