@@ -1,7 +1,7 @@
 /**
  * The merge case of `npm run bench` (issue 13, "merge at the speed of the disk"): the real CLI's `merge` in a child
  * process (trainer/cli.ts bundled as the build bundles it, started by a launcher that also reports the child's peak
- * RSS), beside `cp` of the same weights file, on random GPT-2-small folders in F32 and BF16 and a
+ * RSS), beside `cp` of the same weights file, on random GPT-2-small folders in F32, BF16 and F16, a
  * SmolLM2-135M-shaped Llama folder in BF16, each with a random r=8 adapter: 36 modules for GPT-2 (attn.c_attn,
  * attn.c_proj, mlp.c_fc in each of 12 blocks), q_proj/v_proj/down_proj in each of 30 blocks for the Llama (90);
  * and a user-sized one, a Qwen2.5-0.5B-shaped BF16 folder (988 MB) with r=8 on all seven linear layers of its 24
@@ -215,7 +215,7 @@ export async function mergeBench(): Promise<MergeBench> {
     const gptModules = Array.from({ length: c.n_layer }, (_, i) => ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc'].map((m) => `transformer.h.${i}.${m}`)).flat();
     const gptAdapter = path.join(work, 'adapter-gpt2');
     writeAdapter(gptAdapter, gpt2WeightShapes(c, 'causal-lm'), gptModules, true, 'causal-lm');
-    for (const dtype of ['F32', 'BF16'] as const) {
+    for (const dtype of ['F32', 'BF16', 'F16'] as const) {
       const modelDir = path.join(work, `gpt2-${dtype}`);
       writeRandomGPT2(modelDir, { config: c, std: 0.02, dtype });
       cases[`GPT-2 small ${dtype}`] = runCase(work, cli, modelDir, gptAdapter, gptModules.length);
