@@ -19,7 +19,7 @@ import { releaseAsBackpropPasses } from '../util/tape';
 import { installWasmKernels, readInto } from '../ops/wasm_kernels';
 import { installHeapKernels } from '../ops/heap_kernels';
 import { gemmAvailable } from '../ops/gemm';
-import { type HalfMatrix, halfBitsInto, halfMatrix, type Matrix } from '../ops/half';
+import { type HalfFormat, type HalfMatrix, halfBitsInto, halfMatrix, type Matrix } from '../ops/half';
 import { halfHost } from '../io/safetensors';
 import type { ForwardOptions, Kernels, ModelSpec } from './family';
 import { fmt, hint, type Plan, sameShape } from './plan';
@@ -72,7 +72,7 @@ export abstract class LoraModelBase {
     try {
       for (const [key, host] of plan.values) {
         if (keepHalf && plan.half.has(key) && host.bits) {
-          const m = halfMatrix(host.bits, host.shape as [number, number], host.dtype === 'BF16' ? 'bf16' : 'f16');
+          const m = halfMatrix(host.bits, host.shape as [number, number], host.dtype as HalfFormat);
           this.halves.set(key, m);
           this.params.set(key, m.packed);
           continue;
@@ -142,7 +142,7 @@ export abstract class LoraModelBase {
         const bits = new Uint16Array(buffer, offset, half.shape[0] * half.shape[1]);
         offset += this.p(key).size * 4;
         halfBitsInto(half, bits);
-        return halfHost([...half.shape], bits, half.format === 'bf16' ? 'BF16' : 'F16');
+        return halfHost([...half.shape], bits, half.format);
       }
       const data = new Float32Array(buffer, offset, this.p(key).size);
       offset += data.byteLength;

@@ -216,7 +216,7 @@ export function gemm(a: tf.Tensor2D, b: Matrix, opts: { transposeB?: boolean; bi
 }
 
 function formatCode(b: HalfMatrix): number {
-  return b.format === 'bf16' ? GEMM_B_BF16 : GEMM_B_F16;
+  return b.format === 'BF16' ? GEMM_B_BF16 : GEMM_B_F16;
 }
 
 /**

@@ -10,7 +10,8 @@ import { decodeFloatsInto } from '../io/safetensors';
 import { halfShapeOk } from './half_shape';
 import { heapOffset, type WasmBackendLike } from './wasm_kernels';
 
-export type HalfFormat = 'bf16' | 'f16';
+/** named as safetensors names the dtypes */
+export type HalfFormat = 'BF16' | 'F16';
 
 export interface HalfMatrix {
   readonly kind: 'half';
@@ -44,7 +45,7 @@ export function halfBits(m: HalfMatrix): Uint16Array {
 
 /** Widens 16-bit values to float32 (exact), as the loader decodes them (io/safetensors.ts). */
 export function widenInto(bits: Uint16Array, format: HalfFormat, out: Float32Array): void {
-  decodeFloatsInto(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), format === 'bf16' ? 'BF16' : 'F16', out);
+  decodeFloatsInto(new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength), format, out);
 }
 
 const ROWS_KERNEL = 'LoraStudioHalfRows';

@@ -138,8 +138,8 @@ function randomHalfBits(n: number, format: HalfFormat, seed: number): Uint16Arra
   const u32 = new Uint32Array(f32.buffer);
   return Uint16Array.from({ length: n }, (_, i) => {
     if (i % 97 === 5) return 0x8000; // −0
-    if (format === 'f16' && i % 89 === 3) return (rng.int(2) << 15) | (1 + rng.int(0x3ff)); // subnormal
-    if (format === 'f16') return f32ToF16(rng.normal());
+    if (format === 'F16' && i % 89 === 3) return (rng.int(2) << 15) | (1 + rng.int(0x3ff)); // subnormal
+    if (format === 'F16') return f32ToF16(rng.normal());
     f32[0] = rng.normal();
     return u32[0] >>> 16;
   });
@@ -149,7 +149,7 @@ function widenRef(bits: Uint16Array, format: HalfFormat): Float32Array {
   const f32 = new Float32Array(1);
   const u32 = new Uint32Array(f32.buffer);
   return Float32Array.from(bits, (h) => {
-    if (format === 'f16') return f16ToF32(h);
+    if (format === 'F16') return f16ToF32(h);
     u32[0] = h << 16;
     return f32[0];
   });
@@ -157,7 +157,7 @@ function widenRef(bits: Uint16Array, format: HalfFormat): Float32Array {
 
 describe('gemm with a 16-bit B (bfloat16, IEEE half) on wasm', () => {
   const HALF_SHAPES: Array<[number, number, number]> = [[1, 2, 2], [4, 8, 8], [3, 6, 10], [5, 10, 18], [6, GEMM_KC + 4, 14], [7, 2 * GEMM_KC, GEMM_NC + 12], [9, 12, 2 * GEMM_NC + 8]];
-  for (const format of ['bf16', 'f16'] as HalfFormat[]) {
+  for (const format of ['BF16', 'F16'] as HalfFormat[]) {
     for (const transposeB of [false, true]) {
       it(`${format}, B stored ${transposeB ? '[m, k]' : '[k, m]'}: bit-equal to the float32 GEMM of the widened B, and within float32 of float64`, async () => {
         await useBackend('wasm');
@@ -208,13 +208,13 @@ describe('gemm with a 16-bit B (bfloat16, IEEE half) on wasm', () => {
 
   it('halfRows gathers and widens rows; halfBits gives the stored bits back', async () => {
     await useBackend('wasm');
-    const bits = randomHalfBits(7 * 10, 'bf16', 77);
-    const half = halfMatrix(bits, [7, 10], 'bf16');
+    const bits = randomHalfBits(7 * 10, 'BF16', 77);
+    const half = halfMatrix(bits, [7, 10], 'BF16');
     const rows = tf.tidy(() => halfRows(half, tf.tensor1d([6, 0, 6, 3], 'int32')).dataSync());
-    const wide = widenRef(bits, 'bf16');
+    const wide = widenRef(bits, 'BF16');
     assert.deepEqual([...rows], [6, 0, 6, 3].flatMap((r) => [...wide.subarray(r * 10, r * 10 + 10)]));
     assert.deepEqual(halfBits(half), bits);
     half.packed.dispose();
-    assert.throws(() => halfMatrix(new Uint16Array(21), [7, 3], 'bf16'), /16-bit matrix of \[7,3\]/);
+    assert.throws(() => halfMatrix(new Uint16Array(21), [7, 3], 'BF16'), /16-bit matrix of \[7,3\]/);
   });
 });
