@@ -56,29 +56,40 @@ function applyDeltas(weights: Map<string, HostTensor>, adapter: AdapterWeights, 
         module,
       );
     }
-    const a = A.data;
-    const b = B.data;
-    const w = W.data;
-    const data = new Float32Array(w.length);
-    const s = sign * scaling;
-    const bRow = new Float64Array(r);
-    for (let o = 0; o < outF; o++) {
-      for (let k = 0; k < r; k++) bRow[k] = b[o * r + k];
-      for (let i = 0; i < inF; i++) {
-        let dot = 0;
-        for (let k = 0; k < r; k++) dot += bRow[k] * a[k * inF + i];
-        const idx = fanInFanOut ? i * outF + o : o * inF + i;
-        data[idx] = w[idx] + s * dot;
-      }
-    }
+    const data = mergedValues(W.data, A, B, sign * scaling, fanInFanOut);
     checkFinite(data, W.dtype, module);
     out.set(key, { shape: [...W.shape], data, dtype: W.dtype });
   }
   return out;
 }
 
+/**
+ * w + s · transpose(B·A, fanInFanOut) as a new array, for A [r, in], B [out, r] and w [in, out] (fanInFanOut) or
+ * [out, in]: each dot product float64, summed from +0 over k in order, then w + s·dot rounded once to F32. The
+ * one definition of the merge's arithmetic (the WebAssembly kernel, ops/rank_update_wat.ts, is held to it bit
+ * for bit). Not checked for finiteness: checkFinite.
+ */
+export function mergedValues(w: Float32Array, A: HostTensor, B: HostTensor, s: number, fanInFanOut: boolean): Float32Array {
+  const [r, inF] = A.shape;
+  const outF = B.shape[0];
+  const a = A.data;
+  const b = B.data;
+  const data = new Float32Array(w.length);
+  const bRow = new Float64Array(r);
+  for (let o = 0; o < outF; o++) {
+    for (let k = 0; k < r; k++) bRow[k] = b[o * r + k];
+    for (let i = 0; i < inF; i++) {
+      let dot = 0;
+      for (let k = 0; k < r; k++) dot += bRow[k] * a[k * inF + i];
+      const idx = fanInFanOut ? i * outF + o : o * inF + i;
+      data[idx] = w[idx] + s * dot;
+    }
+  }
+  return data;
+}
+
 /** safe_merge: every value must stay finite once stored in the tensor's dtype (F16 overflows above 65504). */
-function checkFinite(data: Float32Array, dtype: HostTensor['dtype'], name: string): void {
+export function checkFinite(data: Float32Array, dtype: HostTensor['dtype'], name: string): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     const stored = dtype === 'F32' ? v : dtype === 'F16' ? f16ToF32(f32ToF16(v)) : bf16Round(v);

@@ -4,8 +4,8 @@
  * kernel (fs.copyFileSync: copy_file_range, a reflink where the file system has them), and only the tensors the
  * adapter changes are read, given W + scaling · transpose(B·A, fan_in_fan_out) (or replaced by a modules_to_save /
  * bias tensor) and written at their own byte range in their stored dtype. The products go through the rank-update
- * kernel (ops/rank_update.ts: WebAssembly SIMD, on the F32, BF16 or F16 bytes as stored), or,
- * where its binary is not at hand (from source, before prepareRankUpdate), through addLoraDelta in JavaScript.
+ * kernel (ops/rank_update.ts: WebAssembly SIMD, on the F32, BF16 or F16 bytes as stored), or, where its binary
+ * is not at hand (from source, before prepareRankUpdate), through lora/merge.ts's mergedValues in JavaScript.
  * Memory is one such tensor at a time. The values are those mergeAdapter (lora/merge.ts) computes, bit for bit:
  * the same float64 dot products in the same order, the same F32 rounding, the same F16/BF16 encoding.
  * Which files, which keys and what the model allows is the caller's (commands/merge.ts, with the model's family).
@@ -15,7 +15,7 @@ import { LoraStudioError } from '../errors';
 import { type FloatDType, type HostTensor, type SafetensorsLayout, decodeFloatsInto, encodeFloatsInto, floatItemSize } from '../io/safetensors';
 import { fsFailure } from '../io/atomic';
 import { rankUpdater } from '../ops/rank_update';
-import { nonFiniteMessage } from './merge';
+import { checkFinite, mergedValues, nonFiniteMessage } from './merge';
 import { rankTable } from './patterns';
 import type { AdapterWeights } from './types';
 
@@ -96,53 +96,6 @@ export function planPatches(adapter: AdapterWeights, isConv1D: (module: string) 
   return out;
 }
 
-/**
- * w[idx] += s · Σ_k B[o, k]·A[k, i] with idx = i·out + o (fan_in_fan_out) or o·in + i, computed exactly as
- * lora/merge.ts's applyDeltas does (float64 products, summed from +0 over k in order, w + s·dot rounded once to
- * F32), but walking w row by row in memory order: per row, the dot products of the whole row advance together,
- * eight k at a time with the row's eight factors held in registers (the partial sums are float64, so nothing is
- * rounded that applyDeltas does not round).
- */
-export function addLoraDelta(w: Float32Array, p: LoraPatch): void {
-  const [r, inF] = p.A.shape;
-  const outF = p.B.shape[0];
-  const a = p.A.data;
-  const at = new Float64Array(inF * r); // Aᵀ [in, r]
-  for (let k = 0; k < r; k++) for (let i = 0; i < inF; i++) at[i * r + k] = a[k * inF + i];
-  const b = Float64Array.from(p.B.data); // [out, r]
-  if (p.fanInFanOut) deltaRows(w, at, b, inF, outF, r, p.scaling);
-  else deltaRows(w, b, at, outF, inF, r, p.scaling);
-}
-
-/**
- * w[u·V + v] += s · Σ_k x[u, k]·y[v, k] for x [U, r], y [V, r], k in order from +0: per row, eight k at a time
- * with the row's eight factors in registers.
- */
-function deltaRows(w: Float32Array, x: Float64Array, y: Float64Array, U: number, V: number, r: number, s: number): void {
-  const dots = new Float64Array(V);
-  for (let u = 0; u < U; u++) {
-    const xu = u * r;
-    dots.fill(0);
-    let k = 0;
-    for (; k + 8 <= r; k += 8) {
-      const x0 = x[xu + k], x1 = x[xu + k + 1], x2 = x[xu + k + 2], x3 = x[xu + k + 3];
-      const x4 = x[xu + k + 4], x5 = x[xu + k + 5], x6 = x[xu + k + 6], x7 = x[xu + k + 7];
-      for (let v = 0, yv = k; v < V; v++, yv += r) {
-        let d = dots[v];
-        d += y[yv] * x0; d += y[yv + 1] * x1; d += y[yv + 2] * x2; d += y[yv + 3] * x3;
-        d += y[yv + 4] * x4; d += y[yv + 5] * x5; d += y[yv + 6] * x6; d += y[yv + 7] * x7;
-        dots[v] = d;
-      }
-    }
-    for (; k < r; k++) {
-      const xk = x[xu + k];
-      for (let v = 0, yv = k; v < V; v++, yv += r) dots[v] += y[yv] * xk;
-    }
-    const row = u * V;
-    for (let v = 0; v < V; v++) w[row + v] = w[row + v] + s * dots[v];
-  }
-}
-
 /** Reads exactly `buf.byteLength` bytes at `pos`. */
 function readFully(fd: number, buf: Uint8Array, pos: number, file: string): void {
   let off = 0;
@@ -206,17 +159,17 @@ export function mergedTensorBytes(p: LoraPatch, dtype: FloatDType, shape: number
   return w;
 }
 
-/** mergedTensorBytes in JavaScript: decoded to F32, addLoraDelta, encoded back. */
+/** mergedTensorBytes in JavaScript: decoded to F32, lora/merge.ts's arithmetic (mergedValues, checkFinite), encoded back. */
 function mergeLoraJs(p: LoraPatch, dtype: FloatDType, shape: number[], read: ReadStored, scratch: Scratch): Uint8Array {
   const n = shape.reduce((x, y) => x * y, 1);
   const values = scratch.floats(n);
-  // F32: read straight into the values' own bytes; F16/BF16: into a byte buffer, decoded, re-encoded in place
-  const bytes = dtype === 'F32' ? new Uint8Array(values.buffer, values.byteOffset, n * 4) : scratch.bytes(n * floatItemSize(dtype));
+  const bytes = scratch.bytes(n * floatItemSize(dtype));
   read(bytes);
   decodeFloatsInto(bytes, dtype, values);
-  addLoraDelta(values, p);
-  const bad = encodeFloatsInto(values, dtype, bytes);
-  if (bad >= 0) throw new LoraStudioError(nonFiniteMessage(values[bad], bad, dtype), undefined, p.name);
+  const merged = mergedValues(values, p.A, p.B, p.scaling, p.fanInFanOut);
+  checkFinite(merged, dtype, p.name);
+  const bad = encodeFloatsInto(merged, dtype, bytes);
+  if (bad >= 0) throw new Error(`internal: ${p.name}: checkFinite passed a value that is not finite once stored`);
   return bytes;
 }
 
