@@ -1,47 +1,40 @@
 /**
  * The Llama family through the real `lora-studio` CLI (issue 13): inspect prints PEFT's line for SmolLM2-135M from
  * config.json alone, --json carries the module table the Modules view renders; merge applies a PEFT adapter to a
- * tiny sharded Llama folder (W + s·B·A on the targets, every other tensor as it was, the source untouched); and
- * `train` (2 steps) then `eval` run on a tiny Llama folder. Until the trainable Llama model lands (createModel is
- * still the family's stub), train and eval must fail with exactly that one error, no stack trace, no adapter.
+ * tiny sharded Llama folder (W + s·B·A on the targets, every other tensor as it was, the source untouched);
+ * `train` (2 steps), `eval` and `generate` on a tiny Llama folder, and seq-cls `train`, `merge`, `eval` and
+ * `classify` on a tiny Qwen2 folder (tied, q/k/v biases), each held to the float64 reference
+ * (test/reference/llama_f64.ts) built from the weights written and the adapter trained.
  * Real processes: run `npm run build` first.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { runCli, scratch, tinyRun, writeJsonl, writeRandomAdapter, type CliResult, type TinyRun } from './helpers';
+import { runCli, runCliJson, scratch, tinyRun, writeJsonl, writeRandomAdapter, type TinyRun } from './helpers';
 import { SMOLLM2_135M } from '../util/llama_configs';
 import { writeLlamaFolder, type LlamaFolder } from '../util/llama_folder';
 import { hashDir } from '../util/files';
-import { LLAMA_FAMILY } from '../../trainer/models/llama/family';
 import { loadLlamaFolder } from '../../trainer/models/llama/folder';
 import type { AdapterWeights } from '../../trainer/lora/types';
-import type { EvalResult } from '../../trainer/protocol';
+import type { ClassifyResult, EvalResult, GenerateResult } from '../../trainer/protocol';
+import { readSafetensors, tensorToF32, type HostTensor } from '../../trainer/io/safetensors';
+import { loadTokenizer } from '../../trainer/tokenizer/tokenizer';
+import { type LlamaRefConfig, llamaRefModel, refLlamaCausalLogits, refLlamaCausalNll, refLlamaSeqClsLogits } from '../reference/llama_f64';
 
-const NOT_IMPLEMENTED = 'llama models can be inspected and their LoRA targets picked, but training/evaluating/merging them is not implemented yet; GPT-2 (model_type "gpt2") is';
-const JS_FRAME = /^\s+at .*\.[cm]?[jt]s:\d+:\d+\)?$/m;
-
-/** Whether this build's LLAMA_FAMILY.createModel is still the not-implemented stub (the model is another commit). */
-function modelPending(folder: LlamaFolder): boolean {
-  try {
-    LLAMA_FAMILY.createModel({
-      config: folder.config, task: 'causal-lm', num_labels: 2, weights: folder.weights, targets: [], modules_to_save: [], bias: 'none',
-      lora_dropout: 0, init_lora_weights: true, seed: 1, pad_token_id: 0,
-    }).dispose();
-    return false;
-  } catch (e) {
-    return (e as Error).message === NOT_IMPLEMENTED;
+/** A PEFT adapter folder as the reference takes it: LoRA factors with lora_alpha / r, and the other saved tensors. */
+function readAdapter(dir: string): { lora: Map<string, { A: HostTensor; B: HostTensor; scaling: number }>; saved: Map<string, HostTensor> } {
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as { r: number; lora_alpha: number };
+  const st = readSafetensors(path.join(dir, 'adapter_model.safetensors'));
+  const lora = new Map<string, { A: HostTensor; B: HostTensor; scaling: number }>();
+  const saved = new Map<string, HostTensor>();
+  for (const key of st.entries.keys()) {
+    assert.ok(key.startsWith('base_model.model.'), key);
+    const m = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(key);
+    if (!m) saved.set(key.slice('base_model.model.'.length), tensorToF32(st, key));
+    else if (m[2] === 'A') lora.set(m[1], { A: tensorToF32(st, key), B: tensorToF32(st, key.replace('.lora_A.', '.lora_B.')), scaling: cfg.lora_alpha / cfg.r });
   }
-}
-
-function assertNotImplemented(res: CliResult): void {
-  const what = `exit ${res.code}; stderr: ${res.stderr}`;
-  assert.equal(res.code, 1, what);
-  const errors = res.stderr.split('\n').filter((l) => l.startsWith('lora-studio: error: '));
-  assert.deepEqual(errors, [`lora-studio: error: config.json: model_type: ${NOT_IMPLEMENTED}`], what);
-  assert.doesNotMatch(res.stderr, JS_FRAME, 'no stack trace');
-  assert.doesNotMatch(res.stderr, /internal error|TypeError|RangeError/);
+  return { lora, saved };
 }
 
 describe('Llama-family folders through the CLI (real processes)', () => {
@@ -117,21 +110,15 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     }
   });
 
-  it('train (2 steps) and eval on a tiny Llama folder — or, until the model lands, exactly one not-implemented error', async () => {
-    const data = writeJsonl(path.join(work, 'data.jsonl'), Array.from({ length: 8 }, (_, i) => ({ text: i % 2 ? 'hello there' : 'general kenobi' })));
+  it('train (2 steps), eval and generate on a tiny Llama folder: the loss and the greedy tokens are the float64 reference\'s, through the adapter and the merged model', async () => {
+    const texts = ['hello there', 'general kenobi', 'hello general kenobi there', 'there'];
+    const data = writeJsonl(path.join(work, 'data.jsonl'), Array.from({ length: 8 }, (_, i) => ({ text: texts[i % 4] })));
     const outDir = path.join(work, 'out');
     const runConfig = path.join(work, 'lora-run.json');
     fs.writeFileSync(runConfig, JSON.stringify({
       model: tiny.dir, task: 'causal-lm', data: { train: data, eval: data, max_length: 16 }, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
       training: { output_dir: outDir, max_steps: 2, per_device_train_batch_size: 4, learning_rate: 1e-2, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', load_best_model_at_end: false, seed: 3 },
     }));
-    if (modelPending(tiny)) {
-      assertNotImplemented(await runCli(['train', '--config', runConfig]));
-      assert.deepEqual((fs.existsSync(outDir) ? fs.readdirSync(outDir) : []).filter((f) => f !== 'metrics.jsonl'), [], 'train wrote no adapter');
-      assertNotImplemented(await runCli(['eval', tiny.dir, '--data', data]));
-      assertNotImplemented(await runCli(['generate', tiny.dir, '--prompt', 'hello']));
-      return;
-    }
     const train = await runCli(['train', '--config', runConfig, '--json']);
     assert.equal(train.code, 0, train.stderr);
     const steps = train.events.filter((e) => e.event === 'step');
@@ -141,10 +128,111 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     const cfg = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(cfg.fan_in_fan_out, false);
     assert.deepEqual([...(cfg.target_modules as string[])].sort(), ['q_proj', 'v_proj']);
-    const ev = await runCli(['eval', tiny.dir, '--data', data, '--adapter', outDir, '--json']);
-    assert.equal(ev.code, 0, ev.stderr);
-    const result = ev.events.at(-1) as unknown as EvalResult;
+
+    const { lora, saved } = readAdapter(outDir);
+    assert.equal(lora.size, 4, 'q_proj and v_proj of both layers');
+    assert.deepEqual([...saved.keys()], []);
+    const ref = llamaRefModel(tiny.config as LlamaRefConfig, 'causal-lm', 0, tiny.weights, lora);
+    const tok = loadTokenizer(tiny.dir);
+    assert.equal(tok.encode('hello')[0], tiny.tokens.bos_token_id, 'the post-processor adds BOS (Llama 3)');
+
+    // eval: mean NLL over the predicted tokens of each text (BOS included), against the reference
+    const ev = await runCliJson(['eval', tiny.dir, '--data', data, '--adapter', outDir]);
+    assert.equal(ev.res.code, 0, ev.res.stderr);
+    const result = ev.json as unknown as EvalResult;
     assert.equal(result.task, 'causal-lm');
-    assert.ok(typeof result.loss === 'number' && Number.isFinite(result.loss) && result.loss > 0, JSON.stringify(result));
+    const want = refLlamaCausalNll(ref, Array.from({ length: 8 }, (_, i) => tok.encode(texts[i % 4])));
+    assert.equal(result.num_tokens, want.count);
+    const loss = result.loss!;
+    assert.ok(Math.abs(loss - want.nll / want.count) < 1e-5, `${loss} vs ${want.nll / want.count}`);
+    const base = await runCliJson(['eval', tiny.dir, '--data', data]);
+    assert.ok(Math.abs((base.json.loss as number) - loss) > 1e-4, 'the trained adapter changes the loss');
+
+    // generate: greedy with the KV cache; each token is the reference's argmax (up to float32) given the ones before
+    const prompt = 'hello there';
+    const args = ['--adapter', outDir, '--prompt', prompt, '--max-new-tokens', '6', '--temperature', '0'];
+    const gen = await runCliJson(['generate', tiny.dir, ...args]);
+    assert.equal(gen.res.code, 0, gen.res.stderr);
+    const g = gen.json as unknown as GenerateResult;
+    assert.equal(g.prompt, prompt);
+    assert.ok(g.token_ids.length === 6 || (g.token_ids.length < 6 && g.token_ids.at(-1) === tiny.tokens.eos_token_id), `stops at 6 tokens or at eos: ${JSON.stringify(g.token_ids)}`);
+    const ids = tok.encode(prompt);
+    for (const [j, t] of g.token_ids.entries()) {
+      assert.ok(j === g.token_ids.length - 1 || t !== tiny.tokens.eos_token_id, 'nothing after eos');
+      const V = tiny.config.vocab_size;
+      const last = refLlamaCausalLogits(ref, ids).subarray((ids.length - 1) * V);
+      const max = Math.max(...last);
+      assert.ok(last[t] >= max - 1e-4, `token ${j}: ${t} has logit ${last[t]}, the reference's argmax ${last.indexOf(max)} has ${max}`);
+      ids.push(t);
+    }
+    assert.equal(g.completion, tok.decode(g.token_ids));
+    const merged = path.join(work, 'merged-trained');
+    const m = await runCli(['merge', tiny.dir, '--adapter', outDir, '--out', merged]);
+    assert.equal(m.code, 0, m.stderr);
+    const fromMerged = await runCliJson(['generate', merged, ...args.slice(2)]);
+    assert.equal(fromMerged.res.code, 0, fromMerged.res.stderr);
+    assert.deepEqual((fromMerged.json as unknown as GenerateResult).token_ids, g.token_ids, 'the merged model generates the same tokens');
+  });
+
+  it('seq-cls on a Qwen2 causal-lm folder (tied, q/k/v biases): train a new score head with LoRA, merge, eval and classify agree with each other and the float64 reference', async () => {
+    const qwen = writeLlamaFolder(path.join(work, 'tiny-qwen'), { model_type: 'qwen2', seed: 6, words: ['good', 'bad', 'film', 'plot'] });
+    assert.equal(qwen.config.tie_word_embeddings, true);
+    assert.ok(qwen.weights.has('model.layers.0.self_attn.q_proj.bias') && !qwen.weights.has('lm_head.weight'));
+    const rows = ['good film', 'bad film', 'good plot', 'bad plot', 'film good', 'plot bad'].map((text) => ({ text, label: text.includes('good') ? 'positive' : 'negative' }));
+    const data = writeJsonl(path.join(work, 'cls.jsonl'), rows);
+    const outDir = path.join(work, 'cls-out');
+    const runConfig = path.join(work, 'cls-run.json');
+    fs.writeFileSync(runConfig, JSON.stringify({
+      model: qwen.dir, task: 'seq-cls', data: { train: data, eval: data, max_length: 16 }, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
+      training: { output_dir: outDir, max_steps: 2, per_device_train_batch_size: 3, learning_rate: 1e-2, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', load_best_model_at_end: false, seed: 5 },
+    }));
+    const train = await runCli(['train', '--config', runConfig, '--json']);
+    assert.equal(train.code, 0, train.stderr);
+    const cfg = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(cfg.task_type, 'SEQ_CLS');
+    assert.deepEqual(cfg.modules_to_save, ['score']);
+
+    const { lora, saved } = readAdapter(outDir);
+    assert.deepEqual([...saved.keys()], ['score.weight']);
+    assert.deepEqual(saved.get('score.weight')!.shape, [2, qwen.config.hidden_size]);
+    const ref = llamaRefModel(qwen.config as LlamaRefConfig, 'seq-cls', 2, new Map([...qwen.weights, ...saved]), lora);
+    const noLora = llamaRefModel(qwen.config as LlamaRefConfig, 'seq-cls', 2, new Map([...qwen.weights, ...saved]));
+    const tok = loadTokenizer(qwen.dir);
+
+    const merged = path.join(work, 'cls-merged');
+    const m = await runCli(['merge', qwen.dir, '--adapter', outDir, '--out', merged]);
+    assert.equal(m.code, 0, m.stderr);
+    const mergedCfg = JSON.parse(fs.readFileSync(path.join(merged, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(mergedCfg.architectures, ['Qwen2ForSequenceClassification']);
+    const labels = mergedCfg.id2label as Record<string, string>;
+    assert.deepEqual(Object.values(labels).sort(), ['negative', 'positive']);
+
+    for (const text of ['good film', 'plot bad']) {
+      const a = await runCliJson(['classify', qwen.dir, '--adapter', outDir, '--text', text]);
+      const b = await runCliJson(['classify', merged, '--text', text]);
+      assert.equal(a.res.code, 0, a.res.stderr);
+      assert.equal(b.res.code, 0, b.res.stderr);
+      const ca = a.json as unknown as ClassifyResult;
+      const cb = b.json as unknown as ClassifyResult;
+      const logits = refLlamaSeqClsLogits(ref, tok.encode(text));
+      const without = refLlamaSeqClsLogits(noLora, tok.encode(text));
+      assert.ok(Math.abs(logits[1] - logits[0] - (without[1] - without[0])) > 1e-3, `${text}: the trained LoRA changes the logits`);
+      const z = Math.max(...logits);
+      const sum = logits.reduce((acc, l) => acc + Math.exp(l - z), 0);
+      for (const [id, name] of Object.entries(labels)) {
+        const p = Math.exp(logits[Number(id)] - z) / sum;
+        assert.ok(Math.abs(ca.probabilities[name] - p) < 1e-6, `${text}: p(${name}) ${ca.probabilities[name]} vs the reference's ${p}`);
+        assert.ok(Math.abs(cb.probabilities[name] - p) < 1e-6, `${text}: merged p(${name}) ${cb.probabilities[name]} vs the reference's ${p}`);
+      }
+      assert.equal(ca.label, labels[String(logits.indexOf(z))]);
+      assert.equal(cb.label, ca.label);
+    }
+    const ea = await runCliJson(['eval', qwen.dir, '--adapter', outDir, '--data', data]);
+    const eb = await runCliJson(['eval', merged, '--data', data]);
+    assert.equal(ea.res.code, 0, ea.res.stderr);
+    assert.equal(eb.res.code, 0, eb.res.stderr);
+    assert.equal(ea.json.task, 'seq-cls');
+    assert.equal(ea.json.accuracy, eb.json.accuracy);
+    assert.ok(Math.abs((ea.json.loss as number) - (eb.json.loss as number)) < 1e-5, `${ea.json.loss} vs ${eb.json.loss}`);
   });
 });
