@@ -17,6 +17,7 @@ import { writeLlamaFolder, type LlamaFolder } from '../util/llama_folder';
 import { hashDir } from '../util/files';
 import { loadLlamaFolder } from '../../trainer/models/llama/folder';
 import type { AdapterWeights } from '../../trainer/lora/types';
+import type { Task } from '../../trainer/task';
 import type { ClassifyResult, EvalResult, GenerateResult } from '../../trainer/protocol';
 import { readSafetensors, tensorToF32, type HostTensor } from '../../trainer/io/safetensors';
 import { loadTokenizer } from '../../trainer/tokenizer/tokenizer';
@@ -35,6 +36,25 @@ function readAdapter(dir: string): { lora: Map<string, { A: HostTensor; B: HostT
     else if (m[2] === 'A') lora.set(m[1], { A: tensorToF32(st, key), B: tensorToF32(st, key.replace('.lora_A.', '.lora_B.')), scaling: cfg.lora_alpha / cfg.r });
   }
   return { lora, saved };
+}
+
+/**
+ * `lora-studio train` for 2 steps (r = 2, lora_alpha 4, q_proj and v_proj, learning rate 1e-2) on `data`, into
+ * `outDir`: two finite losses and an adapter. Returns its adapter_config.json.
+ */
+async function trainTwoSteps(model: string, task: Task, data: string, outDir: string, o: { batch: number; seed: number }): Promise<Record<string, unknown>> {
+  const runConfig = `${outDir}-run.json`;
+  fs.writeFileSync(runConfig, JSON.stringify({
+    model, task, data: { train: data, eval: data, max_length: 16 }, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
+    training: { output_dir: outDir, max_steps: 2, per_device_train_batch_size: o.batch, learning_rate: 1e-2, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', load_best_model_at_end: false, seed: o.seed },
+  }));
+  const train = await runCli(['train', '--config', runConfig, '--json']);
+  assert.equal(train.code, 0, train.stderr);
+  const steps = train.events.filter((e) => e.event === 'step');
+  assert.equal(steps.length, 2);
+  for (const s of steps) assert.ok(Number.isFinite(s.loss as number), JSON.stringify(s));
+  assert.ok(fs.existsSync(path.join(outDir, 'adapter_model.safetensors')));
+  return JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
 }
 
 describe('Llama-family folders through the CLI (real processes)', () => {
@@ -114,18 +134,7 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     const texts = ['hello there', 'general kenobi', 'hello general kenobi there', 'there'];
     const data = writeJsonl(path.join(work, 'data.jsonl'), Array.from({ length: 8 }, (_, i) => ({ text: texts[i % 4] })));
     const outDir = path.join(work, 'out');
-    const runConfig = path.join(work, 'lora-run.json');
-    fs.writeFileSync(runConfig, JSON.stringify({
-      model: tiny.dir, task: 'causal-lm', data: { train: data, eval: data, max_length: 16 }, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
-      training: { output_dir: outDir, max_steps: 2, per_device_train_batch_size: 4, learning_rate: 1e-2, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', load_best_model_at_end: false, seed: 3 },
-    }));
-    const train = await runCli(['train', '--config', runConfig, '--json']);
-    assert.equal(train.code, 0, train.stderr);
-    const steps = train.events.filter((e) => e.event === 'step');
-    assert.equal(steps.length, 2);
-    for (const s of steps) assert.ok(Number.isFinite(s.loss as number), JSON.stringify(s));
-    assert.ok(fs.existsSync(path.join(outDir, 'adapter_model.safetensors')));
-    const cfg = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    const cfg = await trainTwoSteps(tiny.dir, 'causal-lm', data, outDir, { batch: 4, seed: 3 });
     assert.equal(cfg.fan_in_fan_out, false);
     assert.deepEqual([...(cfg.target_modules as string[])].sort(), ['q_proj', 'v_proj']);
 
@@ -181,14 +190,7 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     const rows = ['good film', 'bad film', 'good plot', 'bad plot', 'film good', 'plot bad'].map((text) => ({ text, label: text.includes('good') ? 'positive' : 'negative' }));
     const data = writeJsonl(path.join(work, 'cls.jsonl'), rows);
     const outDir = path.join(work, 'cls-out');
-    const runConfig = path.join(work, 'cls-run.json');
-    fs.writeFileSync(runConfig, JSON.stringify({
-      model: qwen.dir, task: 'seq-cls', data: { train: data, eval: data, max_length: 16 }, lora: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
-      training: { output_dir: outDir, max_steps: 2, per_device_train_batch_size: 3, learning_rate: 1e-2, logging_steps: 1, eval_strategy: 'no', save_strategy: 'no', load_best_model_at_end: false, seed: 5 },
-    }));
-    const train = await runCli(['train', '--config', runConfig, '--json']);
-    assert.equal(train.code, 0, train.stderr);
-    const cfg = JSON.parse(fs.readFileSync(path.join(outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    const cfg = await trainTwoSteps(qwen.dir, 'seq-cls', data, outDir, { batch: 3, seed: 5 });
     assert.equal(cfg.task_type, 'SEQ_CLS');
     assert.deepEqual(cfg.modules_to_save, ['score']);
 
