@@ -16,7 +16,6 @@
  *
  * Slow on purpose; tiny models only.
  */
-import type { HostTensor } from '../../trainer/io/safetensors';
 
 /** The config.json fields the reference reads, keys verbatim from transformers. */
 export interface LlamaRefConfig {
@@ -72,11 +71,12 @@ export interface LlamaRefModel {
   lora: Map<string, LlamaRefLora>;
 }
 
-type Values = HostTensor | ArrayLike<number>;
+/** a tensor with its shape (a HostTensor, or safetensors_f64.ts's DiskTensor), or its flat values */
+type Values = { shape: number[]; data: ArrayLike<number> } | ArrayLike<number>;
 const values = (t: Values): Float64Array => Float64Array.from('shape' in t ? t.data : t);
 
 /**
- * The reference from host values (HostTensors, or flat arrays in the layouts above), copied into float64, so a
+ * The reference from host values (tensors with their shape, or flat arrays in the layouts above), copied into float64, so a
  * caller may perturb one reference without touching another. A LoRA factor's rank comes from A's shape, or `r`.
  */
 export function llamaRefModel(

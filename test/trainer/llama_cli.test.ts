@@ -19,24 +19,9 @@ import { loadLlamaFolder } from '../../trainer/models/llama/folder';
 import type { AdapterWeights } from '../../trainer/lora/types';
 import type { Task } from '../../trainer/task';
 import type { ClassifyResult, EvalResult, GenerateResult } from '../../trainer/protocol';
-import { readSafetensors, tensorToF32, type HostTensor } from '../../trainer/io/safetensors';
 import { loadTokenizer } from '../../trainer/tokenizer/tokenizer';
 import { type LlamaRefConfig, llamaRefModel, refLlamaCausalLogits, refLlamaCausalNll, refLlamaSeqClsLogits } from '../reference/llama_f64';
-
-/** A PEFT adapter folder as the reference takes it: LoRA factors with lora_alpha / r, and the other saved tensors. */
-function readAdapter(dir: string): { lora: Map<string, { A: HostTensor; B: HostTensor; scaling: number }>; saved: Map<string, HostTensor> } {
-  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as { r: number; lora_alpha: number };
-  const st = readSafetensors(path.join(dir, 'adapter_model.safetensors'));
-  const lora = new Map<string, { A: HostTensor; B: HostTensor; scaling: number }>();
-  const saved = new Map<string, HostTensor>();
-  for (const key of st.entries.keys()) {
-    assert.ok(key.startsWith('base_model.model.'), key);
-    const m = /^base_model\.model\.(.+)\.lora_([AB])\.weight$/.exec(key);
-    if (!m) saved.set(key.slice('base_model.model.'.length), tensorToF32(st, key));
-    else if (m[2] === 'A') lora.set(m[1], { A: tensorToF32(st, key), B: tensorToF32(st, key.replace('.lora_A.', '.lora_B.')), scaling: cfg.lora_alpha / cfg.r });
-  }
-  return { lora, saved };
-}
+import { readAdapterF64, readFolderF64 } from '../reference/safetensors_f64';
 
 /**
  * `lora-studio train` for 2 steps (r = 2, lora_alpha 4, q_proj and v_proj, learning rate 1e-2) on `data`, into
@@ -138,10 +123,10 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     assert.equal(cfg.fan_in_fan_out, false);
     assert.deepEqual([...(cfg.target_modules as string[])].sort(), ['q_proj', 'v_proj']);
 
-    const { lora, saved } = readAdapter(outDir);
+    const { lora, extra: saved } = readAdapterF64(outDir);
     assert.equal(lora.size, 4, 'q_proj and v_proj of both layers');
     assert.deepEqual([...saved.keys()], []);
-    const ref = llamaRefModel(tiny.config as LlamaRefConfig, 'causal-lm', 0, tiny.weights, lora);
+    const ref = llamaRefModel(tiny.config as LlamaRefConfig, 'causal-lm', 0, readFolderF64(tiny.dir), lora);
     const tok = loadTokenizer(tiny.dir);
     assert.equal(tok.encode('hello')[0], tiny.tokens.bos_token_id, 'the post-processor adds BOS (Llama 3)');
 
@@ -166,9 +151,9 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     assert.equal(g.prompt, prompt);
     assert.ok(g.token_ids.length === 6 || (g.token_ids.length < 6 && g.token_ids.at(-1) === tiny.tokens.eos_token_id), `stops at 6 tokens or at eos: ${JSON.stringify(g.token_ids)}`);
     const ids = tok.encode(prompt);
+    const V = tiny.config.vocab_size;
     for (const [j, t] of g.token_ids.entries()) {
       assert.ok(j === g.token_ids.length - 1 || t !== tiny.tokens.eos_token_id, 'nothing after eos');
-      const V = tiny.config.vocab_size;
       const last = refLlamaCausalLogits(ref, ids).subarray((ids.length - 1) * V);
       const max = Math.max(...last);
       assert.ok(last[t] >= max - 1e-4, `token ${j}: ${t} has logit ${last[t]}, the reference's argmax ${last.indexOf(max)} has ${max}`);
@@ -194,11 +179,12 @@ describe('Llama-family folders through the CLI (real processes)', () => {
     assert.equal(cfg.task_type, 'SEQ_CLS');
     assert.deepEqual(cfg.modules_to_save, ['score']);
 
-    const { lora, saved } = readAdapter(outDir);
+    const { lora, extra: saved } = readAdapterF64(outDir);
     assert.deepEqual([...saved.keys()], ['score.weight']);
     assert.deepEqual(saved.get('score.weight')!.shape, [2, qwen.config.hidden_size]);
-    const ref = llamaRefModel(qwen.config as LlamaRefConfig, 'seq-cls', 2, new Map([...qwen.weights, ...saved]), lora);
-    const noLora = llamaRefModel(qwen.config as LlamaRefConfig, 'seq-cls', 2, new Map([...qwen.weights, ...saved]));
+    const weights = new Map([...readFolderF64(qwen.dir), ...saved]);
+    const ref = llamaRefModel(qwen.config as LlamaRefConfig, 'seq-cls', 2, weights, lora);
+    const noLora = llamaRefModel(qwen.config as LlamaRefConfig, 'seq-cls', 2, weights);
     const tok = loadTokenizer(qwen.dir);
 
     const merged = path.join(work, 'cls-merged');
